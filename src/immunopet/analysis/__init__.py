@@ -1,0 +1,1 @@
+"""immunopet.analysis"""

@@ -1,0 +1,130 @@
+"""Errors and warnings of immunopet.
+
+One base error, :class:`ImmunoPETError`; every subclass also inherits the builtin it
+specialises, so ``except ValueError`` keeps working for callers that do not know us.
+An input error names the file, the DICOM tag or column, the value found and what was
+expected (see :func:`describe_problem`).
+"""
+
+from __future__ import annotations
+
+from os import PathLike
+from typing import Any
+
+__all__ = [
+    "DicomInputError",
+    "GeometryError",
+    "GeometryWarning",
+    "ImmunoPETError",
+    "ImmunoPETWarning",
+    "InputError",
+    "ManifestError",
+    "SuvError",
+    "SuvWarning",
+    "describe_problem",
+]
+
+
+def describe_problem(
+    message: str,
+    *,
+    file: str | PathLike[str] | None = None,
+    tag: str | None = None,
+    value: Any = None,
+    expected: str | None = None,
+) -> str:
+    """Compose a one-line message: ``file: tag: message (found X; expected Y)``.
+
+    Parameters
+    ----------
+    message : str
+        What is wrong, in words.
+    file : path-like, optional
+        The file (or folder, or series) the problem was found in.
+    tag : str, optional
+        The DICOM tag written as ``"(0054,1001) Units"``, or a column/field name.
+    value : object, optional
+        The value found. ``None`` means "not given" and is not printed; pass the
+        string ``"missing"`` to say that a value is absent.
+    expected : str, optional
+        What would have been accepted.
+
+    Examples
+    --------
+    >>> describe_problem("unsupported units", file="pet/1.dcm", tag="(0054,1001) Units",
+    ...                  value="PROPCPS", expected="BQML, CNTS or GML")
+    "pet/1.dcm: (0054,1001) Units: unsupported units (found 'PROPCPS'; expected BQML, CNTS or GML)"
+    """
+    parts = []
+    if file is not None:
+        parts.append(str(file))
+    if tag is not None:
+        parts.append(tag)
+    parts.append(message)
+    text = ": ".join(parts)
+    details = []
+    if value is not None:
+        details.append(f"found {value!r}")
+    if expected is not None:
+        details.append(f"expected {expected}")
+    if details:
+        text += " (" + "; ".join(details) + ")"
+    return text
+
+
+class ImmunoPETError(Exception):
+    """Base class of every error raised by immunopet."""
+
+
+class InputError(ImmunoPETError, ValueError):
+    """An input (file, header, table, argument) cannot be used as given.
+
+    The keyword arguments are kept as attributes so that callers (the CLI, validators)
+    can report them in their own layout.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        file: str | PathLike[str] | None = None,
+        tag: str | None = None,
+        value: Any = None,
+        expected: str | None = None,
+    ) -> None:
+        self.reason = message
+        self.file = None if file is None else str(file)
+        self.tag = tag
+        self.value = value
+        self.expected = expected
+        super().__init__(
+            describe_problem(message, file=file, tag=tag, value=value, expected=expected)
+        )
+
+
+class DicomInputError(InputError):
+    """A DICOM file or series is unreadable, incomplete or inconsistent."""
+
+
+class SuvError(InputError):
+    """No SUV can be derived from the header (and the overrides given)."""
+
+
+class GeometryError(InputError):
+    """Slices, grids or masks do not form a consistent geometry."""
+
+
+class ManifestError(InputError):
+    """A study manifest or clinical sheet is invalid."""
+
+
+class ImmunoPETWarning(UserWarning):
+    """Base class of immunopet's warnings; each is also recorded with the result."""
+
+
+class SuvWarning(ImmunoPETWarning):
+    """A fallback or assumption was used while deriving an SUV factor."""
+
+
+class GeometryWarning(ImmunoPETWarning):
+    """A geometric fallback was used (e.g. a mask resampled onto the PET grid)."""
