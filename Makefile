@@ -5,7 +5,11 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 DEMO_DIR ?= demo-output
 
-.PHONY: demo test lint typecheck unit bench clean
+.PHONY: demo test tools lint typecheck unit bench clean
+
+# Debian packages the tests use (real-tool checks). Installed when we are root with apt-get;
+# elsewhere the tests that need them are skipped unless IMMUNOPET_REQUIRE_TOOLS=1 (CI sets it).
+APT_PACKAGES := dcm2niix
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -17,7 +21,16 @@ demo: $(STAMP)
 	$(BIN)/python scripts/make_example.py $(DEMO_DIR)/example
 	$(BIN)/immunopet inspect $(DEMO_DIR)/example
 
-test: $(STAMP) lint typecheck unit
+test: $(STAMP) tools lint typecheck unit
+
+tools:
+	@missing=""; for cmd in $(APT_PACKAGES); do command -v $$cmd >/dev/null || missing="$$missing $$cmd"; done; \
+	if [ -n "$$missing" ]; then \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    echo "installing$$missing (Debian packages)"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
+	  else echo "not installed:$$missing (tests that need them will be skipped)"; fi; \
+	fi
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests benchmarks scripts

@@ -54,7 +54,8 @@ class ImageVolume:
     Parameters
     ----------
     array : numpy.ndarray
-        Voxel values indexed ``[z, y, x]`` (slice, row, column). Made read-only.
+        Voxel values indexed ``[z, y, x]`` (slice, row, column). Kept as a read-only view
+        (not copied).
     affine : numpy.ndarray, shape (4, 4)
         Maps homogeneous ``(k, j, i, 1)`` indices to LPS millimetres.
     unit : Unit or str
@@ -89,8 +90,9 @@ class ImageVolume:
             )
         if abs(np.linalg.det(affine[:3, :3])) < 1e-12:
             raise GeometryError("affine is singular", tag="affine", value=affine.tolist())
-        if not array.flags.writeable or array.base is not None:
-            array = array.copy()
+        # a read-only view: no copy of large volumes, and the caller's own array stays
+        # writeable (mutating it behind the volume's back is the caller's choice)
+        array = array.view()
         array.flags.writeable = False
         affine = affine.copy()
         affine.flags.writeable = False
@@ -129,6 +131,18 @@ class ImageVolume:
         """
         orientation = np.asarray(image_orientation, dtype=np.float64)
         row_cosine, col_cosine = orientation[:3], orientation[3:]
+        if (
+            orientation.shape != (6,)
+            or abs(np.linalg.norm(row_cosine) - 1) > 1e-4
+            or abs(np.linalg.norm(col_cosine) - 1) > 1e-4
+            or abs(float(np.dot(row_cosine, col_cosine))) > 1e-4
+        ):
+            raise GeometryError(
+                "direction cosines must be two orthogonal unit vectors",
+                tag="(0020,0037) ImageOrientationPatient",
+                value=orientation.tolist(),
+                expected="6 values, |row| = |column| = 1, row . column = 0 (tolerance 1e-4)",
+            )
         normal = np.cross(row_cosine, col_cosine)
         dy, dx = (float(v) for v in np.asarray(pixel_spacing_mm, dtype=np.float64))
         affine = np.eye(4)

@@ -1,0 +1,203 @@
+"""Locate and decode the pixel data of single-frame DICOM files (helpers of :mod:`.dicom`).
+
+Discovery reads each header with ``stop_before_pixels=True``; pydicom leaves the file at the
+start of the (7FE0,0010) PixelData element. :func:`inspect_pixel_element` reads that element's
+8- or 12-byte header there, checks the declared length against the file size (a truncated
+file is found without reading its pixels) and returns where the value lies. Loading then reads
+exactly those bytes and hands them to pydicom's decoder with the options pydicom derives from
+the header (:func:`pydicom.pixels.as_pixel_options`), so no header is parsed twice.
+Compressed (encapsulated) or deflated files, and files located by hand, are read with
+:func:`pydicom.pixels.pixel_array` instead.
+"""
+
+from __future__ import annotations
+
+import struct
+from pathlib import Path
+from typing import Any, BinaryIO, NamedTuple
+
+import numpy as np
+from pydicom.dataset import Dataset
+from pydicom.pixels import as_pixel_options, get_decoder, pixel_array
+from pydicom.uid import (
+    UID,
+    DeflatedExplicitVRLittleEndian,
+    ExplicitVRBigEndian,
+    ExplicitVRLittleEndian,
+    ImplicitVRLittleEndian,
+)
+
+from immunopet.errors import DicomInputError
+from immunopet.io._dicom_values import element_text
+
+_PIXEL_KEYWORDS = {
+    0x7FE00010: "PixelData",
+    0x7FE00009: "DoubleFloatPixelData",
+    0x7FE00008: "FloatPixelData",
+}
+_IMAGE_MODALITIES = {"PT", "CT", "MR", "NM"}
+_UNDEFINED_LENGTH = 0xFFFFFFFF
+_TAG = "(7FE0,0010) PixelData"
+
+
+class PixelLocation(NamedTuple):
+    """Where a file's pixel data element lies (byte offsets from the start of the file)."""
+
+    element_offset: int
+    header_length: int
+    value_length: int
+    tag: int
+
+
+def transfer_syntax(header: Dataset) -> UID:
+    """(0002,0010) TransferSyntaxUID, or the encoding pydicom found for files without meta."""
+    meta = getattr(header, "file_meta", None)
+    if meta is not None and "TransferSyntaxUID" in meta:
+        return UID(str(meta.TransferSyntaxUID))
+    is_implicit, is_little = header.original_encoding
+    if is_implicit:
+        return ImplicitVRLittleEndian
+    return ExplicitVRLittleEndian if is_little in (True, None) else ExplicitVRBigEndian
+
+
+def inspect_pixel_element(
+    fp: BinaryIO, header: Dataset, file_size: int
+) -> tuple[PixelLocation | None, str | None]:
+    """Check the element at the file position left by a header-only read.
+
+    Returns
+    -------
+    (PixelLocation or None, str or None)
+        Where the pixel data lies (None when it cannot be located cheaply: deflated or
+        encapsulated data, or a non-image object), and a reason when an image's pixel data is
+        missing or cut short.
+    """
+    syntax = transfer_syntax(header)
+    start = fp.tell()
+    head = fp.read(8)
+    modality = element_text(header, "Modality") or ""
+    is_image = "Rows" in header or modality in _IMAGE_MODALITIES
+    if len(head) < 8:
+        if is_image:
+            return None, (
+                f"no {_TAG}: the file ends after {file_size} bytes "
+                "(truncated, or an image without pixel data)"
+            )
+        return None, None
+    if syntax == DeflatedExplicitVRLittleEndian:  # positions refer to the inflated stream
+        return None, None
+    endian = ">" if syntax == ExplicitVRBigEndian else "<"
+    group, element = struct.unpack(f"{endian}HH", head[:4])
+    tag = group << 16 | element
+    if tag not in _PIXEL_KEYWORDS:  # pragma: no cover - pydicom stops only there
+        return None, None
+    if syntax.is_implicit_VR:
+        (length,) = struct.unpack(f"{endian}L", head[4:8])
+        header_length = 8
+    else:
+        more = fp.read(4)
+        if len(more) < 4:
+            return None, f"truncated inside the {_TAG} element header ({file_size} bytes)"
+        (length,) = struct.unpack(f"{endian}L", more)
+        header_length = 12
+    if length == _UNDEFINED_LENGTH:  # encapsulated (compressed): checked when decoded
+        return None, None
+    if start + header_length + length > file_size:
+        held = max(0, file_size - start - header_length)
+        return None, f"truncated: {_TAG} declares {length} bytes but the file holds {held}"
+    return PixelLocation(start, header_length, length, tag), None
+
+
+_OPTION_TAGS = (
+    0x00280002,  # SamplesPerPixel
+    0x00280004,  # PhotometricInterpretation
+    0x00280006,  # PlanarConfiguration
+    0x00280008,  # NumberOfFrames
+    0x00280010,  # Rows
+    0x00280011,  # Columns
+    0x00280100,  # BitsAllocated
+    0x00280101,  # BitsStored
+    0x00280103,  # PixelRepresentation
+)
+
+
+class PixelReader:
+    """Reads the stored pixel values of single-frame files, one file at a time.
+
+    Decoding options (:func:`pydicom.pixels.as_pixel_options`) are derived once for each
+    distinct image pixel description (the raw bytes of the group 0028 elements that the
+    decoder uses), so a series of identical slices derives them once.
+    """
+
+    def __init__(self) -> None:
+        self._options: dict[tuple[Any, ...], dict[str, Any]] = {}
+
+    def _decoding_options(self, header: Dataset, tag: int, syntax: UID) -> dict[str, Any]:
+        key = (syntax, tag, *(_raw_value(header, element) for element in _OPTION_TAGS))
+        options = self._options.get(key)
+        if options is None:
+            options = as_pixel_options(
+                header, pixel_keyword=_PIXEL_KEYWORDS[tag], transfer_syntax_uid=syntax
+            )
+            self._options[key] = options
+        return dict(options)
+
+    def read(self, file: Path, header: Dataset, location: PixelLocation | None) -> np.ndarray:
+        """Stored pixel values of one file (before any rescale).
+
+        Raises
+        ------
+        DicomInputError
+            The pixel data cannot be read or decoded, or the file changed since discovery.
+        """
+        syntax = transfer_syntax(header)
+        try:
+            if location is None or syntax.is_compressed:
+                meta = getattr(header, "file_meta", None)
+                has_syntax = meta is not None and "TransferSyntaxUID" in meta
+                syntax_option: dict[str, Any] = (
+                    {} if has_syntax else {"transfer_syntax_uid": syntax}
+                )
+                return pixel_array(file, **syntax_option)
+            with open(file, "rb") as fp:
+                fp.seek(location.element_offset)
+                data = fp.read(location.header_length + location.value_length)
+        except OSError as exc:
+            raise DicomInputError(
+                f"cannot read: {exc.strerror or exc}", file=file, tag=_TAG
+            ) from exc
+        except Exception as exc:
+            raise DicomInputError(
+                f"cannot decode pixel data: {type(exc).__name__}: {exc}", file=file, tag=_TAG
+            ) from exc
+        endian = ">" if syntax == ExplicitVRBigEndian else "<"
+        expected = location.header_length + location.value_length
+        if len(data) != expected or struct.unpack(f"{endian}HH", data[:4]) != (
+            location.tag >> 16,
+            location.tag & 0xFFFF,
+        ):
+            raise DicomInputError(
+                "file changed since discovery (pixel data not where it was)",
+                file=file,
+                tag=_TAG,
+                value=f"{len(data)} bytes",
+                expected=f"{expected} bytes",
+            )
+        try:
+            options = self._decoding_options(header, location.tag, syntax)
+            array, _ = get_decoder(syntax).as_array(
+                memoryview(data)[location.header_length :], **options
+            )
+        except Exception as exc:
+            raise DicomInputError(
+                f"cannot decode pixel data: {type(exc).__name__}: {exc}", file=file, tag=_TAG
+            ) from exc
+        return array
+
+
+def _raw_value(header: Dataset, tag: int) -> Any:
+    """The element's value as stored (raw bytes when not yet converted), None when absent."""
+    if tag not in header:
+        return None
+    value = header.get_item(tag).value
+    return value if isinstance(value, bytes | int | str | float) else repr(value)

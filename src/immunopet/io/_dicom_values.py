@@ -1,0 +1,41 @@
+"""Read text-valued header elements as stored (private helper of :mod:`immunopet.io.dicom`).
+
+A header read by pydicom keeps each element raw until it is first accessed; the conversion
+(with validation) of decimal strings and UIDs then dominates the cost of stacking hundreds of
+slices. Geometry, rescale and identifiers are ASCII text in DICOM (VR DS, IS, UI, CS), so they
+are taken here straight from the stored bytes, or from the converted value when pydicom (or a
+caller) has already converted the element. Binary VRs (US, UL ...) must not be read this way.
+"""
+
+from __future__ import annotations
+
+from pydicom.datadict import tag_for_keyword
+from pydicom.dataset import Dataset
+from pydicom.multival import MultiValue
+
+
+def element_text(header: Dataset, keyword: str) -> str | None:
+    """The value of a text element (DS, IS, UI, CS, LO ...) as a string; None when absent.
+
+    Multiple values are joined with a backslash, as stored. Padding (spaces, NUL) is removed.
+
+    Examples
+    --------
+    >>> ds = Dataset()
+    >>> ds.ImagePositionPatient = ["-20.0", "-24", "1.5"]
+    >>> element_text(ds, "ImagePositionPatient")
+    '-20.0\\\\-24\\\\1.5'
+    >>> element_text(ds, "PixelSpacing") is None
+    True
+    """
+    tag = tag_for_keyword(keyword)
+    if tag is None or tag not in header:
+        return None
+    value = header.get_item(tag).value
+    if value is None:
+        return None
+    if isinstance(value, bytes):
+        return value.decode("ascii", errors="replace").strip("\0 ")
+    if isinstance(value, MultiValue | list | tuple):
+        return "\\".join(str(v).strip() for v in value)
+    return str(value).strip("\0 ")

@@ -1,0 +1,633 @@
+"""Discover DICOM series in a folder tree and read them as image volumes.
+
+:func:`discover_dicom` walks a folder (a PACS export, a scanner's USB dump), reads headers
+only, and groups the instances by (0020,000E) SeriesInstanceUID into :class:`DicomSeries`;
+files that are not DICOM, or are damaged, are listed in :attr:`DicomInventory.skipped`
+instead of stopping the walk. :func:`load_series_volume` then reads the pixel data of one
+series, applies (0028,1053) RescaleSlope and (0028,1052) RescaleIntercept slice by slice
+(PET slopes differ between slices) and returns an :class:`~immunopet.image.ImageVolume` in
+the stored unit: Bq/mL, counts or SUV for PET as (0054,1001) Units says, HU for CT. The SUV
+factor is not applied here (see :mod:`immunopet.suv`).
+
+Slices are stacked along the slice normal (row x column cosines of (0020,0037)
+ImageOrientationPatient) by the projection of (0020,0032) ImagePositionPatient, whatever the
+file names or (0020,0013) InstanceNumber say. A missing slice, two slices at one position,
+mixed orientations, sizes or pixel spacings are errors (:class:`~immunopet.errors.GeometryError`)
+that name the series, the files and the positions involved.
+
+Files without the 128-byte preamble and ``DICM`` prefix are accepted when they parse as DICOM
+and carry (0008,0016) SOPClassUID. Multi-frame (enhanced) images are out of scope and
+rejected with :class:`~immunopet.errors.DicomInputError` when loaded.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal, NamedTuple
+
+import numpy as np
+import numpy.typing as npt
+from pydicom import dcmread
+from pydicom.dataset import Dataset
+from pydicom.errors import InvalidDicomError
+from pydicom.pixels import apply_modality_lut
+from tqdm import tqdm
+
+from immunopet.errors import DicomInputError, InputError
+from immunopet.image import ImageVolume, Unit
+from immunopet.io._dicom_geometry import SeriesGeometry, check_stack, sort_key_positions
+from immunopet.io._dicom_pixels import PixelLocation, PixelReader, inspect_pixel_element
+from immunopet.io._dicom_values import element_text
+
+__all__ = [
+    "DicomInventory",
+    "DicomSeries",
+    "SeriesGeometry",
+    "SkippedFile",
+    "discover_dicom",
+    "find_one_pet",
+    "find_one_series",
+    "load_series_volume",
+    "load_single_series",
+    "read_ct_series",
+    "read_pet_series",
+    "series_geometry",
+]
+
+_NOT_DICOM = "not DICOM: no 128-byte preamble with 'DICM' and no (0008,0016) SOPClassUID"
+_DICOMDIR_SOP_CLASS = "1.2.840.10008.1.3.10"
+_ENHANCED_SOP_CLASSES = {
+    "1.2.840.10008.5.1.4.1.1.130": "Enhanced PET Image Storage",
+    "1.2.840.10008.5.1.4.1.1.128.1": "Legacy Converted Enhanced PET Image Storage",
+    "1.2.840.10008.5.1.4.1.1.2.1": "Enhanced CT Image Storage",
+    "1.2.840.10008.5.1.4.1.1.2.2": "Legacy Converted Enhanced CT Image Storage",
+}
+_PET_UNITS = {"BQML": Unit.BQML, "CNTS": Unit.CNTS, "GML": Unit.SUV_BW}
+
+
+class SkippedFile(NamedTuple):
+    """A file that discovery did not use, and why."""
+
+    path: Path
+    reason: str
+
+
+@dataclass(frozen=True, eq=False)
+class DicomSeries:
+    """The instances of one (0020,000E) SeriesInstanceUID, sorted along the slice normal.
+
+    Sorting happens on construction: by the projection of (0020,0032) ImagePositionPatient
+    on the first slice's normal when every slice has a position and orientation, otherwise by
+    (0020,0013) InstanceNumber, then by file name. Equality is identity (headers are mutable
+    pydicom datasets); the representation shows no patient data.
+
+    Attributes
+    ----------
+    series_uid : str
+        (0020,000E) SeriesInstanceUID.
+    modality : str
+        (0008,0060) Modality: ``"PT"``, ``"CT"`` or another value as written.
+    files : tuple of Path
+        One file per instance, in slice order.
+    headers : tuple of pydicom.dataset.Dataset
+        The header of each file (read without pixel data), same order.
+    description : str
+        (0008,103E) SeriesDescription.
+    study_uid : str
+        (0020,000D) StudyInstanceUID.
+    frame_of_reference_uid : str
+        (0020,0052) FrameOfReferenceUID (empty when absent).
+    damaged : tuple of SkippedFile
+        Files of this series that could not be used (truncated, no pixel data). They are not
+        in :attr:`files`; loading the series raises an error naming them.
+    pixel_locations : tuple
+        Where each file's pixel data lies, found by discovery so that loading reads only
+        those bytes; empty (or None entries) makes loading use ``pydicom.pixels.pixel_array``.
+    """
+
+    series_uid: str
+    modality: str
+    files: tuple[Path, ...]
+    headers: tuple[Dataset, ...]
+    description: str = ""
+    study_uid: str = ""
+    frame_of_reference_uid: str = ""
+    damaged: tuple[SkippedFile, ...] = field(default=())
+    pixel_locations: tuple[PixelLocation | None, ...] = field(default=(), repr=False)
+
+    def __post_init__(self) -> None:
+        if len(self.files) != len(self.headers):
+            raise InputError(
+                "files and headers differ in number",
+                tag="DicomSeries.headers",
+                value=len(self.headers),
+                expected=f"{len(self.files)} (one per file)",
+            )
+        files = tuple(Path(f) for f in self.files)
+        headers = tuple(self.headers)
+        positions = sort_key_positions(headers, files)
+        order = sorted(
+            range(len(files)),
+            key=lambda i: (
+                positions[i] if positions is not None else 0.0,
+                _instance_number(headers[i]),
+                str(files[i]),
+            ),
+        )
+        locations = tuple(self.pixel_locations)
+        if locations and len(locations) != len(files):
+            raise InputError(
+                "files and pixel locations differ in number",
+                tag="DicomSeries.pixel_locations",
+                value=len(locations),
+                expected=f"{len(files)} (one per file) or none",
+            )
+        if locations:
+            object.__setattr__(self, "pixel_locations", tuple(locations[i] for i in order))
+        object.__setattr__(self, "files", tuple(files[i] for i in order))
+        object.__setattr__(self, "headers", tuple(headers[i] for i in order))
+        object.__setattr__(self, "damaged", tuple(self.damaged))
+
+    def __repr__(self) -> str:
+        return (
+            f"DicomSeries(modality={self.modality!r}, series_uid={self.series_uid!r}, "
+            f"n_files={len(self.files)}, description={self.description!r})"
+        )
+
+    @property
+    def header(self) -> Dataset:
+        """The header of the first slice."""
+        if not self.headers:
+            raise DicomInputError("series has no image files", file=self.label)
+        return self.headers[0]
+
+    @property
+    def series_number(self) -> int | None:
+        """(0020,0011) SeriesNumber of the first slice, None when absent."""
+        if not self.headers:
+            return None
+        value = self.headers[0].get("SeriesNumber")
+        return None if value in (None, "") else int(value)
+
+    @property
+    def folder(self) -> Path | None:
+        """The folder of the first file."""
+        return self.files[0].parent if self.files else None
+
+    @property
+    def label(self) -> str:
+        """A short name for messages: folder, series number and UID (no patient data)."""
+        where = f"{self.folder}/" if self.folder is not None else ""
+        number = self.series_number
+        return f"{where}[series {number if number is not None else '?'} {self.series_uid}]"
+
+    def summary(self) -> str:
+        """One line: modality, series number, description, number of files, folder."""
+        return (
+            f"{self.modality} series {self.series_number} {self.description!r} "
+            f"({len(self.files)} files in {self.folder}; {self.series_uid})"
+        )
+
+
+@dataclass(frozen=True, eq=False)
+class DicomInventory:
+    """What :func:`discover_dicom` found under a folder.
+
+    Attributes
+    ----------
+    root : Path
+        The folder (or file) searched.
+    series : tuple of DicomSeries
+        Sorted by study UID, series number and series UID.
+    skipped : tuple of SkippedFile
+        Every file not used, with the reason (not DICOM, truncated, unreadable ...).
+    """
+
+    root: Path
+    series: tuple[DicomSeries, ...]
+    skipped: tuple[SkippedFile, ...]
+
+    def __repr__(self) -> str:
+        modalities = ", ".join(s.modality for s in self.series)
+        return (
+            f"DicomInventory(root={str(self.root)!r}, series=[{modalities}], "
+            f"n_skipped={len(self.skipped)})"
+        )
+
+    def __iter__(self) -> Iterator[DicomSeries]:
+        return iter(self.series)
+
+    def __len__(self) -> int:
+        return len(self.series)
+
+    @property
+    def pet(self) -> tuple[DicomSeries, ...]:
+        """The PET series ((0008,0060) Modality ``PT``)."""
+        return tuple(s for s in self.series if s.modality == "PT")
+
+    @property
+    def ct(self) -> tuple[DicomSeries, ...]:
+        """The CT series ((0008,0060) Modality ``CT``)."""
+        return tuple(s for s in self.series if s.modality == "CT")
+
+    def summary(self) -> str:
+        """One line per series, then the number of skipped files."""
+        lines = [s.summary() for s in self.series]
+        lines.append(f"{len(self.skipped)} file(s) skipped")
+        return "\n".join(lines)
+
+
+# ---------------------------------------------------------------------------- discovery
+def _instance_number(header: Dataset) -> int:
+    text = element_text(header, "InstanceNumber")
+    try:
+        return int(text) if text else 0
+    except ValueError:
+        return 0
+
+
+def _walk(root: Path) -> list[Path]:
+    if root.is_file():
+        return [root]
+    found: list[Path] = []
+    for folder, subfolders, names in os.walk(root):
+        subfolders.sort()
+        found.extend(Path(folder) / name for name in sorted(names))
+    return found
+
+
+def _starts_like_dicom(first_bytes: bytes) -> bool:
+    """True when a file without preamble begins with group 0002 or 0008, as raw DICOM does.
+
+    Keeps ``force=True`` parsing (which may read garbage lengths) away from other files.
+    """
+    if len(first_bytes) < 2:
+        return False
+    return int.from_bytes(first_bytes, "little") in (0x0002, 0x0008) or (
+        int.from_bytes(first_bytes, "big") == 0x0008
+    )
+
+
+def _read_header(path: Path) -> tuple[Dataset | None, PixelLocation | None, str | None]:
+    """Header, pixel location and problem of one file; (None, None, reason) when not DICOM."""
+    try:
+        size = path.stat().st_size
+        with open(path, "rb") as fp:
+            try:
+                header = dcmread(fp, stop_before_pixels=True)
+            except InvalidDicomError:
+                fp.seek(0)
+                if not _starts_like_dicom(fp.read(2)):
+                    return None, None, _NOT_DICOM
+                fp.seek(0)
+                header = dcmread(fp, stop_before_pixels=True, force=True)
+                if "SOPClassUID" not in header:
+                    return None, None, _NOT_DICOM
+            meta = getattr(header, "file_meta", None)
+            if meta is not None and meta.get("MediaStorageSOPClassUID") == _DICOMDIR_SOP_CLASS:
+                return None, None, "DICOMDIR (a media index, not an instance)"
+            location, problem = inspect_pixel_element(fp, header, size)
+    except OSError as exc:
+        return None, None, f"unreadable: {exc.strerror or exc}"
+    except Exception as exc:  # pydicom raises many types on garbage bytes
+        return None, None, f"not DICOM or damaged: {type(exc).__name__}: {exc}"
+    if not element_text(header, "SeriesInstanceUID"):
+        reason = "no (0020,000E) SeriesInstanceUID" + (f"; {problem}" if problem else "")
+        return None, None, reason
+    return header, location, problem
+
+
+def discover_dicom(root: str | Path, *, progress: bool = False) -> DicomInventory:
+    """Find every DICOM series under a folder by reading file headers only.
+
+    Parameters
+    ----------
+    root : str or Path
+        A folder (searched recursively) or a single file.
+    progress : bool
+        Show a tqdm progress bar over the files.
+
+    Returns
+    -------
+    DicomInventory
+        The series found (sorted along the slice normal) and the files skipped with reasons.
+        Several series in one folder are not an error here.
+
+    Raises
+    ------
+    DicomInputError
+        ``root`` does not exist.
+
+    Notes
+    -----
+    Each file is read once with ``pydicom.dcmread(..., stop_before_pixels=True)``; the pixel
+    data element's declared length is compared with the file size so that a truncated file
+    is reported now, not when loading. Files lacking the preamble are read with
+    ``force=True`` and kept only when they carry (0008,0016) SOPClassUID. A second file with
+    an already seen (0008,0018) SOPInstanceUID is skipped as a duplicate. Damaged files whose
+    header names a series are also listed in that series' :attr:`DicomSeries.damaged`.
+    """
+    root = Path(root)
+    if not root.exists():
+        raise DicomInputError("no such file or folder", file=root)
+    groups: dict[str, list[tuple[Path, Dataset, PixelLocation | None]]] = {}
+    damaged: dict[str, list[SkippedFile]] = {}
+    skipped: list[SkippedFile] = []
+    instances: dict[str, Path] = {}
+    paths = _walk(root)
+    for path in tqdm(paths, disable=not progress, desc="DICOM headers", unit="file"):
+        header, location, problem = _read_header(path)
+        if header is None:
+            skipped.append(SkippedFile(path, problem or "unusable"))
+            continue
+        uid = element_text(header, "SeriesInstanceUID") or ""
+        if problem is not None:
+            entry = SkippedFile(path, problem)
+            skipped.append(entry)
+            damaged.setdefault(uid, []).append(entry)
+            continue
+        instance = element_text(header, "SOPInstanceUID") or ""
+        if instance and instance in instances:
+            skipped.append(
+                SkippedFile(
+                    path, f"duplicate of {instances[instance]} (same (0008,0018) SOPInstanceUID)"
+                )
+            )
+            continue
+        if instance:
+            instances[instance] = path
+        groups.setdefault(uid, []).append((path, header, location))
+    series = [
+        _make_series(uid, groups.get(uid, []), damaged.get(uid, []))
+        for uid in sorted(set(groups) | set(damaged))
+    ]
+    series.sort(key=lambda s: (s.study_uid, s.series_number or 0, s.series_uid))
+    return DicomInventory(root=root, series=tuple(series), skipped=tuple(skipped))
+
+
+def _make_series(
+    uid: str,
+    members: list[tuple[Path, Dataset, PixelLocation | None]],
+    damaged: list[SkippedFile],
+) -> DicomSeries:
+    first = members[0][1] if members else None
+
+    def text(keyword: str) -> str:
+        return "" if first is None else str(first.get(keyword, "") or "")
+
+    return DicomSeries(
+        series_uid=uid,
+        modality=text("Modality"),
+        files=tuple(p for p, _, _ in members),
+        headers=tuple(h for _, h, _ in members),
+        description=text("SeriesDescription"),
+        study_uid=text("StudyInstanceUID"),
+        frame_of_reference_uid=text("FrameOfReferenceUID"),
+        damaged=tuple(damaged),
+        pixel_locations=tuple(loc for _, _, loc in members),
+    )
+
+
+# ---------------------------------------------------------------------------- loading
+def series_geometry(series: DicomSeries) -> SeriesGeometry:
+    """Validate the slice stack of a series and return its grid.
+
+    Raises
+    ------
+    DicomInputError
+        A geometry tag is missing or malformed.
+    GeometryError
+        Missing slice (the message names the gap, the two positions around it and the
+        expected spacing), duplicate positions, mixed orientations, sizes or pixel spacings.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> from immunopet.io.dicom_write import PetAcquisition, write_pet_series
+    >>> from datetime import datetime
+    >>> vol = ImageVolume.from_attributes(array=np.ones((3, 4, 5)),
+    ...     image_position_mm=(0, 0, 0), image_orientation=(1, 0, 0, 0, 1, 0),
+    ...     pixel_spacing_mm=(2.0, 2.0), slice_spacing_mm=3.0, unit="BQML")
+    >>> acq = PetAcquisition(injection_datetime=datetime(2024, 1, 1, 9),
+    ...     scan_datetime=datetime(2024, 1, 6, 9), injected_activity_bq=37e6, weight_kg=70)
+    >>> with tempfile.TemporaryDirectory() as folder:
+    ...     _ = write_pet_series(vol, folder, acq)
+    ...     series_geometry(discover_dicom(folder).pet[0]).shape
+    (3, 4, 5)
+    """
+    return check_stack(series.headers, series.files, series.label)
+
+
+def _check_loadable(series: DicomSeries) -> None:
+    if series.damaged:
+        bad = series.damaged[0]
+        raise DicomInputError(
+            f"series {series.label} has {len(series.damaged)} unusable file(s); "
+            f"first: {bad.reason}",
+            file=bad.path,
+            tag="(7FE0,0010) PixelData",
+        )
+    for header, file in zip(series.headers, series.files, strict=True):
+        sop_class = str(header.get("SOPClassUID", ""))
+        frames = header.get("NumberOfFrames")
+        if sop_class in _ENHANCED_SOP_CLASSES or (frames not in (None, "") and int(frames) > 1):
+            raise DicomInputError(
+                "multi-frame (enhanced) images are not supported",
+                file=file,
+                tag="(0028,0008) NumberOfFrames",
+                value=_ENHANCED_SOP_CLASSES.get(sop_class, frames),
+                expected="one single-frame file per slice (e.g. PET Image Storage)",
+            )
+
+
+def _rescale(header: Dataset, file: Path, modality: str) -> tuple[float, float] | None:
+    """(slope, intercept) of a slice; None when a Modality LUT Sequence is used instead."""
+    if "ModalityLUTSequence" in header:
+        return None
+    values = []
+    for keyword, tag, default in (
+        ("RescaleSlope", "(0028,1053) RescaleSlope", 1.0),
+        ("RescaleIntercept", "(0028,1052) RescaleIntercept", 0.0),
+    ):
+        raw = element_text(header, keyword)
+        if not raw:
+            if modality in ("PT", "CT"):
+                raise DicomInputError(
+                    f"required for {modality} values", file=file, tag=tag, value="missing"
+                )
+            values.append(default)
+            continue
+        try:
+            number = float(raw)
+        except (TypeError, ValueError) as exc:
+            raise DicomInputError("not a number", file=file, tag=tag, value=raw) from exc
+        if not np.isfinite(number):
+            raise DicomInputError("not finite", file=file, tag=tag, value=raw)
+        values.append(number)
+    return values[0], values[1]
+
+
+def _unit(series: DicomSeries) -> Unit:
+    if series.modality == "CT":
+        return Unit.HU
+    if series.modality == "PT":
+        return _PET_UNITS.get(str(series.header.get("Units", "")).strip().upper(), Unit.NONE)
+    return Unit.NONE
+
+
+def load_series_volume(series: DicomSeries, *, dtype: npt.DTypeLike = np.float32) -> ImageVolume:
+    """Read the pixel data of a series into one volume in its stored unit.
+
+    Parameters
+    ----------
+    series : DicomSeries
+        From :func:`discover_dicom`.
+    dtype : floating dtype
+        Voxel type of the returned array.
+
+    Returns
+    -------
+    ImageVolume
+        Values after each slice's (0028,1053) RescaleSlope and (0028,1052) RescaleIntercept
+        (or Modality LUT); unit ``BQML``, ``CNTS`` or ``SUVbw`` for PET as (0054,1001) Units
+        says (``NONE`` for other units), ``HU`` for CT, ``NONE`` otherwise. Slice 0 is the
+        lowest along the slice normal.
+
+    Raises
+    ------
+    DicomInputError
+        Damaged or truncated files, missing pixel data, missing rescale tags for PT/CT,
+        multi-frame images.
+    GeometryError
+        The slices do not form one regular grid (see :func:`series_geometry`).
+
+    Notes
+    -----
+    Each file's pixel data is read once: the bytes discovery located are decoded by pydicom's
+    decoder with options from the header already read (compressed files go through
+    :func:`pydicom.pixels.pixel_array`); the rescale comes from the same headers, slice by
+    slice.
+    """
+    out_dtype = np.dtype(dtype)
+    if not np.issubdtype(out_dtype, np.floating):
+        raise InputError("dtype must be floating", tag="dtype", value=str(out_dtype))
+    _check_loadable(series)
+    geometry = series_geometry(series)
+    nz, ny, nx = geometry.shape
+    out = np.empty((nz, ny, nx), dtype=out_dtype)
+    reader = PixelReader()
+    for k, (file, header) in enumerate(zip(series.files, series.headers, strict=True)):
+        location = series.pixel_locations[k] if series.pixel_locations else None
+        stored = reader.read(file, header, location)
+        if stored.shape != (ny, nx):
+            raise DicomInputError(
+                "pixel data has the wrong shape",
+                file=file,
+                tag="(7FE0,0010) PixelData",
+                value=stored.shape,
+                expected=f"({ny}, {nx}) from (0028,0010) Rows and (0028,0011) Columns",
+            )
+        rescale = _rescale(header, file, series.modality)
+        if rescale is None:
+            out[k] = apply_modality_lut(stored, header)
+        else:
+            slope, intercept = rescale
+            np.multiply(stored, slope, out=out[k], casting="unsafe")
+            if intercept:
+                out[k] += intercept
+    return ImageVolume.from_attributes(
+        array=out,
+        image_position_mm=geometry.first_position_mm,
+        image_orientation=geometry.orientation,
+        pixel_spacing_mm=geometry.pixel_spacing_mm,
+        slice_spacing_mm=geometry.slice_spacing_mm,
+        unit=_unit(series),
+    )
+
+
+def _require_modality(series: DicomSeries, modality: str) -> None:
+    if series.modality != modality:
+        raise DicomInputError(
+            f"series {series.label} is not {modality}",
+            file=series.folder,
+            tag="(0008,0060) Modality",
+            value=series.modality,
+            expected=modality,
+        )
+
+
+def read_ct_series(series: DicomSeries, *, dtype: npt.DTypeLike = np.float32) -> ImageVolume:
+    """Load a CT series in Hounsfield units on its own grid.
+
+    Raises
+    ------
+    DicomInputError
+        The series is not CT, or see :func:`load_series_volume`.
+    """
+    _require_modality(series, "CT")
+    return load_series_volume(series, dtype=dtype)
+
+
+def read_pet_series(series: DicomSeries, *, dtype: npt.DTypeLike = np.float32) -> ImageVolume:
+    """Load a PET series in its stored unit ((0054,1001) Units), without the SUV factor.
+
+    Raises
+    ------
+    DicomInputError
+        The series is not PT, or see :func:`load_series_volume`.
+    """
+    _require_modality(series, "PT")
+    return load_series_volume(series, dtype=dtype)
+
+
+def find_one_series(
+    path: str | Path, *, modality: Literal["PT", "CT"] = "PT", progress: bool = False
+) -> DicomSeries:
+    """The one series of ``modality`` under ``path``; an error listing the series otherwise.
+
+    Raises
+    ------
+    DicomInputError
+        No series, or several series, of that modality are found. The message lists every
+        series found (modality, number, description, file count, folder, UID).
+    """
+    inventory = discover_dicom(path, progress=progress)
+    matches = [s for s in inventory.series if s.modality == modality]
+    if len(matches) == 1:
+        return matches[0]
+    found = "; ".join(s.summary() for s in inventory.series) or "no DICOM series"
+    if inventory.skipped:
+        found += f"; {len(inventory.skipped)} file(s) skipped"
+    reason = f"no {modality} series" if not matches else f"{len(matches)} {modality} series"
+    raise DicomInputError(
+        f"{reason} found; this needs exactly one (point to its folder). Found: {found}",
+        file=path,
+        tag="(0008,0060) Modality",
+        value=len(matches),
+        expected=f"exactly one {modality} series",
+    )
+
+
+def find_one_pet(path: str | Path, *, progress: bool = False) -> DicomSeries:
+    """The one PET series under ``path``; see :func:`find_one_series`."""
+    return find_one_series(path, modality="PT", progress=progress)
+
+
+def load_single_series(
+    path: str | Path,
+    *,
+    modality: Literal["PT", "CT"] = "PT",
+    dtype: npt.DTypeLike = np.float32,
+) -> tuple[DicomSeries, ImageVolume]:
+    """Find the one series of ``modality`` under ``path`` and load it.
+
+    Returns
+    -------
+    (DicomSeries, ImageVolume)
+        The series (headers for the SUV derivation) and its volume in stored units.
+    """
+    series = find_one_series(path, modality=modality)
+    return series, load_series_volume(series, dtype=dtype)

@@ -1,0 +1,349 @@
+"""NIfTI-1 reading and writing at the LPS/RAS boundary, with JSON sidecars.
+
+immunopet keeps one geometry convention (:class:`~immunopet.image.ImageVolume`: array
+``[z, y, x]``, affine from ``(k, j, i)`` to DICOM LPS mm). NIfTI stores data indexed
+``(i, j, k)`` with an affine to RAS mm. This module is the only place where the two meet:
+
+- data: ``nifti[i, j, k] == ours[k, j, i]`` (a transpose of the axes);
+- affine: ``A_ras = diag(-1, -1, 1, 1) @ A_lps[:, (i, j, k, t)]`` (columns reordered, then the
+  x and y world axes negated).
+
+The affine is written as both qform and sform with code 1 (scanner anatomical), spatial units
+mm. NIfTI stores the sform rows as float32, so positions survive a round trip to about
+1e-5 mm per 100 mm of distance, not to float64 precision.
+
+A JSON sidecar (PET-BIDS, see :mod:`immunopet.io.bids`) lives next to the image with the same
+stem: ``sub-01_pet.nii.gz`` -> ``sub-01_pet.json``. Keys are written sorted alphabetically
+(nested objects too), indented by 2 spaces.
+"""
+
+from __future__ import annotations
+
+import json
+import warnings
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import nibabel as nib
+import numpy as np
+import numpy.typing as npt
+
+from immunopet.errors import GeometryWarning, InputError
+from immunopet.image import ImageVolume, Unit
+
+__all__ = [
+    "LPS_TO_RAS",
+    "NiftiImage",
+    "affine_lps_to_nifti",
+    "affine_nifti_to_lps",
+    "read_nifti",
+    "read_sidecar",
+    "sidecar_path",
+    "write_nifti",
+    "write_sidecar",
+]
+
+LPS_TO_RAS = np.diag([-1.0, -1.0, 1.0, 1.0])
+"""Homogeneous matrix negating the x (L->R) and y (P->A) world axes; its own inverse."""
+
+_AXES_REORDER = [2, 1, 0, 3]
+"""Column order turning a ``(k, j, i, t)`` affine into ``(i, j, k, t)`` (also its own inverse)."""
+
+_SIDECAR_UNITS: dict[str, Unit] = {"Bq/mL": Unit.BQML, "g/mL": Unit.SUV_BW}
+"""PET-BIDS ``Units`` values understood when reading, and the unit they give."""
+
+_NIFTI_SUFFIXES = (".nii.gz", ".nii")
+
+
+@dataclass(frozen=True)
+class NiftiImage:
+    """A volume read from NIfTI, with its sidecar.
+
+    Attributes
+    ----------
+    volume : ImageVolume
+        Array ``[z, y, x]`` with an LPS affine.
+    sidecar : dict or None
+        The same-stem ``.json`` file's content, ``None`` when there is none.
+    path : pathlib.Path
+        The file read.
+    warnings : tuple of str
+        Geometric fallbacks used while reading (e.g. no qform/sform code).
+    """
+
+    volume: ImageVolume
+    sidecar: dict[str, Any] | None
+    path: Path
+    warnings: tuple[str, ...] = field(default=())
+
+
+# ---------------------------------------------------------------------------- affines
+def affine_lps_to_nifti(affine_lps: npt.ArrayLike) -> np.ndarray:
+    """Turn an immunopet affine (``(k, j, i)`` -> LPS) into a NIfTI affine (``(i, j, k)`` -> RAS).
+
+    Examples
+    --------
+    >>> lps = np.array([[0, 0, 1, 10], [0, 2, 0, 20], [3, 0, 0, 30], [0, 0, 0, 1.0]])
+    >>> (affine_lps_to_nifti(lps) + 0.0).tolist()[:3]
+    [[-1.0, 0.0, 0.0, -10.0], [0.0, -2.0, 0.0, -20.0], [0.0, 0.0, 3.0, 30.0]]
+    """
+    affine = np.asarray(affine_lps, dtype=np.float64)
+    return LPS_TO_RAS @ affine[:, _AXES_REORDER]
+
+
+def affine_nifti_to_lps(affine_ras: npt.ArrayLike) -> np.ndarray:
+    """Inverse of :func:`affine_lps_to_nifti`."""
+    affine = np.asarray(affine_ras, dtype=np.float64)
+    return (LPS_TO_RAS @ affine)[:, _AXES_REORDER]
+
+
+# ---------------------------------------------------------------------------- sidecars
+def sidecar_path(path: str | Path) -> Path:
+    """The JSON sidecar next to a NIfTI file: same folder, same stem, ``.json``.
+
+    Raises
+    ------
+    InputError
+        When ``path`` does not end in ``.nii`` or ``.nii.gz``.
+
+    Examples
+    --------
+    >>> sidecar_path("data/sub-01_pet.nii.gz").as_posix()
+    'data/sub-01_pet.json'
+    """
+    path = Path(path)
+    name = path.name
+    for suffix in _NIFTI_SUFFIXES:
+        if name.lower().endswith(suffix):
+            return path.with_name(name[: -len(suffix)] + ".json")
+    raise InputError(
+        "not a NIfTI file name",
+        file=path,
+        tag="file name",
+        value=name,
+        expected="a name ending in .nii or .nii.gz",
+    )
+
+
+def _to_json(value: Any) -> Any:
+    """``json.dump`` fallback for numpy scalars and arrays."""
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    raise TypeError(f"{type(value).__name__} is not JSON serialisable")
+
+
+def write_sidecar(sidecar: Mapping[str, Any], path: str | Path) -> Path:
+    """Write ``sidecar`` as pretty-printed JSON with keys sorted alphabetically.
+
+    Parameters
+    ----------
+    sidecar : mapping
+        JSON-ready content (numpy scalars are converted).
+    path : path-like
+        The ``.json`` file to write.
+
+    Returns
+    -------
+    pathlib.Path
+        ``path``.
+    """
+    path = Path(path)
+    text = json.dumps(dict(sidecar), indent=2, sort_keys=True, default=_to_json)
+    path.write_text(text + "\n", encoding="utf-8")
+    return path
+
+
+def read_sidecar(path: str | Path) -> dict[str, Any]:
+    """Read a JSON sidecar (an object at top level).
+
+    Raises
+    ------
+    InputError
+        When the file is not valid JSON or its top level is not an object.
+    """
+    path = Path(path)
+    try:
+        content = json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as exc:
+        raise InputError(
+            f"invalid JSON at line {exc.lineno}, column {exc.colno}: {exc.msg}", file=path
+        ) from exc
+    if not isinstance(content, dict):
+        raise InputError(
+            "sidecar must be a JSON object",
+            file=path,
+            value=type(content).__name__,
+            expected="an object {...}",
+        )
+    return content
+
+
+# ---------------------------------------------------------------------------- writing
+def _storage_dtype(array: np.ndarray, dtype: npt.DTypeLike | None, path: Path) -> np.dtype:
+    if dtype is None:
+        if np.issubdtype(array.dtype, np.floating):
+            return np.dtype(np.float32)
+        if array.dtype == np.bool_:
+            return np.dtype(np.uint8)
+        return array.dtype
+    target = np.dtype(dtype)
+    if np.issubdtype(target, np.integer) and array.size:
+        if np.issubdtype(array.dtype, np.floating) and not np.all(array == np.round(array)):
+            raise InputError(
+                "non-integer values cannot be stored as integers without scaling",
+                file=path,
+                tag="dtype",
+                value=str(target),
+                expected="integral values, or a floating dtype",
+            )
+        info = np.iinfo(target)
+        low, high = array.min(), array.max()
+        if low < info.min or high > info.max:
+            raise InputError(
+                "values do not fit the integer dtype",
+                file=path,
+                tag="dtype",
+                value=f"{target} for values in [{low}, {high}]",
+                expected=f"values in [{info.min}, {info.max}]",
+            )
+    return target
+
+
+def write_nifti(
+    volume: ImageVolume,
+    path: str | Path,
+    *,
+    sidecar: Mapping[str, Any] | None = None,
+    dtype: npt.DTypeLike | None = None,
+) -> Path:
+    """Write a volume as NIfTI-1 (``.nii`` or ``.nii.gz``), optionally with a JSON sidecar.
+
+    Parameters
+    ----------
+    volume : ImageVolume
+        The image; its LPS affine is converted to RAS.
+    path : path-like
+        Output file; must end in ``.nii`` or ``.nii.gz`` (gzip by the suffix).
+    sidecar : mapping, optional
+        Written to the same-stem ``.json`` (keys sorted alphabetically).
+    dtype : numpy dtype, optional
+        On-disk data type. Default float32 for floating data, uint8 for booleans, the
+        array's own dtype for integers (labels). No ``scl_slope``/``scl_inter`` scaling is
+        ever used: values are cast, and integer casts must be exact.
+
+    Returns
+    -------
+    pathlib.Path
+        The image path.
+
+    Raises
+    ------
+    InputError
+        When the name is not a NIfTI name, or values do not fit an integer ``dtype``.
+    """
+    path = Path(path)
+    json_path = sidecar_path(path)  # validates the suffix before anything is written
+    array = np.asarray(volume.array)
+    storage = _storage_dtype(array, dtype, path)
+    data = np.ascontiguousarray(np.transpose(array, (2, 1, 0)).astype(storage, copy=False))
+    affine = affine_lps_to_nifti(volume.affine)
+    image = nib.Nifti1Image(data, affine)
+    header = image.header
+    header.set_data_dtype(storage)
+    header.set_qform(affine, code=1)
+    header.set_sform(affine, code=1)
+    header.set_xyzt_units(xyz="mm", t="sec")
+    header["descrip"] = f"immunopet {Unit(volume.unit).value}".encode()[:80]
+    nib.save(image, path)
+    if sidecar is not None:
+        write_sidecar(sidecar, json_path)
+    return path
+
+
+# ---------------------------------------------------------------------------- reading
+def _unit_from(unit: Unit | str | None, sidecar: Mapping[str, Any] | None, path: Path) -> Unit:
+    if unit is not None:
+        return Unit(unit)
+    if sidecar is None or "Units" not in sidecar:
+        return Unit.NONE
+    text = sidecar["Units"]
+    if text not in _SIDECAR_UNITS:
+        raise InputError(
+            "unsupported sidecar units",
+            file=sidecar_path(path),
+            tag="Units",
+            value=text,
+            expected=" or ".join(repr(k) for k in _SIDECAR_UNITS) + " (or pass unit=)",
+        )
+    return _SIDECAR_UNITS[text]
+
+
+def read_nifti(path: str | Path, *, unit: Unit | str | None = None) -> NiftiImage:
+    """Read a 3-D NIfTI image into LPS geometry, with its same-stem JSON sidecar if any.
+
+    Parameters
+    ----------
+    path : path-like
+        ``.nii`` or ``.nii.gz`` file.
+    unit : Unit or str, optional
+        Meaning of the values. Default: from the sidecar ``"Units"`` (``"Bq/mL"`` -> BQML,
+        ``"g/mL"`` -> SUVbw), else ``NONE``.
+
+    Returns
+    -------
+    NiftiImage
+
+    Raises
+    ------
+    InputError
+        When the file is unreadable, not 3-D (a 4-D file with one volume is accepted; a
+        dynamic series is not), or the sidecar's ``Units`` is unknown.
+
+    Notes
+    -----
+    The affine is nibabel's ``image.affine``: the sform when its code is non-zero, else the
+    qform, else a voxel-size-only affine (recorded as a warning).
+    """
+    path = Path(path)
+    json_path = sidecar_path(path)
+    if not path.is_file():
+        raise InputError("file not found", file=path)
+    try:
+        image = nib.load(path)
+    except Exception as exc:  # nibabel raises several unrelated types
+        raise InputError(f"not a readable NIfTI file ({exc})", file=path) from exc
+    if not isinstance(image, nib.Nifti1Image):  # Nifti2Image is a subclass
+        raise InputError(
+            "not a NIfTI image", file=path, value=type(image).__name__, expected="NIfTI-1 or -2"
+        )
+    shape = tuple(int(n) for n in image.shape)
+    if len(shape) < 3 or any(n != 1 for n in shape[3:]):
+        dynamic = len(shape) >= 4 and shape[3] > 1
+        raise InputError(
+            "dynamic (4-D) images are not supported" if dynamic else "image is not 3-D",
+            file=path,
+            tag="dim",
+            value=shape,
+            expected="a 3-D volume (or 4-D with one frame); split dynamic series into frames",
+        )
+    notes: list[str] = []
+    qform_code = int(image.header["qform_code"])
+    sform_code = int(image.header["sform_code"])
+    if qform_code == 0 and sform_code == 0:
+        note = (
+            f"{path}: qform_code and sform_code are 0; position unknown, using voxel sizes "
+            "only (origin at voxel 0)"
+        )
+        warnings.warn(note, GeometryWarning, stacklevel=2)
+        notes.append(note)
+    data = np.asanyarray(image.dataobj)
+    data = data.reshape(shape[:3])
+    array = np.ascontiguousarray(np.transpose(data, (2, 1, 0)))
+    affine = affine_nifti_to_lps(image.affine)
+    sidecar = read_sidecar(json_path) if json_path.is_file() else None
+    volume = ImageVolume(array=array, affine=affine, unit=_unit_from(unit, sidecar, path))
+    return NiftiImage(volume=volume, sidecar=sidecar, path=path, warnings=tuple(notes))
