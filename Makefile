@@ -18,8 +18,8 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 demo: $(STAMP)
-	$(BIN)/python scripts/make_example.py $(DEMO_DIR)/example
-	$(BIN)/immunopet inspect $(DEMO_DIR)/example
+	$(BIN)/immunopet synth $(DEMO_DIR) --preset tiny --seed 0
+	$(BIN)/immunopet inspect $(DEMO_DIR)/dicom/P01
 
 test: $(STAMP) tools lint typecheck unit
 
