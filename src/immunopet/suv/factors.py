@@ -44,21 +44,30 @@ References
 
 from __future__ import annotations
 
-import math
 import re
-import sys
-import warnings
 from collections.abc import Sequence
-from dataclasses import dataclass, field
-from datetime import date, datetime, time, timedelta
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any, Literal
 
 from pydicom import Dataset
-from pydicom.tag import Tag
-from pydicom.valuerep import DA, DT, TM
 
-from immunopet.errors import InputError, SuvError, SuvWarning, describe_problem
+from immunopet.errors import InputError, SuvError
+from immunopet.suv._header import (
+    TAG_ACQ_DT as _TAG_ACQ_DT,
+)
+from immunopet.suv._header import (
+    _acquisition_datetime,
+    _combine,
+    _float,
+    _Log,
+    _parse_datetime,
+    _parse_time,
+    _private_value,
+    _text,
+    _value,
+)
 from immunopet.suv.body import compute_body_surface_area_m2, compute_lean_body_mass_kg
 from immunopet.suv.decay import decay_factor, elapsed_seconds, frame_decay_correction
 from immunopet.suv.nuclides import LONG_LIVED_HALF_LIFE_S, NUCLIDES, Nuclide, find_nuclide
@@ -74,8 +83,6 @@ __all__ = [
     "rescale_suv_bw_factor_to_bsa",
     "rescale_suv_bw_factor_to_lbm",
 ]
-
-OnInvalid = Literal["raise", "warn"]
 
 PHILIPS_CREATOR = "Philips PET Private Group"
 GE_CREATOR = "GEMS_PETD_01"
@@ -101,7 +108,6 @@ _TAG_WEIGHT = "(0010,1030) PatientWeight"
 _TAG_HEIGHT = "(0010,1020) PatientSize"
 _TAG_SEX = "(0010,0040) PatientSex"
 _TAG_SERIES_DT = "(0008,0021) SeriesDate + (0008,0031) SeriesTime"
-_TAG_ACQ_DT = "(0008,0022) AcquisitionDate + (0008,0032) AcquisitionTime"
 _TAG_GE_SCAN = "(0009,100D) GE private scan date-time [GEMS_PETD_01]"
 _TAG_PHILIPS_SUV = "(7053,1000) Philips SUV Scale Factor"
 _TAG_PHILIPS_BQML = "(7053,1009) Philips Activity Concentration Scale Factor"
@@ -291,168 +297,6 @@ def compute_slice_decay_correction(
     return float(decay_factor(-slice_offset_s, half_life_s)) * frame_decay_correction(
         frame_duration_s, half_life_s
     )
-
-
-# --------------------------------------------------------------------------------------------
-# Problem collection
-# --------------------------------------------------------------------------------------------
-
-
-def _outside_stacklevel() -> int:
-    """The ``stacklevel`` that points a warning at the first caller outside this module."""
-    frame = sys._getframe(2)
-    level = 2
-    while frame.f_back is not None and frame.f_code.co_filename == __file__:
-        frame = frame.f_back
-        level += 1
-    return level
-
-
-@dataclass
-class _Log:
-    """Collects warnings and sources while one series is processed (private, mutable)."""
-
-    where: str | None
-    on_invalid: OnInvalid
-    warnings: list[str] = field(default_factory=list)
-    sources: dict[str, str] = field(default_factory=dict)
-
-    def error(
-        self, message: str, *, tag: str, value: Any = None, expected: str | None = None
-    ) -> SuvError:
-        return SuvError(message, file=self.where, tag=tag, value=value, expected=expected)
-
-    def warn(
-        self, message: str, *, tag: str, value: Any = None, expected: str | None = None
-    ) -> None:
-        text = describe_problem(message, tag=tag, value=value, expected=expected)
-        if text in self.warnings:  # e.g. the same private-tag fallback in every slice
-            return
-        self.warnings.append(text)
-        emitted = text if self.where is None else f"{self.where}: {text}"
-        warnings.warn(emitted, SuvWarning, stacklevel=_outside_stacklevel())
-
-    def invalid(
-        self, message: str, *, tag: str, value: Any = None, expected: str | None = None
-    ) -> None:
-        """A validation problem: raise, or (``on_invalid="warn"``) record a warning."""
-        if self.on_invalid == "raise":
-            raise self.error(message, tag=tag, value=value, expected=expected)
-        self.warn(message, tag=tag, value=value, expected=expected)
-
-
-# --------------------------------------------------------------------------------------------
-# Header access
-# --------------------------------------------------------------------------------------------
-
-
-def _value(ds: Dataset, keyword: str) -> Any:
-    """The value of a public attribute, ``None`` when absent or empty."""
-    value = ds.get(keyword)
-    if value is None or (isinstance(value, str | bytes) and not value.strip()):
-        return None
-    return value
-
-
-def _text(value: Any) -> str:
-    if isinstance(value, bytes):
-        return value.decode("ascii", errors="replace").strip(" \x00")
-    return str(value).strip()
-
-
-def _float(value: Any, log: _Log, tag: str) -> float:
-    try:
-        number = float(_text(value)) if isinstance(value, bytes | str) else float(value)
-    except (TypeError, ValueError):
-        raise log.error("not a number", tag=tag, value=_text(value)) from None
-    if not math.isfinite(number):
-        raise log.error("not a finite number", tag=tag, value=number)
-    return number
-
-
-def _plain(moment: datetime) -> datetime:
-    """A naive ``datetime`` (the scanner clock), without pydicom's subclass or a UTC offset."""
-    return datetime.combine(date(moment.year, moment.month, moment.day), moment.time())
-
-
-def _parse_date(value: Any, log: _Log, tag: str) -> date:
-    try:
-        parsed = value if isinstance(value, date) else DA(_text(value))
-    except ValueError:
-        parsed = None
-    if parsed is None:
-        raise log.error("not a DICOM date", tag=tag, value=_text(value), expected="YYYYMMDD")
-    return date(parsed.year, parsed.month, parsed.day)
-
-
-def _parse_time(value: Any, log: _Log, tag: str) -> time:
-    try:
-        parsed = value if isinstance(value, time) else TM(_text(value))
-    except ValueError:
-        parsed = None
-    if parsed is None:
-        raise log.error("not a DICOM time", tag=tag, value=_text(value), expected="HHMMSS.FFFFFF")
-    return time(parsed.hour, parsed.minute, parsed.second, parsed.microsecond)
-
-
-def _parse_datetime(value: Any, log: _Log, tag: str) -> tuple[datetime, bool]:
-    """Parse a DT value; the flag says whether it has a time of day (at least HHMM)."""
-    text = _text(value)
-    digits = re.split(r"[.+-]", text, maxsplit=1)[0]
-    try:
-        parsed = DT(text)
-    except ValueError:
-        parsed = None
-    if parsed is None:
-        raise log.error(
-            "not a DICOM date-time", tag=tag, value=text, expected="YYYYMMDDHHMMSS.FFFFFF"
-        )
-    return _plain(parsed), len(digits) >= 12
-
-
-def _combine(
-    ds: Dataset, date_keyword: str, time_keyword: str, log: _Log, tag: str
-) -> datetime | None:
-    day, clock = _value(ds, date_keyword), _value(ds, time_keyword)
-    if day is None or clock is None:
-        return None
-    return datetime.combine(_parse_date(day, log, tag), _parse_time(clock, log, tag))
-
-
-def _acquisition_datetime(ds: Dataset, log: _Log) -> datetime | None:
-    moment = _combine(ds, "AcquisitionDate", "AcquisitionTime", log, _TAG_ACQ_DT)
-    if moment is not None:
-        return moment
-    precise = _value(ds, "AcquisitionDateTime")
-    if precise is not None:
-        parsed, has_time = _parse_datetime(precise, log, "(0008,002A) AcquisitionDateTime")
-        return parsed if has_time else None
-    return None
-
-
-def _private_value(ds: Dataset, group: int, creator: str, offset: int, log: _Log, tag: str) -> Any:
-    """A private element by creator (pydicom private block), else the raw tag.
-
-    The raw tag ``(group, 0x10xx)`` is accepted only when no private creator reserves block
-    ``0x10`` at all (some anonymisers strip creators); a warning is then recorded.
-    """
-    try:
-        block = ds.private_block(group, creator)
-    except KeyError:
-        block = None
-    if block is not None:
-        return block[offset].value if offset in block else None
-    if Tag(group, 0x0010) in ds:
-        return None  # block 0x10 belongs to another creator
-    raw = Tag(group, 0x1000 + offset)
-    if raw in ds:
-        log.warn(
-            f"private creator {creator!r} missing; reading the raw tag",
-            tag=tag,
-            expected=f"private creator at ({group:04X},0010)",
-        )
-        return ds[raw].value
-    return None
 
 
 # --------------------------------------------------------------------------------------------
