@@ -1,0 +1,329 @@
+"""``immunopet measure PET VOIS...``: SUV metrics of every VOI, one row per VOI.
+
+PET is a folder holding one PET series (SUV from the DICOM header, with the override options of
+``immunopet inspect``), or a NIfTI image with a PET-BIDS JSON sidecar of the same stem (SUVbw
+from the sidecar; ``--weight-kg`` when the sidecar lacks the weight). VOIS are label maps, DICOM
+SEG or RTSTRUCT files and point tables (spheres or seeds), see
+:mod:`immunopet.voi.sources`.
+
+Columns (also the keys of ``--json``): ``voi``, ``kind``, ``method``, ``source``,
+``normalisation``, ``n_voxels``, ``volume_ml``, ``suv_mean``, ``suv_sd``, ``suv_min``,
+``suv_max``, ``suv_peak_local``, ``suv_peak_global``, ``long_axis_mm``, ``diameter_3d_mm``,
+``centroid_x_mm``, ``centroid_y_mm``, ``centroid_z_mm`` (LPS), ``measurable`` (long axis >=
+``--min-long-axis-mm``; empty for organs), ``warnings`` (the SUV derivation's and the VOI's). SUVs are
+decay-corrected to injection; SUVpeak is the mean in a sphere of ``--peak-radius-mm`` (IBSI:
+local = centred on the hottest voxel, global = the highest over centres in the VOI).
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from immunopet.cli.inspect import add_override_arguments, overrides_from
+from immunopet.errors import InputError, SuvError
+from immunopet.image import ImageVolume, Unit
+from immunopet.io.bids import derive_suv_from_sidecar
+from immunopet.io.dicom import find_one_pet
+from immunopet.io.nifti import read_nifti, sidecar_path
+from immunopet.metrics import measure_voi
+from immunopet.suv.volume import read_suv_volume
+from immunopet.voi.geometry import (
+    RECIST_MEASURABLE_MM,
+    centroid_lps,
+    is_measurable,
+    long_axis_mm,
+    max_diameter_3d_mm,
+)
+from immunopet.voi.sources import Voi, load_vois
+from immunopet.voi.spheres import PEAK_RADIUS_MM
+
+__all__ = ["COLUMNS", "PetImage", "measure_rows", "read_pet_image", "register", "run"]
+
+COLUMNS = (
+    "voi",
+    "kind",
+    "method",
+    "source",
+    "normalisation",
+    "n_voxels",
+    "volume_ml",
+    "suv_mean",
+    "suv_sd",
+    "suv_min",
+    "suv_max",
+    "suv_peak_local",
+    "suv_peak_global",
+    "long_axis_mm",
+    "diameter_3d_mm",
+    "centroid_x_mm",
+    "centroid_y_mm",
+    "centroid_z_mm",
+    "measurable",
+    "warnings",
+)
+"""Output columns, in order."""
+
+_DECIMALS = {"volume_ml": 3, "long_axis_mm": 1, "diameter_3d_mm": 1}
+_TEXT_COLUMNS = {"voi", "kind", "method", "source", "normalisation", "measurable", "warnings"}
+_NIFTI_ONLY_BW = "only body-weight SUV (--normalisation bw) can be derived from a PET-BIDS sidecar"
+
+
+@dataclass(frozen=True)
+class PetImage:
+    """The SUV image measured and what is known about it.
+
+    Attributes
+    ----------
+    volume : ImageVolume
+        SUV decay-corrected to injection.
+    normalisation : str
+        ``bw``, ``lbm`` or ``bsa``.
+    frame_of_reference_uid : str or None
+        Of the DICOM series (None for NIfTI), to check DICOM VOIs against.
+    warnings : tuple of str
+        From the SUV derivation.
+    """
+
+    volume: ImageVolume
+    normalisation: str
+    frame_of_reference_uid: str | None
+    warnings: tuple[str, ...]
+
+
+def register(subparsers: Any) -> None:
+    parser = subparsers.add_parser(
+        "measure",
+        help="SUV metrics (mean, max, peak, volume, long axis) of VOIs on a PET image",
+        description="Measure every VOI of VOIS on the PET image: a DICOM folder with one PET "
+        "series, or a NIfTI with a PET-BIDS sidecar. VOIS: NIfTI label maps, DICOM SEG, DICOM "
+        "RTSTRUCT, or .csv point tables (spheres, or threshold VOIs grown from seeds).",
+    )
+    parser.add_argument("pet", help="folder with one PET series, or a NIfTI + JSON sidecar")
+    parser.add_argument("vois", nargs="+", help="VOI sources")
+    output = parser.add_mutually_exclusive_group()
+    output.add_argument("--json", action="store_true", help="print a JSON list of rows")
+    output.add_argument("--csv", action="store_true", help="print comma-separated values")
+    parser.add_argument(
+        "--normalisation",
+        choices=("bw", "lbm", "bsa"),
+        default="bw",
+        help="SUV normalisation: body weight (default), lean body mass (SUL), body surface area",
+    )
+    parser.add_argument(
+        "--peak-radius-mm",
+        type=float,
+        default=PEAK_RADIUS_MM,
+        help=f"radius of the SUVpeak sphere in mm (default {PEAK_RADIUS_MM}: 1 cm3, IBSI)",
+    )
+    parser.add_argument(
+        "--min-long-axis-mm",
+        type=float,
+        default=RECIST_MEASURABLE_MM,
+        help=f"long axis from which a VOI is measurable, mm (default {RECIST_MEASURABLE_MM:g})",
+    )
+    parser.add_argument(
+        "--kind",
+        choices=("lesion", "organ"),
+        help="kind of VOIs whose source does not say (a table's kind column wins)",
+    )
+    parser.add_argument(
+        "--off-plane",
+        choices=("raise", "nearest"),
+        default="raise",
+        help="RTSTRUCT contours between PET slices: error (default) or nearest contour plane",
+    )
+    add_override_arguments(parser)
+    parser.set_defaults(func=run)
+
+
+def _is_nifti(path: Path) -> bool:
+    return path.is_file() and path.name.lower().endswith((".nii", ".nii.gz"))
+
+
+def read_pet_image(args: argparse.Namespace) -> PetImage:
+    """The SUV image named by ``args.pet`` (DICOM folder or NIfTI + sidecar).
+
+    Raises
+    ------
+    SuvError
+        No SUV can be derived (DICOM header, or sidecar missing or incomplete).
+    InputError
+        A header override given for a NIfTI image (only ``--weight-kg`` applies there).
+    """
+    path = Path(args.pet)
+    if not _is_nifti(path):
+        series = find_one_pet(path)
+        suv = read_suv_volume(
+            series, overrides=overrides_from(args), normalisation=args.normalisation
+        )
+        return PetImage(
+            volume=suv.volume,
+            normalisation=suv.normalisation,
+            frame_of_reference_uid=series.frame_of_reference_uid or None,
+            warnings=tuple(suv.derivation.warnings),
+        )
+    for option in ("injection_datetime", "height_m", "sex", "injected_activity_bq", "half_life_s"):
+        if getattr(args, option) is not None:
+            raise InputError(
+                "this option applies to DICOM input only; edit the PET-BIDS sidecar instead",
+                file=path,
+                tag="--" + option.replace("_", "-"),
+                value=str(getattr(args, option)),
+                expected="only --weight-kg for a NIfTI image",
+            )
+    if args.normalisation != "bw":
+        raise SuvError(_NIFTI_ONLY_BW, file=path, tag="--normalisation", value=args.normalisation)
+    image = read_nifti(path)
+    if image.sidecar is None:
+        raise SuvError(
+            "no PET-BIDS sidecar next to the image",
+            file=path,
+            tag="sidecar",
+            value="missing",
+            expected=f"{sidecar_path(path).name} with Units, InjectedRadioactivity, ...",
+        )
+    derived = derive_suv_from_sidecar(
+        image.sidecar, weight_kg=args.weight_kg, source=sidecar_path(path)
+    )
+    values = np.asarray(image.volume.array, dtype=np.float32) * np.float32(derived.factor)
+    return PetImage(
+        volume=image.volume.with_array(values, unit=Unit.SUV_BW),
+        normalisation="bw",
+        frame_of_reference_uid=None,
+        warnings=(*image.warnings, *derived.warnings),
+    )
+
+
+def measure_rows(
+    pet: PetImage,
+    vois: Sequence[Voi],
+    *,
+    peak_radius_mm: float = PEAK_RADIUS_MM,
+    min_long_axis_mm: float = RECIST_MEASURABLE_MM,
+) -> list[dict[str, Any]]:
+    """One row (a dict with the keys of :data:`COLUMNS`) per VOI.
+
+    Raises
+    ------
+    InputError, GeometryError
+        From :func:`immunopet.metrics.measure_voi` (e.g. non-finite voxels in a VOI).
+    """
+    rows = []
+    for voi in vois:
+        metrics = measure_voi(
+            pet.volume, voi.mask, voi_name=voi.name, peak_radius_mm=peak_radius_mm
+        )
+        long_axis = long_axis_mm(voi.mask, pet.volume)
+        centroid = centroid_lps(pet.volume, voi.mask)
+        rows.append(
+            {
+                "voi": voi.name,
+                "kind": voi.kind,
+                "method": voi.method,
+                "source": voi.source,
+                "normalisation": pet.normalisation,
+                "n_voxels": metrics.n_voxels,
+                "volume_ml": metrics.volume_ml,
+                "suv_mean": metrics.mean,
+                "suv_sd": metrics.sd,
+                "suv_min": metrics.min,
+                "suv_max": metrics.max,
+                "suv_peak_local": metrics.peak_local,
+                "suv_peak_global": metrics.peak_global,
+                "long_axis_mm": long_axis,
+                "diameter_3d_mm": max_diameter_3d_mm(voi.mask, pet.volume),
+                "centroid_x_mm": float(centroid[0]),
+                "centroid_y_mm": float(centroid[1]),
+                "centroid_z_mm": float(centroid[2]),
+                # the RECIST size rule concerns lesions; organ reference spheres have none
+                "measurable": (
+                    None if voi.kind == "organ" else is_measurable(long_axis, min_long_axis_mm)
+                ),
+                "warnings": [*pet.warnings, *voi.warnings, *metrics.warnings],
+            }
+        )
+    return rows
+
+
+def _text(column: str, value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, float):
+        return f"{value + 0.0:.{_DECIMALS.get(column, 3)}f}"  # + 0.0: no "-0.000"
+    if isinstance(value, list):
+        return "; ".join(value)
+    return str(value)
+
+
+def format_table(rows: Sequence[dict[str, Any]]) -> str:
+    """An aligned text table (numbers right-aligned; warnings last, unpadded).
+
+    Examples
+    --------
+    >>> row = dict.fromkeys(COLUMNS) | {"voi": "liver", "n_voxels": 19, "suv_mean": 2.0,
+    ...                                  "measurable": False, "warnings": []}
+    >>> for text in format_table([row]).splitlines():
+    ...     print(text[:44].rstrip())
+    voi    kind  method  normalisation  n_voxels
+    liver                                     19
+    """
+    shown = [c for c in COLUMNS if c != "source"]
+    cells = [[_text(c, row[c]) for c in shown] for row in rows]
+    widths = [max([len(c), *(len(r[i]) for r in cells)]) for i, c in enumerate(shown)]
+    numeric = [c not in _TEXT_COLUMNS for c in shown]
+
+    def line(values: Sequence[str]) -> str:
+        parts = []
+        for i, value in enumerate(values):
+            if shown[i] == "warnings":
+                parts.append(value)
+            elif numeric[i]:
+                parts.append(value.rjust(widths[i]))
+            else:
+                parts.append(value.ljust(widths[i]))
+        return "  ".join(parts).rstrip()
+
+    return "\n".join([line(shown), *(line(r) for r in cells)])
+
+
+def _print_csv(rows: Sequence[dict[str, Any]]) -> None:
+    writer = csv.DictWriter(sys.stdout, fieldnames=COLUMNS, lineterminator="\n")
+    writer.writeheader()
+    for row in rows:
+        writer.writerow({**row, "warnings": "; ".join(row["warnings"])})
+
+
+def run(args: argparse.Namespace) -> int:
+    pet = read_pet_image(args)
+    vois: list[Voi] = []
+    for source in args.vois:
+        vois.extend(
+            load_vois(
+                source,
+                reference=pet.volume,
+                kind=args.kind,
+                frame_of_reference_uid=pet.frame_of_reference_uid,
+                off_plane=args.off_plane,
+            )
+        )
+    rows = measure_rows(
+        pet, vois, peak_radius_mm=args.peak_radius_mm, min_long_axis_mm=args.min_long_axis_mm
+    )
+    if args.json:
+        print(json.dumps(rows, indent=2))
+    elif args.csv:
+        _print_csv(rows)
+    else:
+        print(format_table(rows))
+    return 0
