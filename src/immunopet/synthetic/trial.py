@@ -7,7 +7,7 @@ Layout under ``outdir`` (see also the ``README.txt`` written there)::
     vois/<patient>/<series>/<hours>h/lesion_spheres.csv  invisible FDG+ lesions (1 cm³ spheres)
     vois/<patient>/<series>/<hours>h/organ_points.csv    2 cm reference spheres per organ
     scans.csv, lesions.csv, clinical.csv, adverse_events.csv, blood_samples.csv,
-    counter_calibration.json, README.txt
+    counter_calibration.json, README.txt, study.toml
     truth/organs.csv, truth/lesions.csv, truth/blood.csv
 
 Everything is deterministic per seed: random streams come from ``numpy.random.SeedSequence``
@@ -69,6 +69,7 @@ from immunopet.synthetic.kinetics import (
     Series,
     interpolate_suv,
 )
+from immunopet.synthetic.manifest import write_trial_manifest
 from immunopet.synthetic.presets import PRESETS, TrialConfig
 from immunopet.synthetic.scanner import simulate_ct, simulate_pet
 
@@ -134,7 +135,8 @@ class TrialManifest:
     scans : tuple of ScanRecord
     tables : dict of str to Path
         ``clinical``, ``lesions``, ``scans``, ``adverse_events``, ``blood_samples``,
-        ``counter_calibration``, ``truth_organs``, ``truth_lesions``, ``truth_blood``.
+        ``counter_calibration``, ``truth_organs``, ``truth_lesions``, ``truth_blood``,
+        ``study`` (the ``study.toml`` manifest).
     """
 
     outdir: Path
@@ -582,7 +584,7 @@ def generate_trial(
     tables = _write_tables(
         out, config, seed, [o.model for o in outputs], rows, CounterCalibration()
     )
-    return TrialManifest(
+    manifest = TrialManifest(
         outdir=out,
         preset=config.name,
         seed=seed,
@@ -590,6 +592,8 @@ def generate_trial(
         scans=tuple(scan for o in outputs for scan in o.scans),
         tables=tables,
     )
+    tables["study"] = write_trial_manifest(manifest)
+    return manifest
 
 
 _README = """Synthetic 89Zr immuno-PET trial (immunopet.synthetic), preset {preset}, seed {seed}.
@@ -609,6 +613,7 @@ vois/<patient>/<series>/<hours>h/lesion_spheres.csv  FDG-positive lesions withou
 vois/<patient>/<series>/<hours>h/organ_points.csv    centre (LPS mm) of a 2 cm sphere per
                                          organ: blood_pool (aorta), liver, spleen, kidney, lung,
                                          bone_marrow, brain.
+study.toml            the study manifest (immunopet validate / load_manifest).
 scans.csv             one row per scan: times, activity, body size, vendor, paths.
 lesions.csv           one row per lesion: site, diameter_mm (equal-volume sphere),
                       long_axis_mm, centre, fdg_positive (baseline FDG), near_spleen, necrotic.

@@ -1,0 +1,47 @@
+"""``immunopet validate study.toml``: every problem of a study manifest, or OK.
+
+Prints each problem on its own line (``file:line: key: message (found X; expected Y)``) and
+exits with code 2 when there is any; otherwise prints
+``study.toml: OK (13 patients, 57 scans)`` and exits with 0.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any
+
+from immunopet.study.manifest import load_manifest, validate_manifest
+
+__all__ = ["register", "run"]
+
+
+def register(subparsers: Any) -> argparse.ArgumentParser:
+    """Add the ``validate`` subcommand to ``subparsers`` (from ``add_subparsers``)."""
+    parser: argparse.ArgumentParser = subparsers.add_parser(
+        "validate",
+        help="check a study manifest (study.toml) and list every problem",
+        description=(
+            "Check a study manifest: keys, types, choices, files and folders, duplicates. "
+            "Every problem is listed with its line; the exit code is 2 when there is any."
+        ),
+    )
+    parser.add_argument("manifest", type=Path, metavar="MANIFEST", help="the study.toml")
+    parser.set_defaults(func=run)
+    return parser
+
+
+def run(args: argparse.Namespace) -> int:
+    """Print the problems (exit 2) or a one-line summary (exit 0)."""
+    problems = validate_manifest(args.manifest)
+    if problems:
+        for problem in problems:
+            print(problem)
+        count = f"{len(problems)} problem{'s' if len(problems) != 1 else ''}"
+        print(f"{args.manifest}: {count}")
+        return 2
+    study = load_manifest(args.manifest)
+    n_patients = len(study.patients)
+    n_scans = sum(1 for _ in study.scans())
+    print(f"{args.manifest}: OK ({n_patients} patients, {n_scans} scans)")
+    return 0
