@@ -20,9 +20,9 @@ from hypothesis import strategies as st
 from dicom_factory import make_ct_series, make_ct_volume, make_pet_series, make_pet_volume
 from immunopet.cli import validate
 from immunopet.errors import ManifestError
+from immunopet.study._toml_lines import LineIndex
 from immunopet.study.manifest import (
     Problem,
-    _LineIndex,
     load_manifest,
     validate_manifest,
     write_manifest,
@@ -415,7 +415,7 @@ id = "P02"
 [[patients.injections]]
 [[patients.injections.scans]]
 """
-    index = _LineIndex(text)
+    index = LineIndex(text)
     assert index.line_of(("patients", 0)) == 7
     assert index.line_of(("patients", 0, "injections", 0, "scans", 0, "a", "b")) == 12
     assert index.line_of(("patients", 0, "injections", 0, "scans", 0, "vois", 1, "kind")) == 16
