@@ -7,9 +7,10 @@ DEMO_DIR ?= demo-output
 
 .PHONY: demo test tools lint typecheck unit bench clean
 
-# Debian packages the tests use (real-tool checks). Installed when we are root with apt-get;
-# elsewhere the tests that need them are skipped unless IMMUNOPET_REQUIRE_TOOLS=1 (CI sets it).
-APT_PACKAGES := dcm2niix
+# Debian packages the tests use (real-tool checks: dcm2niix, R's survival package). Installed
+# when we are root with apt-get; elsewhere the tests that need them are skipped unless
+# IMMUNOPET_REQUIRE_TOOLS=1 (CI sets it, and then a missing tool fails the tests).
+APT_PACKAGES := dcm2niix r-base-core r-cran-survival
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -24,17 +25,18 @@ demo: $(STAMP)
 test: $(STAMP) tools lint typecheck unit
 
 tools:
-	@missing=""; for cmd in $(APT_PACKAGES); do command -v $$cmd >/dev/null || missing="$$missing $$cmd"; done; \
+	@missing=""; for pkg in $(APT_PACKAGES); do \
+	  dpkg -s $$pkg >/dev/null 2>&1 || missing="$$missing $$pkg"; done; \
 	if [ -n "$$missing" ]; then \
 	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
 	    echo "installing$$missing (Debian packages)"; \
-	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing >/dev/null; \
 	  else echo "not installed:$$missing (tests that need them will be skipped)"; fi; \
 	fi
 
 lint: $(STAMP)
-	$(BIN)/ruff check src tests benchmarks scripts
-	$(BIN)/ruff format --check src tests benchmarks scripts
+	$(BIN)/ruff check src tests benchmarks scripts examples
+	$(BIN)/ruff format --check src tests benchmarks scripts examples
 
 typecheck: $(STAMP)
 	$(BIN)/mypy
