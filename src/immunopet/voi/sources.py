@@ -290,13 +290,16 @@ def _label_map_vois(
                 expected="one name per label in the look-up table",
             )
         named[name] = label
+    if not named and names is None:
+        # a reader who delineated nothing on this scan (no visible lesion) saves an empty map
+        return []
     if not named:
         raise InputError(
             "label map holds no VOI on the image grid",
             file=path,
             tag="voxel values",
             value="all 0",
-            expected="labels >= 1",
+            expected=f"labels for the VOIs asked for ({', '.join(names or ())})",
         )
     wanted = list(named) if names is None else list(names)
     _check_unique(wanted, path)
@@ -453,9 +456,7 @@ def _read_point_table(path: Path) -> list[_PointRow]:
                 liver_sd=_cell_number(row, "liver_sd", path, line, positive=False),
             )
         )
-    if not rows:
-        raise InputError("VOI table has no rows", file=path, value=0, expected=">= 1 VOI")
-    return rows
+    return rows  # a header without rows: no VOI on this scan (e.g. every lesion delineated)
 
 
 def _check_in_field(row: _PointRow, reference: ImageVolume, path: Path) -> None:
