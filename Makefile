@@ -7,10 +7,10 @@ DEMO_DIR ?= demo-output
 
 .PHONY: demo test tools lint typecheck unit bench clean
 
-# Debian packages the tests use (real-tool checks: dcm2niix, R's survival package). Installed
+# Debian packages the tests use (real-tool checks: dcm2niix, R survival, Chromium). Installed
 # when we are root with apt-get; elsewhere the tests that need them are skipped unless
 # IMMUNOPET_REQUIRE_TOOLS=1 (CI sets it, and then a missing tool fails the tests).
-APT_PACKAGES := dcm2niix r-base-core r-cran-survival
+APT_PACKAGES := dcm2niix r-base-core r-cran-survival chromium
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -24,15 +24,20 @@ demo: $(STAMP)
 
 test: $(STAMP) tools lint typecheck unit
 
-tools:
+tools: $(STAMP)
 	@missing=""; for pkg in $(APT_PACKAGES); do \
 	  dpkg -s $$pkg >/dev/null 2>&1 || missing="$$missing $$pkg"; done; \
 	if [ -n "$$missing" ]; then \
 	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
 	    echo "installing$$missing (Debian packages)"; \
-	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing >/dev/null; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
 	  else echo "not installed:$$missing (tests that need them will be skipped)"; fi; \
 	fi
+	@if ! command -v npm >/dev/null && [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	  echo "installing nodejs npm (Debian packages, for the BIDS validator)"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nodejs npm >/dev/null; \
+	fi
+	bash scripts/install_bids_validator.sh $(BIN)/python
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests benchmarks scripts examples

@@ -19,7 +19,18 @@ from immunopet.errors import ImmunoPETError
 __all__ = ["build_parser", "main"]
 
 # subcommand modules, in the order `immunopet --help` lists them
-SUBCOMMANDS = ("synth", "discover", "validate", "inspect", "suv", "measure", "env_info")
+SUBCOMMANDS = (
+    "synth",
+    "discover",
+    "validate",
+    "run",
+    "inspect",
+    "suv",
+    "measure",
+    "export_bids",
+    "report",
+    "env_info",
+)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -10,9 +10,9 @@ Columns (also the keys of ``--json``): ``voi``, ``kind``, ``method``, ``source``
 ``normalisation``, ``n_voxels``, ``volume_ml``, ``suv_mean``, ``suv_sd``, ``suv_min``,
 ``suv_max``, ``suv_peak_local``, ``suv_peak_global``, ``long_axis_mm``, ``diameter_3d_mm``,
 ``centroid_x_mm``, ``centroid_y_mm``, ``centroid_z_mm`` (LPS), ``measurable`` (long axis >=
-``--min-long-axis-mm``; empty for organs), ``warnings`` (the SUV derivation's and the VOI's). SUVs are
-decay-corrected to injection; SUVpeak is the mean in a sphere of ``--peak-radius-mm`` (IBSI:
-local = centred on the hottest voxel, global = the highest over centres in the VOI).
+``--min-long-axis-mm``; empty for organs), ``warnings`` (the SUV derivation's and the VOI's).
+SUVs are decay-corrected to injection; SUVpeak is the mean in a sphere of ``--peak-radius-mm``
+(IBSI: local = centred on the hottest voxel, global = the highest over centres in the VOI).
 """
 
 from __future__ import annotations

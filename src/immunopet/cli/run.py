@@ -1,0 +1,84 @@
+"""``immunopet run STUDY.toml``: process every scan of a study into the results store."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Any
+
+from immunopet.study.manifest import load_manifest
+from immunopet.study.runner import run_study
+
+__all__ = ["register", "run"]
+
+
+def register(subparsers: Any) -> argparse.ArgumentParser:
+    """Add the ``run`` subcommand to ``subparsers`` (from ``add_subparsers``)."""
+    parser: argparse.ArgumentParser = subparsers.add_parser(
+        "run",
+        help="measure every scan of a study (SUV, VOI metrics) into the results store",
+        description=(
+            "Read the study manifest, measure every scan (SUV, VOIs, metrics) and write the "
+            "results database RESULTS_DIR/immunopet.duckdb and its tables as CSV and Parquet. "
+            "Scans whose inputs, settings and immunopet version have not changed since they "
+            "were stored are skipped (see --force). Exit code 2 when any scan failed; the "
+            "others are written all the same."
+        ),
+    )
+    parser.add_argument("manifest", type=Path, metavar="STUDY.toml", help="the study manifest")
+    parser.add_argument(
+        "-o",
+        "--output",
+        type=Path,
+        default=None,
+        metavar="RESULTS_DIR",
+        help="results folder (default: 'results' next to the manifest)",
+    )
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=None,
+        metavar="N",
+        help="worker processes (default: min(2, CPUs); 1 = in this process)",
+    )
+    parser.add_argument(
+        "--scheduler",
+        default=None,
+        metavar="tcp://HOST:PORT",
+        help="run the scans on the Dask cluster at this scheduler address",
+    )
+    parser.add_argument(
+        "--dask",
+        action="store_true",
+        help="run on a local Dask cluster of N worker processes instead of a process pool",
+    )
+    parser.add_argument(
+        "--force", action="store_true", help="recompute scans whose stored results are current"
+    )
+    parser.add_argument("--quiet", action="store_true", help="no progress bar or summary")
+    parser.set_defaults(func=run)
+    return parser
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run the study; print the summary unless ``--quiet``. 0 = all scans fine, 2 = failures."""
+    manifest = Path(args.manifest)
+    study = load_manifest(manifest)
+    output = args.output if args.output is not None else manifest.parent / "results"
+    summary = run_study(
+        study,
+        output,
+        workers=args.workers,
+        scheduler=args.scheduler,
+        backend="dask" if args.dask else "local",
+        progress=not args.quiet,
+        force=args.force,
+        manifest_path=manifest,
+    )
+    if not args.quiet:
+        print(summary.summary)
+    elif summary.failures:
+        for failure in summary.failures:
+            print(f"failed {failure.scan_id}: {failure.message}", file=sys.stderr)
+    return 0 if summary.ok else 2

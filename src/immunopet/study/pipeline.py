@@ -1,0 +1,535 @@
+"""The per-scan job: PET -> SUV -> VOIs -> metrics -> table rows.
+
+:func:`process_scan` is pure: it reads the scan's files and returns a :class:`ScanResult`
+(one row for the ``scans`` table, one row per VOI for the ``measurements`` table); it writes
+nothing, so it can run in any worker process and only the orchestrator writes results.
+
+Steps
+-----
+1. **SUV.** A DICOM PET (a folder with one PET series) goes through
+   :func:`~immunopet.suv.volume.read_suv_volume` with the scan's overrides completed by the
+   injection's (``injection_datetime``, ``injected_activity_bq``, ``weight_kg``; a value set on
+   the scan wins). A NIfTI PET (``.nii``/``.nii.gz``) needs its PET-BIDS sidecar
+   (:func:`~immunopet.io.bids.derive_suv_from_sidecar`): only body-weight SUV; a weight
+   override replaces the sidecar's weight, an activity override rescales the factor by
+   sidecar activity / override; the sidecar's relative timing (``ScanStart`` -
+   ``InjectionStart``) gives the hours after injection, and a date-time override of the
+   injection only fills the ``injection_datetime``/``scan_datetime`` columns.
+2. **VOIs** from every :class:`~immunopet.study.model.VoiSource` of the scan
+   (:func:`~immunopet.voi.sources.load_vois`, the source's kind). Two VOIs of one kind with
+   the same name in one scan are an error, as is a VOI whose kind nobody states.
+3. **Metrics** per VOI (:func:`~immunopet.metrics.measure_voi`, IBSI definitions), the
+   long-axis and 3-D diameters and centroid (:mod:`immunopet.voi.geometry`).
+4. **Per-scan relations.** ``ratio_to_reference`` = lesion ``suv_peak`` / ``suv_peak`` of the
+   organ VOI named ``settings.reference_organ`` in the same scan (NaN when that organ has no
+   VOI, and for organs). ``distance_to_spill_in_organ_mm`` = smallest voxel-centre distance
+   from the lesion to the organ VOI named ``settings.spill_in_organ`` (NaN when absent); a
+   lesion within ``settings.spill_in_distance_mm`` gets a spill-in warning in its row.
+   When that organ VOI is only a reference sphere inside the organ (the usual 2 cm sphere),
+   the distance is to the sphere, an *upper bound* on the distance to the organ: a flagged
+   lesion is certainly that close, but a lesion near the organ's edge far from the sphere is
+   missed. Give a whole-organ mask (label map, SEG, RTSTRUCT) for a complete check.
+5. **Exclusions** of the study (patient + lesion name) mark lesion rows ``excluded`` with
+   their reason; the row keeps its numbers.
+
+Warnings emitted while a scan is processed (SUV fallbacks, resampling, border cuts, ...) are
+recorded in the rows (``warnings``, texts joined by :data:`WARNING_SEPARATOR`) and in
+:attr:`ScanResult.warnings`; they are not printed.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from immunopet.errors import ImmunoPETWarning, InputError, SuvError
+from immunopet.image import ImageVolume, Unit
+from immunopet.io.bids import IMMUNOPET_KEY, derive_suv_from_sidecar
+from immunopet.io.nifti import read_nifti, sidecar_path
+from immunopet.metrics import measure_voi
+from immunopet.study.model import AnalysisSettings, Exclusion, ScanRef
+from immunopet.suv.record import SuvOverrides
+from immunopet.suv.volume import read_suv_volume
+from immunopet.voi.geometry import (
+    centroid_lps,
+    distance_to_mask_mm,
+    long_axis_mm,
+    max_diameter_3d_mm,
+)
+from immunopet.voi.sources import Voi, load_vois
+from immunopet.voi.spheres import bounding_box_slices
+
+__all__ = [
+    "MEASUREMENT_COLUMNS",
+    "SCAN_COLUMNS",
+    "WARNING_SEPARATOR",
+    "ScanResult",
+    "merged_overrides",
+    "process_scan",
+]
+
+MEASUREMENT_COLUMNS = (
+    "patient",
+    "series",
+    "hours_pi",
+    "voi",
+    "kind",
+    "suv_mean",
+    "suv_max",
+    "suv_peak",
+    "volume_ml",
+    "long_axis_mm",
+    "scan_id",
+    "nominal_hours",
+    "suv_min",
+    "suv_sd",
+    "suv_peak_local",
+    "suv_peak_global",
+    "n_voxels",
+    "total_activity",
+    "diameter_3d_mm",
+    "centroid_x_mm",
+    "centroid_y_mm",
+    "centroid_z_mm",
+    "method",
+    "source",
+    "measurable",
+    "ratio_to_reference",
+    "distance_to_spill_in_organ_mm",
+    "excluded",
+    "exclusion_reason",
+    "warnings",
+)
+"""Columns of a measurement row, in order (the first ten are the stable contract).
+
+Units: SUV columns in the scan's normalisation (g/mL for bw/lbm, cm²/mL for bsa), lengths
+and coordinates (LPS) in mm, ``volume_ml`` in mL, ``total_activity`` in SUV x mL, hours
+after injection in h. ``measurable`` is None for organs."""
+
+SCAN_COLUMNS = (
+    "scan_id",
+    "patient",
+    "series",
+    "nominal_hours",
+    "hours_pi",
+    "injection_datetime",
+    "scan_datetime",
+    "unlabelled_mass_mg",
+    "manufacturer",
+    "units",
+    "decay_correction",
+    "branch",
+    "suv_bw_factor",
+    "weight_kg",
+    "injected_activity_bq",
+    "normalisation",
+    "n_vois",
+    "warnings",
+)
+"""Columns of a scan row, in order.
+
+``units``/``decay_correction``/``branch`` describe the stored PET values ((0054,1001),
+(0054,1102) and the SUV branch for DICOM; the sidecar ``Units`` and ``PET-BIDS/<Units>`` for
+NIfTI); ``suv_bw_factor`` turns stored values into SUVbw at injection."""
+
+WARNING_SEPARATOR = " | "
+"""Joins several warning texts in one table cell."""
+
+
+@dataclass(frozen=True)
+class ScanResult:
+    """The rows one scan contributes to the results store.
+
+    Attributes
+    ----------
+    scan_id : str
+        ``"P01/tracer-only/120h"`` (see :attr:`~immunopet.study.model.ScanRef.scan_id`).
+    scan : dict
+        One row of the ``scans`` table, keys :data:`SCAN_COLUMNS`.
+    measurements : tuple of dict
+        One row per VOI, keys :data:`MEASUREMENT_COLUMNS`, in source order.
+    warnings : tuple of str
+        Every warning of the scan and its VOIs.
+    """
+
+    scan_id: str
+    scan: dict[str, Any]
+    measurements: tuple[dict[str, Any], ...] = ()
+    warnings: tuple[str, ...] = field(default=())
+
+
+@dataclass(frozen=True)
+class _LoadedPet:
+    volume: ImageVolume
+    row: dict[str, Any]
+    warnings: tuple[str, ...]
+
+
+# ---------------------------------------------------------------------------- SUV
+def merged_overrides(ref: ScanRef) -> SuvOverrides:
+    """The scan's SUV overrides completed by its injection's (a value on the scan wins).
+
+    Examples
+    --------
+    >>> from immunopet.study.model import Injection, Scan
+    >>> inj = Injection(series="tracer-only", weight_kg=70.0, injected_activity_bq=37e6)
+    >>> scan = Scan(pet=Path("pet"), nominal_hours=120, overrides=SuvOverrides(weight_kg=68.0))
+    >>> o = merged_overrides(ScanRef("P01", "tracer-only", 120, scan, inj))
+    >>> o.weight_kg, o.injected_activity_bq
+    (68.0, 37000000.0)
+    """
+    own = ref.scan.overrides
+    injection = ref.injection
+    return replace(
+        own,
+        injection_datetime=own.injection_datetime or injection.injection_datetime,
+        injected_activity_bq=(
+            own.injected_activity_bq
+            if own.injected_activity_bq is not None
+            else injection.injected_activity_bq
+        ),
+        weight_kg=own.weight_kg if own.weight_kg is not None else injection.weight_kg,
+    )
+
+
+def _is_nifti(path: Path) -> bool:
+    return path.name.lower().endswith((".nii", ".nii.gz"))
+
+
+def _scan_row(ref: ScanRef, settings: AnalysisSettings, **values: Any) -> dict[str, Any]:
+    row: dict[str, Any] = {
+        "scan_id": ref.scan_id,
+        "patient": ref.patient,
+        "series": ref.series,
+        "nominal_hours": float(ref.nominal_hours),
+        "unlabelled_mass_mg": float(ref.injection.unlabelled_mass_mg),
+        "normalisation": settings.normalisation,
+    }
+    row.update(values)
+    return row
+
+
+def _load_dicom_pet(ref: ScanRef, settings: AnalysisSettings) -> _LoadedPet:
+    suv = read_suv_volume(
+        ref.scan.pet, overrides=merged_overrides(ref), normalisation=settings.normalisation
+    )
+    d = suv.derivation
+    row = _scan_row(
+        ref,
+        settings,
+        hours_pi=d.hours_after_injection,
+        injection_datetime=d.injection_datetime,
+        scan_datetime=d.scan_datetime,
+        manufacturer=d.manufacturer,
+        units=d.units,
+        decay_correction=d.decay_correction,
+        branch=d.branch,
+        suv_bw_factor=d.suv_bw_factor,
+        weight_kg=d.weight_kg,
+        injected_activity_bq=d.injected_activity_bq,
+    )
+    return _LoadedPet(volume=suv.volume, row=row, warnings=tuple(d.warnings))
+
+
+def _sidecar_seconds(sidecar: dict[str, Any], key: str, source: Path) -> float:
+    value = sidecar.get(key, 0.0 if key == "InjectionStart" else None)
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        raise SuvError(
+            "sidecar time needed for the hours after injection is missing or not a number",
+            file=source,
+            tag=key,
+            value="missing" if value is None else value,
+            expected="seconds after TimeZero",
+        )
+    return float(value)
+
+
+def _load_nifti_pet(ref: ScanRef, settings: AnalysisSettings) -> _LoadedPet:
+    path = ref.scan.pet
+    image = read_nifti(path)
+    json_path = sidecar_path(path)
+    if image.sidecar is None:
+        raise SuvError(
+            "a NIfTI PET needs its PET-BIDS sidecar",
+            file=json_path,
+            value="missing",
+            expected="the same-stem .json with Units, InjectedRadioactivity, timing",
+        )
+    if settings.normalisation != "bw":
+        raise SuvError(
+            "only body-weight SUV can be derived for a NIfTI PET",
+            file=path,
+            tag="normalisation",
+            value=settings.normalisation,
+            expected="'bw' (height and sex are not kept in the sidecar)",
+        )
+    overrides = merged_overrides(ref)
+    sidecar = image.sidecar
+    suv = derive_suv_from_sidecar(sidecar, weight_kg=overrides.weight_kg, source=json_path)
+    notes = list(image.warnings) + list(suv.warnings)
+    factor = suv.factor
+    activity = suv.injected_activity_bq
+    if overrides.injected_activity_bq is not None and activity is not None:
+        factor *= activity / overrides.injected_activity_bq
+        activity = overrides.injected_activity_bq
+    unused = [
+        name for name in ("height_m", "sex", "half_life_s") if getattr(overrides, name) is not None
+    ]
+    if unused:
+        notes.append(
+            f"{path}: override(s) {', '.join(unused)} not used for a NIfTI PET "
+            "(body-weight SUV from the sidecar)"
+        )
+    hours = (
+        _sidecar_seconds(sidecar, "ScanStart", json_path)
+        - _sidecar_seconds(sidecar, "InjectionStart", json_path)
+    ) / 3600.0
+    injection = overrides.injection_datetime
+    scan_time = None if injection is None else injection + timedelta(hours=hours)
+    corrected = sidecar.get("ImageDecayCorrected")
+    own = sidecar.get(IMMUNOPET_KEY)
+    decay = (
+        str(own.get("dicom_decay_correction"))
+        if isinstance(own, dict) and own.get("dicom_decay_correction")
+        else ("NONE" if corrected is False else f"{suv.decay_correction_time_s:g} s")
+    )
+    units = str(sidecar.get("Units"))
+    row = _scan_row(
+        ref,
+        settings,
+        hours_pi=hours,
+        injection_datetime=injection,
+        scan_datetime=scan_time,
+        manufacturer=str(sidecar.get("Manufacturer", "")),
+        units=units,
+        decay_correction=decay,
+        branch=f"PET-BIDS/{units}",
+        suv_bw_factor=factor,
+        weight_kg=suv.weight_kg,
+        injected_activity_bq=activity,
+    )
+    values = np.asarray(image.volume.array, dtype=np.float32) * np.float32(factor)
+    return _LoadedPet(
+        volume=image.volume.with_array(values, unit=Unit.SUV_BW), row=row, warnings=tuple(notes)
+    )
+
+
+# ---------------------------------------------------------------------------- VOIs
+def _load_scan_vois(ref: ScanRef, volume: ImageVolume) -> list[Voi]:
+    vois: list[Voi] = []
+    seen: dict[tuple[str, str], str] = {}
+    for source in ref.scan.vois:
+        for voi in load_vois(source.path, reference=volume, kind=source.kind):
+            if voi.kind is None:
+                raise InputError(
+                    f"scan {ref.scan_id}: VOI {voi.name!r}: kind unknown",
+                    file=voi.source,
+                    tag="kind",
+                    value="missing",
+                    expected="'lesion' or 'organ' (give the VOI source a kind)",
+                )
+            where = seen.get((voi.kind, voi.name))
+            if where is not None:
+                raise InputError(
+                    f"scan {ref.scan_id}: two {voi.kind} VOIs named {voi.name!r} "
+                    f"(in {where} and {voi.source})",
+                    file=voi.source,
+                    tag="voi",
+                    value=voi.name,
+                    expected=f"one {voi.kind} VOI per name in a scan",
+                )
+            seen[(voi.kind, voi.name)] = voi.source
+            vois.append(voi)
+    return vois
+
+
+# ---------------------------------------------------------------------------- rows
+_Box = tuple[slice, slice, slice]
+
+
+def _box(voi: Voi) -> _Box:
+    box = bounding_box_slices(voi.mask, (1, 1, 1))
+    if box is None:
+        raise InputError(f"VOI {voi.name!r} is empty", file=voi.source, tag="mask", value=0)
+    return box
+
+
+def _union(a: _Box, b: _Box) -> _Box:
+    z, y, x = (slice(min(p.start, q.start), max(p.stop, q.stop)) for p, q in zip(a, b, strict=True))
+    return (z, y, x)
+
+
+def _crop(volume: ImageVolume, box: _Box) -> ImageVolume:
+    """The sub-volume of a box, with its own affine (same LPS positions)."""
+    shift = np.eye(4)
+    shift[:3, 3] = [part.start for part in box]
+    return ImageVolume(volume.array[box], volume.affine @ shift, volume.unit)
+
+
+def _measure(
+    ref: ScanRef, pet: _LoadedPet, voi: Voi, box: _Box, settings: AnalysisSettings
+) -> dict[str, Any]:
+    volume = pet.volume
+    metrics = measure_voi(
+        volume,
+        voi.mask,
+        voi_name=f"{ref.scan_id} {voi.kind} {voi.name}",
+        peak_radius_mm=settings.peak_radius_mm,
+    )
+    # the geometry only needs the VOI's bounding box (whole-body arrays are ~100x larger)
+    sub, mask = _crop(volume, box), voi.mask[box]
+    long_axis = long_axis_mm(mask, sub)
+    centroid = centroid_lps(sub, mask)
+    peak = metrics.peak_local if settings.peak == "local" else metrics.peak_global
+    return {
+        "patient": ref.patient,
+        "series": ref.series,
+        "hours_pi": pet.row["hours_pi"],
+        "voi": voi.name,
+        "kind": voi.kind,
+        "suv_mean": metrics.mean,
+        "suv_max": metrics.max,
+        "suv_peak": peak,
+        "volume_ml": metrics.volume_ml,
+        "long_axis_mm": long_axis,
+        "scan_id": ref.scan_id,
+        "nominal_hours": float(ref.nominal_hours),
+        "suv_min": metrics.min,
+        "suv_sd": metrics.sd,
+        "suv_peak_local": metrics.peak_local,
+        "suv_peak_global": metrics.peak_global,
+        "n_voxels": metrics.n_voxels,
+        "total_activity": metrics.total_activity,
+        "diameter_3d_mm": max_diameter_3d_mm(mask, sub),
+        "centroid_x_mm": float(centroid[0]),
+        "centroid_y_mm": float(centroid[1]),
+        "centroid_z_mm": float(centroid[2]),
+        "method": voi.method,
+        "source": voi.source,
+        "measurable": (long_axis >= settings.min_long_axis_mm) if voi.kind == "lesion" else None,
+        "ratio_to_reference": math.nan,
+        "distance_to_spill_in_organ_mm": math.nan,
+        "excluded": False,
+        "exclusion_reason": None,
+        "warnings": list(voi.warnings) + list(metrics.warnings),
+    }
+
+
+def _relate(
+    ref: ScanRef,
+    volume: ImageVolume,
+    vois: Sequence[Voi],
+    boxes: Sequence[_Box],
+    rows: list[dict[str, Any]],
+    settings: AnalysisSettings,
+    exclusions: Sequence[Exclusion],
+) -> None:
+    organs = {
+        voi.name: (voi, row, box)
+        for voi, row, box in zip(vois, rows, boxes, strict=True)
+        if voi.kind == "organ"
+    }
+    reference = organs.get(settings.reference_organ)
+    spill = organs.get(settings.spill_in_organ)
+    excluded = {e.lesion: e.reason for e in exclusions if e.patient == ref.patient}
+    for voi, row, box in zip(vois, rows, boxes, strict=True):
+        if voi.kind != "lesion":
+            continue
+        if reference is not None:
+            row["ratio_to_reference"] = row["suv_peak"] / reference[1]["suv_peak"]
+        if spill is not None:
+            both = _union(box, spill[2])
+            distance = distance_to_mask_mm(_crop(volume, both), voi.mask[both], spill[0].mask[both])
+            row["distance_to_spill_in_organ_mm"] = distance
+            if distance <= settings.spill_in_distance_mm + 1e-9:
+                kind = "sphere" if spill[0].method == "sphere" else "VOI"
+                row["warnings"].append(
+                    f"{ref.scan_id}: lesion {voi.name} lies {distance:.1f} mm from the "
+                    f"{settings.spill_in_organ} {kind} (warning distance "
+                    f"{settings.spill_in_distance_mm:g} mm): its uptake may include spill-in"
+                )
+        if voi.name in excluded:
+            row["excluded"] = True
+            row["exclusion_reason"] = excluded[voi.name]
+
+
+def _unique(texts: Sequence[str]) -> list[str]:
+    return list(dict.fromkeys(texts))
+
+
+def process_scan(
+    ref: ScanRef,
+    settings: AnalysisSettings,
+    *,
+    exclusions: Sequence[Exclusion] = (),
+) -> ScanResult:
+    """Measure every VOI of one scan (reads files, writes nothing).
+
+    Parameters
+    ----------
+    ref : ScanRef
+        The scan, with paths that exist as given (the runner resolves them against the
+        study root).
+    settings : AnalysisSettings
+        Normalisation, peak choice and radius, measurability threshold, reference and
+        spill-in organs.
+    exclusions : sequence of Exclusion
+        The study's exclusions; those of ``ref.patient`` mark lesion rows.
+
+    Returns
+    -------
+    ScanResult
+
+    Raises
+    ------
+    SuvError, DicomInputError, GeometryError, InputError
+        When the PET cannot be read or converted to SUV, a VOI cannot be read or lies outside
+        the field of view, two VOIs of one kind share a name, or a VOI has no kind; each
+        message names the file (and the scan for VOI-name problems).
+    """
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", ImmunoPETWarning)
+        pet = (
+            _load_nifti_pet(ref, settings)
+            if _is_nifti(ref.scan.pet)
+            else _load_dicom_pet(ref, settings)
+        )
+        vois = _load_scan_vois(ref, pet.volume)
+        boxes = [_box(voi) for voi in vois]
+        rows = [
+            _measure(ref, pet, voi, box, settings) for voi, box in zip(vois, boxes, strict=True)
+        ]
+        _relate(ref, pet.volume, vois, boxes, rows, settings, exclusions)
+    row_notes = [_unique(row["warnings"]) for row in rows]
+    recorded = set(pet.warnings).union(*row_notes)
+    emitted = []
+    for caught_warning in caught:
+        if not issubclass(caught_warning.category, ImmunoPETWarning):
+            warnings.warn_explicit(
+                caught_warning.message,
+                caught_warning.category,
+                caught_warning.filename,
+                caught_warning.lineno,
+            )
+        elif str(caught_warning.message) not in recorded:
+            emitted.append(str(caught_warning.message))
+    scan_notes = _unique([*pet.warnings, *emitted])
+    for row, notes in zip(rows, row_notes, strict=True):
+        row["warnings"] = WARNING_SEPARATOR.join(notes)
+    scan_row = dict(pet.row)
+    scan_row["n_vois"] = len(rows)
+    scan_row["warnings"] = WARNING_SEPARATOR.join(scan_notes)
+    all_notes = _unique(scan_notes + [note for notes in row_notes for note in notes])
+    return ScanResult(
+        scan_id=ref.scan_id,
+        scan={column: scan_row.get(column) for column in SCAN_COLUMNS},
+        measurements=tuple({column: row[column] for column in MEASUREMENT_COLUMNS} for row in rows),
+        warnings=tuple(all_notes),
+    )

@@ -1,0 +1,441 @@
+"""The results store: one embedded DuckDB file per results folder, with CSV/Parquet exports.
+
+``RESULTS_DIR/immunopet.duckdb`` holds the tables
+
+=================  ===========================================================================
+``scans``          one row per scan processed (:data:`~immunopet.study.pipeline.SCAN_COLUMNS`)
+``measurements``   one row per VOI per scan (:data:`~immunopet.study.pipeline.MEASUREMENT_COLUMNS`)
+``failures``       one row per scan that could not be processed: the error, in words
+``provenance``     one row per run: versions, settings, manifest hash, input keys, times
+``clinical``       the clinical sheet as read (identifying columns dropped)
+``blood``          blood samples (written by whoever computes them; free schema)
+``scan_keys``      internal: the key each stored scan was computed with
+=================  ===========================================================================
+
+Only one process writes (the orchestrator; workers return results). :meth:`ResultsStore.
+write_scan` replaces one scan's rows in a single transaction (delete the old rows of that scan,
+insert the new ones, record the key), so a run killed midway keeps every scan it finished, and
+a rerun skips exactly those (:meth:`ResultsStore.is_current`). DuckDB keeps committed
+transactions in its write-ahead log, so they survive a killed process.
+
+:meth:`ResultsStore.export` writes every table as ``<name>.csv`` and ``<name>.parquet``, each
+through a temporary file renamed into place, so a reader never sees half a file.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tempfile
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from datetime import datetime
+from functools import partial
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+import duckdb
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from immunopet.errors import InputError
+from immunopet.study.pipeline import MEASUREMENT_COLUMNS, SCAN_COLUMNS, ScanResult
+
+__all__ = ["DATABASE_NAME", "EXPORTED_TABLES", "ResultsStore"]
+
+DATABASE_NAME = "immunopet.duckdb"
+"""File name of the database inside the results folder."""
+
+EXPORTED_TABLES = ("scans", "measurements", "blood", "clinical", "provenance", "failures")
+"""Tables written by :meth:`ResultsStore.export` (those that exist)."""
+
+_STRING = pa.string()
+_FLOAT = pa.float64()
+_TIME = pa.timestamp("us")
+
+_SCAN_TYPES: dict[str, pa.DataType] = {
+    "nominal_hours": _FLOAT,
+    "hours_pi": _FLOAT,
+    "injection_datetime": _TIME,
+    "scan_datetime": _TIME,
+    "unlabelled_mass_mg": _FLOAT,
+    "suv_bw_factor": _FLOAT,
+    "weight_kg": _FLOAT,
+    "injected_activity_bq": _FLOAT,
+    "n_vois": pa.int64(),
+}
+_SCAN_SCHEMA = pa.schema([(name, _SCAN_TYPES.get(name, _STRING)) for name in SCAN_COLUMNS])
+
+_TEXT_MEASUREMENTS = {
+    "patient",
+    "series",
+    "voi",
+    "kind",
+    "scan_id",
+    "method",
+    "source",
+    "exclusion_reason",
+    "warnings",
+}
+_MEASUREMENT_SCHEMA = pa.schema(
+    [
+        (
+            name,
+            _STRING
+            if name in _TEXT_MEASUREMENTS
+            else pa.int64()
+            if name == "n_voxels"
+            else pa.bool_()
+            if name in ("measurable", "excluded")
+            else _FLOAT,
+        )
+        for name in MEASUREMENT_COLUMNS
+    ]
+)
+
+_FAILURE_SCHEMA = pa.schema(
+    [
+        ("scan_id", _STRING),
+        ("patient", _STRING),
+        ("series", _STRING),
+        ("nominal_hours", _FLOAT),
+        ("error_type", _STRING),
+        ("message", _STRING),
+        ("detail", _STRING),
+        ("key", _STRING),
+        ("run_id", _STRING),
+        ("failed_at", _TIME),
+    ]
+)
+
+_PROVENANCE_SCHEMA = pa.schema(
+    [
+        ("run_id", _STRING),
+        ("started_at", _TIME),
+        ("finished_at", _TIME),
+        ("package_version", _STRING),
+        ("python_version", _STRING),
+        ("library_versions", _STRING),
+        ("settings", _STRING),
+        ("study_name", _STRING),
+        ("manifest_path", _STRING),
+        ("manifest_hash", _STRING),
+        ("backend", _STRING),
+        ("workers", pa.int64()),
+        ("n_scans", pa.int64()),
+        ("n_processed", pa.int64()),
+        ("n_skipped", pa.int64()),
+        ("n_failed", pa.int64()),
+        ("input_keys", _STRING),
+        ("warnings", _STRING),
+    ]
+)
+
+_KEY_SCHEMA = pa.schema(
+    [("scan_id", _STRING), ("key", _STRING), ("run_id", _STRING), ("written_at", _TIME)]
+)
+
+_SCHEMAS: dict[str, pa.Schema] = {
+    "scans": _SCAN_SCHEMA,
+    "measurements": _MEASUREMENT_SCHEMA,
+    "failures": _FAILURE_SCHEMA,
+    "provenance": _PROVENANCE_SCHEMA,
+    "scan_keys": _KEY_SCHEMA,
+}
+_PER_SCAN = ("scans", "measurements", "failures", "scan_keys")
+_SCAN_ORDERED = ("scans", "measurements", "failures")
+_DUCK_TYPES = {
+    pa.string(): "VARCHAR",
+    pa.float64(): "DOUBLE",
+    pa.int64(): "BIGINT",
+    pa.bool_(): "BOOLEAN",
+    pa.timestamp("us"): "TIMESTAMP",
+}
+_NAME = re.compile(r"^[a-z_][a-z0-9_]*$")
+
+
+def _create_sql(name: str, schema: pa.Schema) -> str:
+    columns = ", ".join(f'"{f.name}" {_DUCK_TYPES[f.type]}' for f in schema)
+    return f"CREATE TABLE IF NOT EXISTS {name} ({columns})"
+
+
+def _atomic_write(target: Path, write: Callable[[Path], None]) -> None:
+    handle, temporary = tempfile.mkstemp(
+        dir=target.parent, prefix=f".{target.name}.", suffix=".tmp"
+    )
+    os.close(handle)
+    try:
+        write(Path(temporary))
+        os.replace(temporary, target)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
+
+
+def _write_csv(frame: pd.DataFrame, path: Path) -> None:
+    frame.to_csv(path, index=False)
+
+
+def _write_parquet(table: pa.Table, path: Path) -> None:
+    pq.write_table(table, path)
+
+
+class ResultsStore:
+    """The DuckDB results database of a study's results folder.
+
+    Parameters
+    ----------
+    results_dir : path-like
+        Created if needed; the database is ``results_dir / "immunopet.duckdb"``.
+
+    Raises
+    ------
+    InputError
+        When the database cannot be opened (e.g. another process has it open for writing).
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> with tempfile.TemporaryDirectory() as folder, ResultsStore(folder) as store:
+    ...     store.is_current("P01/tracer-only/120h", "abc")
+    False
+    """
+
+    def __init__(self, results_dir: str | Path) -> None:
+        self.results_dir = Path(results_dir)
+        self.results_dir.mkdir(parents=True, exist_ok=True)
+        self.path = self.results_dir / DATABASE_NAME
+        try:
+            self._con = duckdb.connect(str(self.path))
+        except duckdb.Error as exc:
+            raise InputError(
+                f"cannot open the results database ({exc})",
+                file=self.path,
+                expected="a DuckDB file no other process is writing",
+            ) from exc
+        for name, schema in _SCHEMAS.items():
+            self._con.execute(_create_sql(name, schema))
+
+    # ------------------------------------------------------------------ lifecycle
+    def close(self) -> None:
+        """Close the database (idempotent)."""
+        self._con.close()
+
+    def __enter__(self) -> ResultsStore:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"ResultsStore({str(self.results_dir)!r})"
+
+    # ------------------------------------------------------------------ writing
+    def _insert(self, name: str, rows: Sequence[Mapping[str, Any]]) -> None:
+        if not rows:
+            return
+        schema = _SCHEMAS[name]
+        table = pa.Table.from_pylist(
+            [{f.name: row.get(f.name) for f in schema} for row in rows], schema=schema
+        )
+        self._con.register("_immunopet_rows", table)
+        try:
+            self._con.execute(f"INSERT INTO {name} BY NAME SELECT * FROM _immunopet_rows")
+        finally:
+            self._con.unregister("_immunopet_rows")
+
+    def _transaction(self, work: Callable[[], None]) -> None:
+        self._con.begin()
+        try:
+            work()
+        except BaseException:
+            self._con.rollback()
+            raise
+        self._con.commit()
+
+    def _delete_scan(self, scan_id: str) -> None:
+        for name in _PER_SCAN:
+            self._con.execute(f"DELETE FROM {name} WHERE scan_id = ?", [scan_id])
+
+    def write_scan(self, result: ScanResult, key: str, *, run_id: str = "") -> None:
+        """Replace one scan's rows (scans, measurements, failures, key) in one transaction.
+
+        Parameters
+        ----------
+        result : ScanResult
+        key : str
+            The scan key (:func:`~immunopet.study.provenance.scan_key`).
+        run_id : str
+            The run that computed it.
+        """
+        now = datetime.now()
+
+        def work() -> None:
+            self._delete_scan(result.scan_id)
+            self._insert("scans", [result.scan])
+            self._insert("measurements", list(result.measurements))
+            self._insert(
+                "scan_keys",
+                [{"scan_id": result.scan_id, "key": key, "run_id": run_id, "written_at": now}],
+            )
+
+        self._transaction(work)
+
+    def write_failure(self, row: Mapping[str, Any]) -> None:
+        """Record a scan that failed; its earlier results are removed (they are not current).
+
+        Parameters
+        ----------
+        row : mapping
+            ``scan_id``, ``patient``, ``series``, ``nominal_hours``, ``error_type``,
+            ``message``, ``detail``, ``key``, ``run_id`` (``failed_at`` defaults to now).
+        """
+        values = dict(row)
+        values.setdefault("failed_at", datetime.now())
+
+        def work() -> None:
+            self._delete_scan(str(values["scan_id"]))
+            self._insert("failures", [values])
+
+        self._transaction(work)
+
+    def write_provenance(self, row: Mapping[str, Any]) -> None:
+        """Append one run's provenance row (columns of the ``provenance`` table)."""
+        self._transaction(lambda: self._insert("provenance", [row]))
+
+    def prune(self, keep: Iterable[str]) -> list[str]:
+        """Remove the rows of every scan not in ``keep`` (scans no longer in the study).
+
+        Returns
+        -------
+        list of str
+            The scan ids removed, sorted.
+        """
+        wanted = set(keep)
+        present = {
+            row[0]
+            for name in _PER_SCAN
+            for row in self._con.execute(f"SELECT DISTINCT scan_id FROM {name}").fetchall()
+        }
+        stale = sorted(present - wanted)
+
+        def work() -> None:
+            for scan_id in stale:
+                self._delete_scan(scan_id)
+
+        if stale:
+            self._transaction(work)
+        return stale
+
+    def write_table(self, name: str, frame: pd.DataFrame) -> None:
+        """Replace a free-schema table (``clinical``, ``blood`` ...) with a DataFrame.
+
+        Raises
+        ------
+        InputError
+            When ``name`` is not a lower-case identifier or is one of the managed tables.
+        """
+        if not _NAME.match(name) or name in _SCHEMAS:
+            raise InputError(
+                "not a table that can be written",
+                tag="name",
+                value=name,
+                expected="a lower-case identifier other than " + ", ".join(_SCHEMAS),
+            )
+
+        def work() -> None:
+            self._con.execute(f"CREATE OR REPLACE TABLE {name} AS SELECT * FROM _immunopet_frame")
+
+        self._con.register("_immunopet_frame", frame)
+        try:
+            self._transaction(work)
+        finally:
+            self._con.unregister("_immunopet_frame")
+
+    # ------------------------------------------------------------------ reading
+    def is_current(self, scan_id: str, key: str) -> bool:
+        """True when the stored results of ``scan_id`` were computed with ``key``."""
+        found = self._con.execute(
+            "SELECT key FROM scan_keys WHERE scan_id = ?", [scan_id]
+        ).fetchall()  # fetchall: a half-read result would block the connection
+        return bool(found) and found[0][0] == key
+
+    def stored_keys(self) -> dict[str, str]:
+        """Scan id -> key of every scan with stored results."""
+        return dict(self._con.execute("SELECT scan_id, key FROM scan_keys").fetchall())
+
+    def tables(self) -> list[str]:
+        """Names of the tables in the database, sorted."""
+        rows = self._con.execute(
+            "SELECT table_name FROM information_schema.tables WHERE table_schema = 'main'"
+        ).fetchall()
+        return sorted(row[0] for row in rows)
+
+    def _query(self, name: str) -> str:
+        if name not in self.tables():
+            raise InputError(
+                "no such table in the results store",
+                file=self.path,
+                tag="table",
+                value=name,
+                expected=", ".join(self.tables()),
+            )
+        if name in _SCAN_ORDERED:
+            order = "patient, series, nominal_hours, rowid"
+        elif name == "provenance":
+            order = "started_at, rowid"
+        else:
+            order = "rowid"
+        return f"SELECT * FROM {name} ORDER BY {order}"
+
+    def read_table(self, name: str) -> pd.DataFrame:
+        """One table as a DataFrame (scans and measurements in patient/series/time order).
+
+        Raises
+        ------
+        InputError
+            When the table does not exist.
+        """
+        return self._con.sql(self._query(name)).df()
+
+    def read_arrow(self, name: str) -> pa.Table:
+        """One table as a :class:`pyarrow.Table` with the database's column types."""
+        table: pa.Table = self._con.sql(self._query(name)).to_arrow_table()
+        return table
+
+    # ------------------------------------------------------------------ export
+    def export(self, directory: str | Path | None = None) -> dict[str, Path]:
+        """Write every table of :data:`EXPORTED_TABLES` as CSV and Parquet.
+
+        Parameters
+        ----------
+        directory : path-like, optional
+            Default: the results folder.
+
+        Returns
+        -------
+        dict
+            ``"<table>.csv"`` / ``"<table>.parquet"`` -> path written.
+        """
+        target = self.results_dir if directory is None else Path(directory)
+        target.mkdir(parents=True, exist_ok=True)
+        present = set(self.tables())
+        written: dict[str, Path] = {}
+        for name in EXPORTED_TABLES:
+            if name not in present:
+                continue
+            table = self.read_arrow(name)
+            frame = table.to_pandas()
+            csv_path = target / f"{name}.csv"
+            parquet_path = target / f"{name}.parquet"
+            _atomic_write(csv_path, partial(_write_csv, frame))
+            _atomic_write(parquet_path, partial(_write_parquet, table))
+            written[csv_path.name] = csv_path
+            written[parquet_path.name] = parquet_path
+        return written
