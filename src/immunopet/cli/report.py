@@ -1,0 +1,82 @@
+"""``immunopet report RESULTS_DIR -o OUTDIR``: the study report as a self-contained folder."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from immunopet.study.manifest import load_manifest
+from immunopet.study.model import Study
+
+__all__ = ["register", "run"]
+
+
+def register(subparsers: Any) -> argparse.ArgumentParser:
+    """Add the ``report`` subcommand to ``subparsers`` (from ``add_subparsers``)."""
+    parser: argparse.ArgumentParser = subparsers.add_parser(
+        "report",
+        help="write the HTML study report of a results folder",
+        description=(
+            "Assemble the analysis of a results folder (written by 'immunopet run'), draw its "
+            "figures and write OUTDIR/index.html with its stylesheet and images. The folder "
+            "is self-contained: it links nothing outside itself and can be zipped and opened "
+            "anywhere."
+        ),
+    )
+    parser.add_argument(
+        "results", type=Path, metavar="RESULTS_DIR", help="results folder of 'immunopet run'"
+    )
+    parser.add_argument(
+        "-o",
+        "--output",
+        type=Path,
+        required=True,
+        metavar="OUTDIR",
+        help="report folder (created; files of the same name are overwritten)",
+    )
+    parser.add_argument(
+        "--manifest",
+        type=Path,
+        default=None,
+        metavar="STUDY.toml",
+        help="the study manifest (default: the one recorded in the results' provenance)",
+    )
+    parser.add_argument(
+        "--no-qc",
+        action="store_true",
+        help="leave out the per-scan quality-control pages (faster)",
+    )
+    parser.set_defaults(func=run)
+    return parser
+
+
+def run(args: argparse.Namespace) -> int:
+    """Assemble, draw and render; print where ``index.html`` is. Returns 0."""
+    from immunopet.report.assemble import assemble_analysis
+    from immunopet.report.figures import draw_all, qc_pages
+    from immunopet.report.html import render_report
+
+    study = load_manifest(args.manifest) if args.manifest is not None else None
+    analysis = assemble_analysis(args.results, study=study)
+    outdir = Path(args.output)
+    figures = draw_all(analysis, outdir / "figures")
+    if not args.no_qc:
+        study = study if study is not None else _recorded_study(analysis.provenance)
+        if study is None:
+            print("no QC pages: the study manifest is unknown (see --manifest)", file=sys.stderr)
+        else:
+            figures.update(qc_pages(args.results, study, outdir / "figures"))
+    index = render_report(analysis, outdir, figures=figures)
+    print(f"report written to {index}")
+    return 0
+
+
+def _recorded_study(provenance: Mapping[str, Any]) -> Study | None:
+    """The study of the manifest the run recorded, when that file still exists."""
+    path = provenance.get("manifest_path")
+    if not path or not Path(str(path)).is_file():
+        return None
+    return load_manifest(Path(str(path)))

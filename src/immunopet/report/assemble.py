@@ -1,0 +1,908 @@
+"""Compute the whole analysis of a study once: from the results store to a :class:`StudyAnalysis`.
+
+:func:`assemble_analysis` reads the results folder (the DuckDB store, or the exported Parquet
+files when the database is absent or in use) and, when the study is known, the study's own
+inputs: clinical sheet, adverse events, the baseline lesion table, blood samples and the
+counter calibration. It then runs every analysis and test of the durvalumab study (seed 000)
+that the inputs allow:
+
+=====================  ======================================================================
+part                   how
+=====================  ======================================================================
+schedule               the scans table: patient, series, nominal and actual hours
+baseline               :func:`~immunopet.analysis.tables.baseline_table` and ``_summary``
+adverse_events         :func:`~immunopet.analysis.tables.adverse_event_table`, denominator =
+                       patients of the clinical sheet
+organ_uptake           :func:`~immunopet.analysis.biodistribution.organ_uptake` (SUVmean)
+predose_ratio          :func:`~immunopet.analysis.biodistribution.predose_ratio`
+blood, blood_vs_image  :func:`~immunopet.analysis.blood.blood_activity` (body weights from the
+                       scans table) and :func:`~immunopet.analysis.blood.compare_with_image`
+visibility             :func:`~immunopet.analysis.lesions.lesion_visibility`, reader rule,
+                       percentages of all FDG-positive lesions (as the study reports them)
+tumour_to_blood        :func:`~immunopet.analysis.lesions.tumour_to_blood_ratio` and the
+time_point             recommended time point of the analysis series
+uptake                 :func:`~immunopet.analysis.aggregates.patient_uptake` at
+                       ``settings.analysis_hours`` (72 h fallback, as the study did for one
+                       patient), SUVpeak, size limit and exclusions of the study
+lesion_response        :func:`~immunopet.analysis.aggregates.join_clinical` of the lesions
+tests                  the keys of :data:`TEST_KEYS`
+cohort_survival        median PFS and OS (SPSS-style interval) in months (days / 30.4375)
+split_survival         median split of the per-patient mean SUVpeak: Kaplan-Meier medians,
+                       log-rank, Cox hazard ratio of high vs low
+biomarkers             :func:`~immunopet.stats.compare_biomarkers`
+=====================  ======================================================================
+
+Every part is computed in its own guarded step: a missing input leaves the part ``None`` (or
+empty) and says why in :attr:`StudyAnalysis.notes`; a step that fails (a test with an empty
+group, too few patients for a Cox model) does the same with the error in words. Nothing here
+prints; patients appear only by their study pseudonym.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import re
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field, fields, replace
+from functools import partial
+from pathlib import Path
+from typing import Any, Final, TypeVar
+
+import numpy as np
+import pandas as pd
+from tqdm import tqdm
+
+from immunopet.analysis.aggregates import PatientUptake, join_clinical, patient_uptake
+from immunopet.analysis.biodistribution import (
+    SERIES_ORDER,
+    organ_uptake,
+    predose_ratio,
+)
+from immunopet.analysis.blood import (
+    blood_activity,
+    compare_with_image,
+    read_blood_samples,
+    read_counter_calibration,
+)
+from immunopet.analysis.clinical import (
+    BOR_CATEGORIES,
+    PDL1_GROUPS,
+    read_adverse_events,
+    read_clinical,
+    validate_clinical,
+)
+from immunopet.analysis.lesions import (
+    lesion_visibility,
+    recommend_time_point,
+    tumour_to_blood_ratio,
+)
+from immunopet.analysis.tables import adverse_event_table, baseline_summary, baseline_table
+from immunopet.errors import ImmunoPETError, InputError
+from immunopet.report.contents import SplitSurvival, StudyAnalysis
+from immunopet.stats import (
+    DAYS_PER_MONTH,
+    compare_biomarkers,
+    cox_hazard_ratio,
+    kruskal_wallis,
+    logrank,
+    mann_whitney,
+    median_split,
+    spearman,
+    survival_summary,
+)
+from immunopet.stats.results import BiomarkerComparison, CoxResult, SurvivalSummary, TestResult
+from immunopet.study.manifest import load_manifest
+from immunopet.study.model import AnalysisSettings, Study
+from immunopet.study.pipeline import MEASUREMENT_COLUMNS, SCAN_COLUMNS, WARNING_SEPARATOR
+from immunopet.study.store import DATABASE_NAME, ResultsStore
+
+__all__ = [
+    "BIOMARKER_LABELS",
+    "FALLBACK_HOURS",
+    "KRUSKAL_BOR",
+    "KRUSKAL_CPS",
+    "KRUSKAL_TPS",
+    "MANN_WHITNEY_PROGRESSION",
+    "SCHEDULE_COLUMNS",
+    "SPEARMAN_CPS",
+    "TEST_KEYS",
+    "assemble_analysis",
+    "read_results",
+]
+
+_LOG = logging.getLogger(__name__)
+
+MANN_WHITNEY_PROGRESSION: Final = "SUVpeak: progression at 6 weeks (Mann-Whitney)"
+"""Lesion SUVpeak of patients with vs without progressive disease at 6 weeks."""
+KRUSKAL_BOR: Final = "SUVpeak: best overall response (Kruskal-Wallis)"
+"""Lesion SUVpeak by best overall response (the categories present, NE left out)."""
+KRUSKAL_TPS: Final = "Median SUVpeak per patient: PD-L1 TPS group (Kruskal-Wallis)"
+"""Per-patient median lesion SUVpeak by PD-L1 TPS group (<1%, 1-49%, >=50%)."""
+KRUSKAL_CPS: Final = "Median SUVpeak per patient: PD-L1 CPS group (Kruskal-Wallis)"
+"""Per-patient median lesion SUVpeak by PD-L1 CPS group."""
+SPEARMAN_CPS: Final = "Median SUVpeak per patient vs PD-L1 CPS (Spearman)"
+"""Rank correlation of the per-patient median lesion SUVpeak with the CPS."""
+TEST_KEYS: Final = (
+    MANN_WHITNEY_PROGRESSION,
+    KRUSKAL_BOR,
+    KRUSKAL_TPS,
+    KRUSKAL_CPS,
+    SPEARMAN_CPS,
+)
+"""Keys of :attr:`StudyAnalysis.tests`, in the order of the study's results section."""
+
+FALLBACK_HOURS: Final = (72.0,)
+"""Time points used for a patient without a scan at the analysis time point (the study used
+the 72 h scan of the one patient who had no 120 h scan)."""
+
+SCHEDULE_COLUMNS: Final = ("patient", "series", "nominal_hours", "hours_pi")
+"""Columns of :attr:`StudyAnalysis.schedule`."""
+
+BIOMARKER_LABELS: Final = {
+    "median": "SUVpeak, median of lesions",
+    "mean": "SUVpeak, mean of lesions",
+    "tps_percent": "PD-L1 TPS",
+    "cps_percent": "PD-L1 CPS",
+}
+"""Candidate names of the biomarker comparison (source column -> name in the table)."""
+
+_TABLES: Final = ("scans", "measurements", "failures", "provenance", "clinical", "blood")
+_JSON_PROVENANCE: Final = ("settings", "library_versions", "input_keys", "warnings")
+_EXTRA_MARKER: Final = re.compile(r"^rnaseq|_score$", re.IGNORECASE)
+_GROUP_COLUMNS: Final = ("tumour_type", "tumor_type")
+_RESPONDERS: Final = ("CR", "PR")
+_T = TypeVar("_T")
+
+
+class _NotApplicableError(Exception):
+    """A step that cannot run on these data (its message is the reason, for the notes)."""
+
+
+# ---------------------------------------------------------------------------- guarded steps
+@dataclass
+class _Steps:
+    """Runs the analysis steps; a failing step leaves its part ``None`` and writes a note."""
+
+    progress: bool
+    notes: list[str] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self._bar = tqdm(desc="analysis", unit="step", disable=not self.progress)
+
+    def run(self, what: str, compute: Callable[[], _T]) -> _T | None:
+        try:
+            result: _T | None = compute()
+        except _NotApplicableError as exc:
+            self.notes.append(f"{what}: not computed ({exc})")
+            result = None
+        except Exception as exc:  # a step never stops the report; the note says why
+            _LOG.debug("analysis step %r failed", what, exc_info=True)
+            self.notes.append(f"{what}: not computed ({_error_text(exc)})")
+            result = None
+        self._bar.update(1)
+        return result
+
+    def close(self) -> None:
+        self._bar.close()
+
+
+def _error_text(exc: Exception) -> str:
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+    if isinstance(exc, ImmunoPETError):
+        return text or type(exc).__name__
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+# ---------------------------------------------------------------------------- reading
+def read_results(
+    results_dir: str | Path, *, notes: list[str] | None = None
+) -> dict[str, pd.DataFrame]:
+    """The tables of a results folder: from its database, else from its Parquet exports.
+
+    Parameters
+    ----------
+    results_dir : path-like
+        A folder written by :func:`~immunopet.study.runner.run_study`.
+    notes : list of str, optional
+        Receives a note when the database cannot be opened and the exports are read.
+
+    Returns
+    -------
+    dict of str to DataFrame
+        Those of ``scans``, ``measurements``, ``failures``, ``provenance``, ``clinical`` and
+        ``blood`` that exist (scans and measurements in patient, series, time order).
+
+    Raises
+    ------
+    InputError
+        When the folder holds neither a database nor exported scans/measurements.
+    """
+    folder = Path(results_dir)
+    notes = [] if notes is None else notes
+    database = folder / DATABASE_NAME
+    if database.is_file():
+        try:
+            with ResultsStore(folder) as store:
+                present = set(store.tables())
+                return {name: store.read_table(name) for name in _TABLES if name in present}
+        except InputError as exc:
+            notes.append(f"results database not readable ({exc}); the Parquet exports are used")
+    tables = {}
+    for name in _TABLES:
+        path = folder / f"{name}.parquet"
+        if path.is_file():
+            tables[name] = pd.read_parquet(path)
+    if "scans" not in tables and "measurements" not in tables:
+        raise InputError(
+            "no results found",
+            file=folder,
+            value="neither a results database nor scans/measurements Parquet files",
+            expected=f"{DATABASE_NAME} or the exported scans.parquet and measurements.parquet "
+            "(run `immunopet run` first)",
+        )
+    return tables
+
+
+def _latest_provenance(provenance: pd.DataFrame | None) -> dict[str, Any]:
+    """The last run's provenance row: JSON columns parsed, times as ISO text."""
+    if provenance is None or provenance.empty:
+        return {}
+    row = provenance.iloc[-1].to_dict()
+    out: dict[str, Any] = {}
+    for key, value in row.items():
+        if isinstance(value, pd.Timestamp):
+            out[str(key)] = value.isoformat()
+        elif key in _JSON_PROVENANCE and isinstance(value, str):
+            try:
+                out[str(key)] = json.loads(value)
+            except json.JSONDecodeError:
+                out[str(key)] = value
+        elif value is None or (isinstance(value, float) and math.isnan(value)):
+            out[str(key)] = None
+        elif isinstance(value, np.generic):
+            out[str(key)] = value.item()
+        else:
+            out[str(key)] = value
+    return out
+
+
+def _study_from_provenance(provenance: dict[str, Any], notes: list[str]) -> Study | None:
+    path = provenance.get("manifest_path")
+    if not path:
+        return None
+    manifest = Path(str(path))
+    if not manifest.is_file():
+        notes.append(
+            f"the manifest named in the provenance no longer exists ({manifest.name}); "
+            "the study's own inputs (clinical sheet, lesion table ...) are not read"
+        )
+        return None
+    try:
+        return load_manifest(manifest)
+    except ImmunoPETError as exc:
+        notes.append(f"the manifest of the run could not be read ({_error_text(exc)})")
+        return None
+
+
+def _settings(
+    study: Study | None, provenance: dict[str, Any], notes: list[str]
+) -> AnalysisSettings:
+    given = provenance.get("settings")
+    if study is not None:
+        current = asdict(study.settings)
+        if isinstance(given, dict) and any(given.get(k) != v for k, v in current.items()):
+            changed = sorted(k for k, v in current.items() if given.get(k) != v)
+            notes.append(
+                "the study's settings differ from those of the stored run "
+                f"({', '.join(changed)}): the measurements were made with the run's; "
+                "run the study again"
+            )
+        return study.settings
+    if isinstance(given, dict):
+        known = {f.name for f in fields(AnalysisSettings)}
+        return AnalysisSettings(**{k: v for k, v in given.items() if k in known})
+    notes.append("analysis settings unknown (no provenance): the defaults are used")
+    return AnalysisSettings()
+
+
+def _input_path(study: Study | None, path: Path | None) -> Path | None:
+    if study is None or path is None:
+        return None
+    return path if path.is_absolute() else Path(study.root) / path
+
+
+def _empty(columns: Sequence[str]) -> pd.DataFrame:
+    return pd.DataFrame(columns=list(columns))
+
+
+# ---------------------------------------------------------------------------- inputs
+def _clinical(
+    study: Study | None, tables: dict[str, pd.DataFrame], notes: list[str]
+) -> pd.DataFrame:
+    path = _input_path(study, study.inputs.clinical if study is not None else None)
+    if path is not None:
+        try:
+            return read_clinical(path)
+        except ImmunoPETError as exc:
+            if "clinical" not in tables:
+                raise
+            notes.append(
+                f"clinical sheet not read ({_error_text(exc)}); the copy in the results store "
+                "is used"
+            )
+    if "clinical" in tables:
+        return validate_clinical(tables["clinical"], source="results store, table clinical")
+    raise _NotApplicableError("no clinical sheet in the study or the results store")
+
+
+def _lesion_table(study: Study | None) -> pd.DataFrame:
+    path = _input_path(study, study.inputs.lesions if study is not None else None)
+    if path is None:
+        raise _NotApplicableError(
+            "no baseline lesion table (FDG status, long axis); the study's inputs are unknown"
+            if study is None
+            else "no baseline lesion table (FDG status, long axis) in the manifest"
+        )
+    if not path.is_file():
+        raise InputError("lesion table not found", file=path)
+    return pd.read_csv(path)
+
+
+def _blood_samples(study: Study | None, tables: dict[str, pd.DataFrame]) -> pd.DataFrame:
+    path = _input_path(study, study.inputs.blood_samples if study is not None else None)
+    if path is not None:
+        return read_blood_samples(path)
+    if "blood" in tables and not tables["blood"].empty:
+        return tables["blood"]
+    raise _NotApplicableError("no blood samples")
+
+
+def _weights(scans: pd.DataFrame) -> dict[tuple[str, str], float]:
+    if not {"patient", "series", "weight_kg"} <= set(scans.columns):
+        return {}
+    out: dict[tuple[str, str], float] = {}
+    for patient, series, weight in scans[["patient", "series", "weight_kg"]].itertuples(
+        index=False
+    ):
+        value = pd.to_numeric(pd.Series([weight]), errors="coerce").iloc[0]
+        if pd.notna(value) and value > 0:
+            out.setdefault((str(patient), str(series)), float(value))
+    return out
+
+
+def _analysis_series(measurements: pd.DataFrame) -> str:
+    present = set(measurements["series"].astype(str)) if "series" in measurements else set()
+    for series in SERIES_ORDER:
+        if series in present:
+            return series
+    if not present:
+        raise _NotApplicableError("no measurements")
+    return sorted(present)[0]
+
+
+# ---------------------------------------------------------------------------- parts
+def _schedule(scans: pd.DataFrame) -> pd.DataFrame:
+    if scans.empty or not set(SCHEDULE_COLUMNS) <= set(scans.columns):
+        return _empty(SCHEDULE_COLUMNS)
+    out = scans.loc[:, list(SCHEDULE_COLUMNS)].copy()
+    order = {s: i for i, s in enumerate(SERIES_ORDER)}
+    out["_series"] = out["series"].map(lambda s: order.get(str(s), len(order)))
+    out = out.sort_values(["patient", "_series", "series", "nominal_hours"], kind="stable")
+    return out.drop(columns="_series").reset_index(drop=True)
+
+
+def _with_medians(result: TestResult, groups: dict[str, pd.Series]) -> TestResult:
+    extra = dict(result.extra)
+    for label, values in groups.items():
+        extra[f"median {label}"] = float(np.nanmedian(values)) if len(values) else math.nan
+    return replace(result, extra=extra)
+
+
+def _numeric(values: pd.Series) -> pd.Series:
+    return pd.to_numeric(values, errors="coerce").astype("float64")
+
+
+def _test_progression(lesion_response: pd.DataFrame, metric: str) -> TestResult:
+    values = _numeric(lesion_response[metric])
+    flag = lesion_response["progression_6wk"]
+    groups = {
+        "no progression at 6 wk": values[flag.eq(False).fillna(False).to_numpy(dtype=bool)],
+        "progression at 6 wk": values[flag.eq(True).fillna(False).to_numpy(dtype=bool)],
+    }
+    empty = [label for label, v in groups.items() if v.dropna().empty]
+    if empty:
+        raise _NotApplicableError(f"no lesions in the group {' / '.join(empty)}")
+    labels = tuple(groups)
+    result = mann_whitney(groups[labels[0]], groups[labels[1]], labels=(labels[0], labels[1]))
+    return _with_medians(result, groups)
+
+
+def _test_by_category(
+    frame: pd.DataFrame, value_column: str, category_column: str, order: Sequence[str]
+) -> TestResult:
+    values = _numeric(frame[value_column])
+    categories = frame[category_column].astype("string")
+    groups = {
+        label: values[(categories == label).fillna(False).to_numpy(dtype=bool)].dropna()
+        for label in order
+    }
+    groups = {label: v for label, v in groups.items() if len(v)}
+    if len(groups) < 2:
+        raise _NotApplicableError(
+            f"fewer than two {category_column} groups with values ({', '.join(groups) or 'none'})"
+        )
+    result = kruskal_wallis(*groups.values(), labels=list(groups))
+    return _with_medians(result, groups)
+
+
+def _patients_clinical(uptake: PatientUptake, clinical: pd.DataFrame) -> pd.DataFrame:
+    known = set(clinical["patient"].astype(str))
+    rows = uptake.patients[uptake.patients["patient"].astype(str).isin(known)]
+    return join_clinical(rows.reset_index(drop=True), clinical)
+
+
+def _lesion_response(
+    uptake: PatientUptake, clinical: pd.DataFrame, notes: list[str]
+) -> pd.DataFrame:
+    known = set(clinical["patient"].astype(str))
+    lesions = uptake.lesions
+    missing = sorted(set(lesions["patient"].astype(str)) - known)
+    if missing:
+        notes.append(
+            "lesions of patient(s) without a clinical row left out of the response analyses: "
+            + ", ".join(missing)
+        )
+    kept = lesions[lesions["patient"].astype(str).isin(known)].reset_index(drop=True)
+    return join_clinical(kept, clinical)
+
+
+def _cohort_survival(clinical: pd.DataFrame, endpoint: str) -> SurvivalSummary:
+    key = endpoint.lower()
+    days = _numeric(clinical[f"{key}_days"])
+    events = _numeric(clinical[f"{key}_event"])
+    keep = days.notna() & events.notna()
+    if not keep.any():
+        raise _NotApplicableError(f"no {endpoint} durations")
+    summary = survival_summary(
+        days[keep], events[keep], ci="spss", label=endpoint, time_unit="days"
+    ).rescaled(DAYS_PER_MONTH, "months")
+    dropped = int((~keep).sum())
+    if dropped:
+        summary = replace(
+            summary, notes=(*summary.notes, f"{dropped} patient(s) without {endpoint} data")
+        )
+    return summary
+
+
+def _split_survival(patients: pd.DataFrame, endpoint: str, steps: _Steps) -> SplitSurvival:
+    key = endpoint.lower()
+    data = pd.DataFrame(
+        {
+            "patient": patients["patient"].astype(str),
+            "uptake": _numeric(patients["mean"]),
+            "duration_days": _numeric(patients[f"{key}_days"]),
+            "event": _numeric(patients[f"{key}_event"]),
+        }
+    ).dropna()
+    if len(data) < 2:
+        raise _NotApplicableError(f"fewer than two patients with uptake and {endpoint} data")
+    groups = median_split(data["uptake"].reset_index(drop=True))
+    data = data.reset_index(drop=True)
+    data.insert(2, "group", groups.astype(str).to_numpy())
+    data["event"] = data["event"].astype("int64")
+    threshold = float(groups.attrs["threshold"])
+    summaries: dict[str, SurvivalSummary] = {}
+    for group in ("high", "low"):
+        part = data[data["group"] == group]
+        if len(part):
+            summaries[group] = survival_summary(
+                part["duration_days"],
+                part["event"],
+                ci="spss",
+                label=f"{endpoint}, {group} uptake",
+                time_unit="days",
+            ).rescaled(DAYS_PER_MONTH, "months")
+    if len(summaries) < 2:
+        steps.notes.append(
+            f"{endpoint} by uptake: every patient is in one group (ties at the median); "
+            "no log-rank test or hazard ratio"
+        )
+        return SplitSurvival(endpoint, data, threshold, summaries)
+    test = steps.run(
+        f"{endpoint} by uptake: log-rank test",
+        lambda: logrank(data["duration_days"], data["event"], data["group"]),
+    )
+    covariate = data.assign(high_uptake=(data["group"] == "high").astype("float64"))
+    cox = steps.run(f"{endpoint} by uptake: Cox hazard ratio", lambda: _cox(covariate))
+    return SplitSurvival(endpoint, data, threshold, summaries, logrank=test, cox=cox)
+
+
+def _cox(data: pd.DataFrame) -> CoxResult:
+    # a separated fit (one group without events) has an infinite upper limit: exp overflows
+    with np.errstate(over="ignore"):
+        return cox_hazard_ratio(data, "duration_days", "event", ["high_uptake"])
+
+
+def _biomarker_table(
+    clinical: pd.DataFrame, uptake: PatientUptake | None, notes: list[str]
+) -> tuple[pd.DataFrame, list[str], str | None]:
+    table = clinical.copy()
+    table["patient"] = table["patient"].astype(str)
+    candidates: list[str] = []
+    if uptake is not None:
+        per_patient = uptake.patients.loc[:, ["patient", "median", "mean"]].copy()
+        per_patient["patient"] = per_patient["patient"].astype(str)
+        table = table.merge(per_patient, on="patient", how="left")
+        for column in ("median", "mean"):
+            table[BIOMARKER_LABELS[column]] = _numeric(table[column])
+            candidates.append(BIOMARKER_LABELS[column])
+    for column in ("tps_percent", "cps_percent"):
+        table[BIOMARKER_LABELS[column]] = _numeric(table[column])
+        candidates.append(BIOMARKER_LABELS[column])
+    for column in clinical.columns:
+        if _EXTRA_MARKER.search(str(column)) and str(column) not in candidates:
+            values = pd.to_numeric(clinical[column], errors="coerce")
+            lost = int((values.isna() & clinical[column].notna()).sum())
+            if values.notna().sum() == 0:
+                notes.append(f"biomarker column {column!r} has no numbers; left out")
+                continue
+            if lost:
+                notes.append(f"biomarker column {column!r}: {lost} non-numeric value(s) ignored")
+            table[str(column)] = values.astype("float64").to_numpy()
+            candidates.append(str(column))
+    bor = table["bor"].astype(str).str.upper()
+    table["responder"] = np.where(bor.isin(_RESPONDERS), 1.0, np.where(bor == "NE", np.nan, 0.0))
+    group = next((c for c in _GROUP_COLUMNS if c in table.columns), None)
+    if group is not None and table[group].nunique(dropna=True) < 2:
+        group = None
+    return table, candidates, group
+
+
+def _biomarkers(
+    clinical: pd.DataFrame, uptake: PatientUptake | None, notes: list[str]
+) -> BiomarkerComparison:
+    table, candidates, group = _biomarker_table(clinical, uptake, notes)
+    result = compare_biomarkers(
+        table,
+        candidates=candidates,
+        response_col="responder",
+        pfs=("pfs_days", "pfs_event"),
+        os=("os_days", "os_event"),
+        group_col=group,
+    )
+    extra = "response = best overall response PR or CR (NE: unknown, left out)"
+    return replace(result, notes=(*result.notes, extra))
+
+
+# ---------------------------------------------------------------------------- warnings
+def _split_warnings(value: Any) -> list[str]:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return []
+    return [part.strip() for part in str(value).split(WARNING_SEPARATOR) if part.strip()]
+
+
+def _collect_warnings(
+    tables: dict[str, pd.DataFrame],
+    provenance: dict[str, Any],
+    uptake: PatientUptake | None,
+) -> list[str]:
+    found: list[str] = []
+    scans = tables.get("scans")
+    if scans is not None and "warnings" in scans:
+        for scan_id, value in zip(scans["scan_id"], scans["warnings"], strict=True):
+            found.extend(
+                text if str(scan_id) in text else f"{scan_id}: {text}"
+                for text in _split_warnings(value)
+            )
+    measurements = tables.get("measurements")
+    if measurements is not None and "warnings" in measurements:
+        rows = measurements[["scan_id", "kind", "voi", "warnings"]].itertuples(index=False)
+        for scan_id, kind, voi, value in rows:
+            found.extend(
+                text if str(scan_id) in text else f"{scan_id} {kind} {voi}: {text}"
+                for text in _split_warnings(value)
+            )
+    failures = tables.get("failures")
+    if failures is not None and not failures.empty:
+        for scan_id, message in zip(failures["scan_id"], failures["message"], strict=True):
+            found.append(f"{scan_id}: not processed ({message})")
+    run_warnings = provenance.get("warnings")
+    if isinstance(run_warnings, list):
+        found.extend(str(text) for text in run_warnings)
+    if uptake is not None:
+        for patient, note in zip(uptake.patients["patient"], uptake.patients["note"], strict=True):
+            if isinstance(note, str) and note:
+                found.append(f"{patient}: {note}")
+        unapplied = uptake.excluded[~uptake.excluded["applied"].astype(bool)]
+        for patient, lesion, reason in unapplied[["patient", "lesion", "reason"]].itertuples(
+            index=False
+        ):
+            found.append(f"exclusion of {patient} lesion {lesion} not applied: {reason}")
+    return list(dict.fromkeys(found))
+
+
+def _frame(tables: dict[str, pd.DataFrame], name: str, columns: Sequence[str]) -> pd.DataFrame:
+    frame = tables.get(name)
+    return frame.reset_index(drop=True) if frame is not None else _empty(columns)
+
+
+# ---------------------------------------------------------------------------- the analysis
+def assemble_analysis(
+    results_dir: str | Path, *, study: Study | None = None, progress: bool = False
+) -> StudyAnalysis:
+    """Compute every table, test and survival estimate of the report once.
+
+    Parameters
+    ----------
+    results_dir : path-like
+        A results folder written by :func:`~immunopet.study.runner.run_study`: the database
+        ``immunopet.duckdb``, or (when it is absent or another process holds it) the exported
+        ``<table>.parquet`` files.
+    study : Study, optional
+        The study (its manifest) whose inputs to read: clinical sheet, adverse events, lesion
+        table, blood samples and counter calibration, its exclusions and settings. Default:
+        the manifest named in the latest provenance row, when that file still exists; else the
+        analysis uses only the store (clinical sheet and blood samples as copied there, the
+        settings of the provenance) and says what is missing.
+    progress : bool
+        A tqdm progress bar over the analysis steps.
+
+    Returns
+    -------
+    StudyAnalysis
+        Parts that the inputs do not allow are ``None`` (or empty) with the reason in
+        ``notes``. ``warnings`` holds the run's recorded warnings (per scan and VOI, failed
+        scans, run notes) and analysis warnings (fallback time points, exclusions that matched
+        no lesion), each once. ``provenance`` is the latest run's row with its JSON columns
+        (``settings``, ``library_versions``, ``input_keys``, ``warnings``) parsed and times as
+        ISO 8601 text. Survival times are in months (days / :data:`~immunopet.stats.
+        DAYS_PER_MONTH`).
+
+    Raises
+    ------
+    InputError
+        When the folder holds neither a results database nor exported scans/measurements.
+
+    Notes
+    -----
+    The per-patient uptake uses ``settings.analysis_hours`` (the manifest's choice, default
+    120 h); the time point with the best tumour-to-blood ratio is reported beside it in
+    ``time_point`` and ``notes``, not substituted.
+    """
+    folder = Path(results_dir)
+    early_notes: list[str] = []
+    tables = read_results(folder, notes=early_notes)
+    provenance = _latest_provenance(tables.get("provenance"))
+    if study is None:
+        study = _study_from_provenance(provenance, early_notes)
+    settings = _settings(study, provenance, early_notes)
+    scans = _frame(tables, "scans", SCAN_COLUMNS)
+    measurements = _frame(tables, "measurements", MEASUREMENT_COLUMNS)
+    failures = _frame(tables, "failures", ("scan_id", "message"))
+
+    steps = _Steps(progress=progress, notes=early_notes)
+    notes = steps.notes
+    try:
+        clinical = steps.run("clinical sheet", lambda: _clinical(study, tables, notes))
+        lesions = steps.run("baseline lesion table", lambda: _lesion_table(study))
+
+        baseline = summary = adverse = None
+        if clinical is not None:
+            baseline = steps.run("baseline table", lambda: baseline_table(clinical))
+            summary = steps.run("baseline summary", lambda: baseline_summary(clinical))
+            adverse = steps.run("adverse events", lambda: _adverse_events(study, clinical))
+
+        organs = steps.run("biodistribution", lambda: _require_rows(organ_uptake(measurements)))
+        ratio = steps.run("predose / tracer-only ratio", lambda: _predose(measurements))
+
+        blood = steps.run("blood samples", lambda: _blood(study, tables, scans))
+        blood_vs_image = None
+        if blood is not None:
+            blood_vs_image = steps.run(
+                "blood samples vs image blood pool",
+                lambda: compare_with_image(blood, measurements),
+            )
+
+        visibility = None
+        if lesions is not None:
+            visibility = steps.run(
+                "lesion visibility",
+                lambda: lesion_visibility(
+                    measurements,
+                    lesions,
+                    rule="reader",
+                    min_long_axis_mm=settings.min_long_axis_mm,
+                    denominator="all",
+                    unknown_lesions="fdg-negative",
+                ),
+            )
+            if visibility is not None:
+                notes.append(
+                    "visibility: percentages of all FDG-positive lesions of the lesion table, "
+                    "also of patients without that scan (as the study reports them)"
+                )
+
+        tbr = steps.run(
+            "tumour-to-blood ratio",
+            lambda: tumour_to_blood_ratio(measurements, lesions_table=lesions),
+        )
+        series = steps.run("analysis series", lambda: _analysis_series(measurements))
+        time_point = None
+        if tbr is not None and series is not None:
+            time_point = steps.run(
+                "recommended time point", lambda: recommend_time_point(tbr, series=series)
+            )
+        if time_point is not None:
+            agrees = math.isclose(time_point.nominal_hours, settings.analysis_hours)
+            notes.append(
+                f"analysis time point {settings.analysis_hours:g} h (settings.analysis_hours); "
+                f"the best tumour-to-blood ratio of the {time_point.series} scans is at "
+                f"{time_point.nominal_hours:g} h ({time_point.ratio:.2f})"
+                + ("" if agrees else ": the settings, not the recommendation, are used")
+            )
+
+        uptake = None
+        if series is not None:
+            uptake = steps.run(
+                "per-patient uptake",
+                lambda: patient_uptake(
+                    measurements,
+                    hours=settings.analysis_hours,
+                    series=series,
+                    metric="suv_peak",
+                    min_long_axis_mm=settings.min_long_axis_mm,
+                    exclusions=study.exclusions if study is not None else None,
+                    fallback_hours=tuple(h for h in FALLBACK_HOURS if h != settings.analysis_hours),
+                    lesions_table=lesions,
+                ),
+            )
+            if uptake is not None and lesions is None:
+                notes.append(
+                    "per-patient uptake without a lesion table: every lesion counts and the "
+                    "size limit uses the VOI's long axis"
+                )
+
+        lesion_response = patients = None
+        tests: dict[str, TestResult] = {}
+        cohort: dict[str, SurvivalSummary] = {}
+        split: dict[str, SplitSurvival] = {}
+        biomarkers = None
+        if clinical is not None:
+            for endpoint in ("PFS", "OS"):
+                result = steps.run(
+                    f"cohort {endpoint}", partial(_cohort_survival, clinical, endpoint)
+                )
+                if result is not None:
+                    cohort[endpoint] = result
+            if uptake is not None:
+                lesion_response = steps.run(
+                    "lesion uptake with response",
+                    lambda: _lesion_response(uptake, clinical, notes),
+                )
+                patients = steps.run(
+                    "patient uptake with clinical data",
+                    lambda: _patients_clinical(uptake, clinical),
+                )
+            biomarkers = steps.run(
+                "biomarker comparison", lambda: _biomarkers(clinical, uptake, notes)
+            )
+        else:
+            notes.append(
+                "no clinical sheet: no baseline or safety tables, response tests, survival "
+                "or biomarker comparison"
+            )
+        if lesion_response is not None:
+            _run_test(
+                steps,
+                tests,
+                MANN_WHITNEY_PROGRESSION,
+                lambda: _test_progression(lesion_response, "suv_peak"),
+            )
+            _run_test(
+                steps,
+                tests,
+                KRUSKAL_BOR,
+                lambda: _test_by_category(
+                    lesion_response, "suv_peak", "bor", [c for c in BOR_CATEGORIES if c != "NE"]
+                ),
+            )
+        if patients is not None:
+            _run_test(
+                steps,
+                tests,
+                KRUSKAL_TPS,
+                lambda: _test_by_category(patients, "median", "tps_group", PDL1_GROUPS),
+            )
+            _run_test(
+                steps,
+                tests,
+                KRUSKAL_CPS,
+                lambda: _test_by_category(patients, "median", "cps_group", PDL1_GROUPS),
+            )
+            _run_test(
+                steps,
+                tests,
+                SPEARMAN_CPS,
+                lambda: spearman(_numeric(patients["median"]), _numeric(patients["cps_percent"])),
+            )
+            for endpoint in ("PFS", "OS"):
+                part = steps.run(
+                    f"{endpoint} by median split of uptake",
+                    partial(_split_survival, patients, endpoint, steps),
+                )
+                if part is not None:
+                    split[endpoint] = part
+    finally:
+        steps.close()
+
+    return StudyAnalysis(
+        name=study.name if study is not None else str(provenance.get("study_name") or ""),
+        tracer=study.tracer if study is not None else "",
+        settings=settings,
+        scans=scans,
+        measurements=measurements,
+        failures=failures,
+        schedule=_schedule(scans),
+        baseline=baseline,
+        baseline_summary=summary,
+        adverse_events=adverse,
+        organ_uptake=organs,
+        predose_ratio=ratio,
+        blood=blood,
+        blood_vs_image=blood_vs_image,
+        visibility=visibility,
+        tumour_to_blood=tbr,
+        time_point=time_point,
+        uptake=uptake,
+        lesion_response=lesion_response,
+        tests=tests,
+        cohort_survival=cohort,
+        split_survival=split,
+        biomarkers=biomarkers,
+        warnings=_collect_warnings(tables, provenance, uptake),
+        provenance=provenance,
+        notes=list(dict.fromkeys(notes)),
+    )
+
+
+def _run_test(
+    steps: _Steps, tests: dict[str, TestResult], key: str, compute: Callable[[], TestResult]
+) -> None:
+    result = steps.run(key, compute)
+    if result is not None:
+        tests[key] = result
+
+
+def _require_rows(frame: pd.DataFrame) -> pd.DataFrame:
+    if frame.empty:
+        raise _NotApplicableError("no organ VOIs measured")
+    return frame
+
+
+def _predose(measurements: pd.DataFrame) -> pd.DataFrame:
+    present = set(measurements["series"].astype(str)) if "series" in measurements else set()
+    missing = [s for s in ("tracer-only", "predose") if s not in present]
+    if missing:
+        raise _NotApplicableError(f"no {' or '.join(missing)} series")
+    return _require_rows(predose_ratio(measurements))
+
+
+def _adverse_events(study: Study | None, clinical: pd.DataFrame) -> pd.DataFrame:
+    path = _input_path(study, study.inputs.adverse_events if study is not None else None)
+    if path is None:
+        raise _NotApplicableError("no adverse-event list")
+    events = read_adverse_events(path, known_patients=clinical["patient"].astype(str).tolist())
+    return adverse_event_table(events, n_patients=len(clinical))
+
+
+def _blood(
+    study: Study | None, tables: dict[str, pd.DataFrame], scans: pd.DataFrame
+) -> pd.DataFrame:
+    samples = _blood_samples(study, tables)
+    path = _input_path(study, study.inputs.counter_calibration if study is not None else None)
+    if path is None:
+        raise _NotApplicableError("no well-counter calibration: counts cannot become activity")
+    calibration = read_counter_calibration(path)
+    return blood_activity(samples, calibration, weight_kg=_weights(scans))

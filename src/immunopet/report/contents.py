@@ -1,0 +1,127 @@
+"""What a study report contains: every table and result object of one analysis run.
+
+:func:`immunopet.report.assemble.assemble_analysis` fills a :class:`StudyAnalysis` from the
+results store and the study's inputs; :mod:`immunopet.report.figures` draws from it and
+:mod:`immunopet.report.html` arranges it. Each part may be ``None`` (or empty) when the study
+lacks the inputs for it (no blood samples, no clinical sheet ...); the report then says so
+instead of showing an empty section.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import pandas as pd
+
+from immunopet.analysis.aggregates import PatientUptake
+from immunopet.analysis.lesions import LesionVisibility, TimePointChoice
+from immunopet.stats.results import (
+    BiomarkerComparison,
+    CoxResult,
+    LogRankResult,
+    SurvivalSummary,
+    TestResult,
+)
+from immunopet.study.model import AnalysisSettings
+
+__all__ = ["SplitSurvival", "StudyAnalysis"]
+
+
+@dataclass(frozen=True)
+class SplitSurvival:
+    """Survival by median split of per-patient uptake, for one endpoint (PFS or OS).
+
+    Attributes
+    ----------
+    endpoint : {"PFS", "OS"}
+    data : DataFrame
+        One row per patient: patient, uptake, group ("high"/"low"), duration_days, event.
+    threshold : float
+        The median uptake that splits the groups (SUV).
+    summaries : dict of str to SurvivalSummary
+        Median survival per group (months).
+    logrank : LogRankResult or None
+    cox : CoxResult or None
+        Hazard ratio of high vs low uptake.
+    """
+
+    endpoint: str
+    data: pd.DataFrame
+    threshold: float
+    summaries: dict[str, SurvivalSummary]
+    logrank: LogRankResult | None = None
+    cox: CoxResult | None = None
+
+
+@dataclass(frozen=True)
+class StudyAnalysis:
+    """Everything the report shows, computed once.
+
+    Attributes
+    ----------
+    name, tracer : str
+        From the manifest.
+    settings : AnalysisSettings
+        The choices that changed numbers (also in ``provenance``).
+    scans, measurements, failures : DataFrame
+        The results store's tables (``failures`` may be empty).
+    schedule : DataFrame
+        Scan schedule: one row per scan (patient, series, nominal_hours, hours_pi).
+    baseline, baseline_summary, adverse_events : DataFrame or None
+        Table 1 layout and its summary; the safety table (term, any grade, grade 3-4).
+    organ_uptake, predose_ratio : DataFrame or None
+        Biodistribution (SUVmean per organ x series x time point) and predose/tracer-only.
+    blood, blood_vs_image : DataFrame or None
+        Blood samples as %IA/L (tidy) and their comparison with the image blood pool.
+    visibility : LesionVisibility or None
+    tumour_to_blood : DataFrame or None
+        Tumour-to-blood-pool ratio per series x time point.
+    time_point : TimePointChoice or None
+        The recommended analysis time point.
+    uptake : PatientUptake or None
+        Per-patient uptake at the analysis time point, with exclusions.
+    lesion_response : DataFrame or None
+        Per-lesion uptake joined with the clinical response (for group tests and figures).
+    tests : dict of str to TestResult
+        Group tests and correlations, keyed by a short title
+        (e.g. ``"SUVpeak: progression at 6 weeks (Mann-Whitney)"``).
+    cohort_survival : dict of str to SurvivalSummary
+        Median PFS and OS of the whole cohort (SPSS-style CI), keyed "PFS"/"OS".
+    split_survival : dict of str to SplitSurvival
+        Keyed "PFS"/"OS".
+    biomarkers : BiomarkerComparison or None
+    warnings : list of str
+        Every warning recorded by the run and by the analysis (no patient identifiers).
+    provenance : dict
+        Package version, parameters, input hashes (from the store).
+    notes : list of str
+        Why a section is absent or how a choice was made (shown in the report).
+    """
+
+    name: str
+    tracer: str
+    settings: AnalysisSettings
+    scans: pd.DataFrame
+    measurements: pd.DataFrame
+    failures: pd.DataFrame
+    schedule: pd.DataFrame
+    baseline: pd.DataFrame | None = None
+    baseline_summary: pd.DataFrame | None = None
+    adverse_events: pd.DataFrame | None = None
+    organ_uptake: pd.DataFrame | None = None
+    predose_ratio: pd.DataFrame | None = None
+    blood: pd.DataFrame | None = None
+    blood_vs_image: pd.DataFrame | None = None
+    visibility: LesionVisibility | None = None
+    tumour_to_blood: pd.DataFrame | None = None
+    time_point: TimePointChoice | None = None
+    uptake: PatientUptake | None = None
+    lesion_response: pd.DataFrame | None = None
+    tests: dict[str, TestResult] = field(default_factory=dict)
+    cohort_survival: dict[str, SurvivalSummary] = field(default_factory=dict)
+    split_survival: dict[str, SplitSurvival] = field(default_factory=dict)
+    biomarkers: BiomarkerComparison | None = None
+    warnings: list[str] = field(default_factory=list)
+    provenance: dict[str, Any] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)

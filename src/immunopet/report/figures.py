@@ -1,0 +1,1016 @@
+"""The report's figures, drawn from a :class:`~immunopet.report.contents.StudyAnalysis`.
+
+Each ``plot_*`` function takes one part of the analysis and a PNG path, draws on its own
+Agg figure (:mod:`immunopet.report.style`; no pyplot state, no display) and returns the path
+written. A part without anything to draw raises :class:`~immunopet.errors.InputError`;
+:func:`draw_all` skips such parts and returns the figures it could draw, keyed:
+
+======================  ================================================================  ========
+key                     what                                                              study
+======================  ================================================================  ========
+``biodistribution``     organ SUVmean +- SD vs hours after injection, a panel per series  Figure 2
+``blood``               blood samples, %IA/L vs hours after injection per series          Figure 3
+``lesion_uptake``       lesion SUVpeak per patient at the analysis time point             Figure 4
+``uptake_by_response``  lesion SUVpeak by best overall response, medians, test p          Figure 6
+``uptake_vs_cps``       per-patient median SUVpeak vs PD-L1 CPS, Spearman                 Figure 7
+``survival_pfs``        Kaplan-Meier PFS by median split of uptake, numbers at risk
+``survival_os``         the same for OS
+``tumour_to_blood``     tumour-to-blood ratio per time point and series
+``biomarkers``          forest plot: AUC for response (CI), Harrell's C for PFS and OS
+``qc <scan id>``        coronal MIP with VOI outlines (one per scan given)
+======================  ================================================================  ========
+
+QC pages (:func:`qc_figure`, :func:`qc_pages`) show a coronal maximum-intensity projection of
+the SUV image in the radiological convention: the head at the top, the patient's right on the
+viewer's left, pixels in their true millimetre proportions.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import re
+from collections.abc import Callable, Mapping, Sequence
+from functools import partial
+from pathlib import Path
+from typing import Any, Final
+
+import numpy as np
+import pandas as pd
+from matplotlib.axes import Axes
+from matplotlib.figure import Figure
+from matplotlib.lines import Line2D
+from tqdm import tqdm
+
+from immunopet.analysis.aggregates import PatientUptake
+from immunopet.analysis.biodistribution import ORGAN_ORDER, SERIES_ORDER
+from immunopet.analysis.clinical import BOR_CATEGORIES
+from immunopet.analysis.lesions import TimePointChoice
+from immunopet.errors import ImmunoPETError, InputError
+from immunopet.image import ImageVolume
+from immunopet.report.assemble import KRUSKAL_BOR, SPEARMAN_CPS, read_results
+from immunopet.report.contents import SplitSurvival, StudyAnalysis
+from immunopet.report.style import (
+    EXCLUDED_COLOUR,
+    GROUP_COLOURS,
+    LESION_COLOUR,
+    ORGAN_COLOURS,
+    PET_COLOURMAP,
+    figure_style,
+    new_figure,
+    organ_colour,
+    organ_label,
+    save_figure,
+    series_colour,
+    series_marker,
+)
+from immunopet.stats import DAYS_PER_MONTH, kaplan_meier
+from immunopet.stats.results import BiomarkerComparison, TestResult
+from immunopet.study.model import ScanRef, Study, VoiSource
+
+__all__ = [
+    "FIGURE_KEYS",
+    "draw_all",
+    "plot_biodistribution",
+    "plot_biomarkers",
+    "plot_blood",
+    "plot_lesion_uptake",
+    "plot_survival_split",
+    "plot_tumour_to_blood",
+    "plot_uptake_by_response",
+    "plot_uptake_vs_cps",
+    "qc_figure",
+    "qc_pages",
+    "qc_scan_volume",
+]
+
+_LOG = logging.getLogger(__name__)
+
+FIGURE_KEYS: Final = (
+    "biodistribution",
+    "blood",
+    "lesion_uptake",
+    "uptake_by_response",
+    "uptake_vs_cps",
+    "survival_pfs",
+    "survival_os",
+    "tumour_to_blood",
+    "biomarkers",
+)
+"""Keys of the study figures of :func:`draw_all` (QC pages follow as ``"qc <scan id>"``)."""
+
+_WIDE: Final = (9.0, 4.0)
+_STANDARD: Final = (7.0, 4.5)
+_MONTHS: Final = "months"
+
+
+# ---------------------------------------------------------------------------- helpers
+def _require(frame: pd.DataFrame | None, what: str, columns: Sequence[str]) -> pd.DataFrame:
+    if frame is None or frame.empty:
+        raise InputError("nothing to draw", tag=what, value="no rows", expected="a table with rows")
+    missing = [c for c in columns if c not in frame.columns]
+    if missing:
+        raise InputError(
+            "table lacks column(s) to draw",
+            tag=what,
+            value=", ".join(missing),
+            expected="columns " + ", ".join(columns),
+        )
+    return frame
+
+
+def _ordered_series(values: Sequence[str] | pd.Series) -> list[str]:
+    present = {str(v) for v in values}
+    return [s for s in SERIES_ORDER if s in present] + sorted(present - set(SERIES_ORDER))
+
+
+def _p_text(p_value: float) -> str:
+    if not math.isfinite(p_value):
+        return "p not defined"
+    return "p < 0.001" if p_value < 0.001 else f"p = {p_value:.2f}"
+
+
+def _spread(n: int, width: float = 0.25) -> np.ndarray:
+    """Deterministic horizontal offsets for n dots of one column (no random jitter)."""
+    if n <= 1:
+        return np.zeros(n)
+    return np.linspace(-width, width, n)
+
+
+def _metric_label(metric: str) -> str:
+    return {"suv_peak": "SUVpeak", "suv_max": "SUVmax", "suv_mean": "SUVmean"}.get(metric, metric)
+
+
+def _strip(ax: Axes, x: int, values: np.ndarray, *, width: float, label: str | None) -> None:
+    """One column of lesion dots (sorted, spread evenly) with a bar at their median."""
+    values = np.sort(values[np.isfinite(values)])
+    ax.scatter(
+        x + _spread(len(values), width), values, color=LESION_COLOUR, edgecolor="black",
+        linewidth=0.4, s=28, zorder=3, label=label,
+    )  # fmt: skip
+    if len(values):
+        ax.hlines(np.median(values), x - 0.35, x + 0.35, color="black", lw=1.4, zorder=2)
+
+
+def _hour_ticks(ax: Axes, hours: pd.Series) -> None:
+    ticks = sorted(set(hours.astype(float)))
+    ax.set_xticks(ticks, [f"{h:g}" for h in ticks])
+    ax.set_xlabel("Hours after injection (nominal)")
+
+
+def _safe_name(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.-]+", "_", text).strip("_") or "scan"
+
+
+# ---------------------------------------------------------------------------- Figure 2
+def plot_biodistribution(organ_uptake: pd.DataFrame, path: str | Path) -> Path:
+    """Organ SUVmean (mean +- SD over patients) vs hours after injection, a panel per series.
+
+    Parameters
+    ----------
+    organ_uptake : pandas.DataFrame
+        :attr:`StudyAnalysis.organ_uptake` (``organ``, ``series``, ``nominal_hours``,
+        ``mean``, ``sd``).
+    path : path-like
+        The PNG to write.
+
+    Returns
+    -------
+    Path
+
+    Raises
+    ------
+    InputError
+        When the table is empty or lacks a column.
+    """
+    table = _require(
+        organ_uptake, "organ_uptake", ("organ", "series", "nominal_hours", "mean", "sd")
+    )
+    series_list = _ordered_series(table["series"])
+    present = set(table["organ"].astype(str))
+    organs = [o for o in ORGAN_ORDER if o in present] + sorted(present - set(ORGAN_ORDER))
+    with figure_style():
+        figure = new_figure(4.0 * len(series_list) + 1.6, _WIDE[1])
+        axes = figure.subplots(1, len(series_list), sharey=True, squeeze=False)[0]
+        for ax, series in zip(axes, series_list, strict=True):
+            rows = table[table["series"].astype(str) == series]
+            for organ in organs:
+                part = rows[rows["organ"].astype(str) == organ].sort_values("nominal_hours")
+                if part.empty:
+                    continue
+                ax.errorbar(
+                    part["nominal_hours"],
+                    part["mean"],
+                    yerr=part["sd"].fillna(0.0),
+                    color=organ_colour(organ),
+                    marker="o",
+                    markersize=4,
+                    capsize=2.5,
+                    label=organ_label(organ),
+                )
+            _hour_ticks(ax, rows["nominal_hours"])
+            ax.set_title(series)
+            ax.set_ylim(bottom=0.0)
+        axes[0].set_ylabel("SUVmean (mean ± SD)")
+        entries: dict[str, Any] = {}
+        for ax in axes:
+            entries.update(zip(*reversed(ax.get_legend_handles_labels()), strict=True))
+        figure.legend(list(entries.values()), list(entries), loc="center right", title="Organ")
+        figure.subplots_adjust(left=0.07, right=1.0 - 1.5 / figure.get_figwidth(), bottom=0.14)
+        figure.suptitle("Biodistribution", fontsize=11)
+        return save_figure(figure, path)
+
+
+# ---------------------------------------------------------------------------- Figure 3
+def _time_clusters(hours: np.ndarray) -> np.ndarray:
+    """Cluster index per sampling time: a new cluster starts more than max(1 h, 10 %) after
+    the first time of the current one (so 5 min and 30 min samples pool, 72 h and 120 h
+    do not)."""
+    order = np.argsort(hours, kind="stable")
+    labels = np.empty(len(hours), dtype=int)
+    cluster, start = -1, -math.inf
+    for position in order:
+        value = hours[position]
+        if value - start > max(1.0, 0.1 * start):
+            cluster += 1
+            start = value
+        labels[position] = cluster
+    return labels
+
+
+def plot_blood(blood: pd.DataFrame, path: str | Path, *, matrix: str = "plasma") -> Path:
+    """Blood samples as %IA/L vs hours after injection: patients thin, series mean +- SD bold.
+
+    Parameters
+    ----------
+    blood : pandas.DataFrame
+        :attr:`StudyAnalysis.blood` (``patient``, ``series``, ``matrix``, ``hours_pi``,
+        ``percent_ia_per_l``).
+    path : path-like
+    matrix : {"plasma", "whole_blood"}
+        The study shows plasma; whole blood is drawn when no plasma was counted.
+
+    Returns
+    -------
+    Path
+    """
+    table = _require(
+        blood, "blood", ("patient", "series", "matrix", "hours_pi", "percent_ia_per_l")
+    )
+    rows = table[table["matrix"] == matrix]
+    if rows.empty:
+        rows = table
+        matrix = str(table["matrix"].iloc[0])
+    rows = rows[np.isfinite(rows["percent_ia_per_l"].astype(float))]
+    if rows.empty:
+        raise InputError("nothing to draw", tag="blood", value="no finite %IA/L")
+    with figure_style():
+        figure = new_figure(*_STANDARD)
+        ax = figure.add_subplot(1, 1, 1)
+        for series in _ordered_series(rows["series"]):
+            part = rows[rows["series"].astype(str) == series]
+            colour = series_colour(series)
+            for _, one in part.groupby("patient", sort=True):
+                one = one.sort_values("hours_pi")
+                ax.plot(one["hours_pi"], one["percent_ia_per_l"], color=colour, lw=0.7, alpha=0.35)
+            hours = part["hours_pi"].to_numpy(dtype=float)
+            clusters = _time_clusters(hours)
+            grouped = part.assign(_cluster=clusters).groupby("_cluster")
+            hours_mean = grouped["hours_pi"].mean()
+            values = grouped["percent_ia_per_l"]
+            label = f"{series} (mean ± SD, {part['patient'].nunique()} patients)"
+            ax.errorbar(
+                hours_mean, values.mean(), yerr=values.std().fillna(0.0), color=colour,
+                marker=series_marker(series), capsize=3, lw=1.8, label=label,
+            )  # fmt: skip
+        ax.set_xlabel("Hours after injection")
+        ax.set_ylabel(f"{matrix.replace('_', ' ').capitalize()} activity (%IA/L)")
+        ax.set_ylim(bottom=0.0)
+        ax.legend(loc="upper right")
+        ax.set_title("Blood samples, decay-corrected to injection")
+        figure.subplots_adjust(left=0.1, right=0.97, bottom=0.12, top=0.9)
+        return save_figure(figure, path)
+
+
+# ---------------------------------------------------------------------------- Figure 4
+def _excluded_values(uptake: PatientUptake, measurements: pd.DataFrame) -> pd.DataFrame:
+    """Values of lesions left out only by an exclusion (user or flagged), to mark them."""
+    columns = ["patient", "lesion", "value", "reason"]
+    excluded = uptake.excluded
+    if excluded.empty or measurements.empty or uptake.metric not in measurements.columns:
+        return pd.DataFrame(columns=columns)
+    by_rule = excluded["rule"].astype(str).map(lambda r: set(r.split("; ")) <= {"user", "flagged"})
+    chosen = excluded[by_rule & excluded["applied"].astype(bool)]
+    rows = []
+    lesion_rows = measurements[measurements["kind"].astype(str) == "lesion"]
+    for patient, lesion, series, hours, reason in chosen[
+        ["patient", "lesion", "series", "nominal_hours", "reason"]
+    ].itertuples(index=False):
+        match = lesion_rows[
+            (lesion_rows["patient"].astype(str) == str(patient))
+            & (lesion_rows["voi"].astype(str) == str(lesion))
+            & (lesion_rows["series"].astype(str) == str(series))
+            & (pd.to_numeric(lesion_rows["nominal_hours"]) == float(hours))
+        ]
+        if len(match):
+            value = float(pd.to_numeric(match[uptake.metric]).iloc[0])
+            rows.append(
+                {
+                    "patient": str(patient),
+                    "lesion": str(lesion),
+                    "value": value,
+                    "reason": str(reason),
+                }
+            )
+    return pd.DataFrame(rows, columns=columns)
+
+
+def plot_lesion_uptake(
+    uptake: PatientUptake, path: str | Path, *, measurements: pd.DataFrame | None = None
+) -> Path:
+    """Lesion uptake per patient at the analysis time point (one column per patient).
+
+    Parameters
+    ----------
+    uptake : PatientUptake
+        :attr:`StudyAnalysis.uptake`.
+    path : path-like
+    measurements : pandas.DataFrame, optional
+        The measurement table; when given, lesions left out by an exclusion are drawn as
+        red crosses (their values are not in ``uptake``).
+
+    Returns
+    -------
+    Path
+    """
+    lesions = _require(uptake.lesions, "uptake.lesions", ("patient", uptake.metric))
+    excluded = (
+        _excluded_values(uptake, measurements)
+        if measurements is not None
+        else pd.DataFrame(columns=["patient", "lesion", "value", "reason"])
+    )
+    patients = sorted(set(uptake.patients["patient"].astype(str)))
+    fallback = {
+        str(p): float(h)
+        for p, h, f in uptake.patients[["patient", "nominal_hours", "fallback"]].itertuples(
+            index=False
+        )
+        if bool(f)
+    }
+    label = _metric_label(uptake.metric)
+    with figure_style():
+        figure = new_figure(max(5.0, 1.2 + 0.45 * len(patients)), _STANDARD[1])
+        ax = figure.add_subplot(1, 1, 1)
+        for x, patient in enumerate(patients):
+            values = lesions.loc[lesions["patient"].astype(str) == patient, uptake.metric]
+            _strip(
+                ax, x, values.to_numpy(dtype=float), width=0.15, label="lesion" if x == 0 else None
+            )
+            out = excluded[excluded["patient"] == patient]
+            ax.scatter(
+                np.full(len(out), x + 0.25), out["value"], marker="x", color=EXCLUDED_COLOUR,
+                s=36, zorder=4, label="excluded" if len(excluded) and x == 0 else None,
+            )  # fmt: skip
+        ax.plot([], [], color="black", lw=1.4, label="patient median")
+        ticks = [f"{p}\n({fallback[p]:g} h)" if p in fallback else p for p in patients]
+        ax.set_xticks(range(len(patients)))
+        ax.set_xticklabels(ticks, rotation=90 if len(patients) > 12 else 0)
+        ax.set_xlim(-0.6, len(patients) - 0.4)
+        ax.set_ylim(bottom=0.0)
+        ax.set_ylabel(label)
+        ax.set_xlabel("Patient")
+        ax.set_title(
+            f"{label} per lesion, {uptake.series} {uptake.hours:g} h, "
+            f"long axis ≥ {uptake.min_long_axis_mm:g} mm"
+        )
+        ax.legend(loc="upper right")
+        figure.subplots_adjust(left=0.1, right=0.97, bottom=0.16, top=0.9)
+        return save_figure(figure, path)
+
+
+# ---------------------------------------------------------------------------- Figure 6
+def plot_uptake_by_response(
+    lesion_response: pd.DataFrame,
+    path: str | Path,
+    *,
+    test: TestResult | None = None,
+    metric: str = "suv_peak",
+) -> Path:
+    """Lesion uptake by best overall response: dots per lesion, medians as bars.
+
+    Parameters
+    ----------
+    lesion_response : pandas.DataFrame
+        :attr:`StudyAnalysis.lesion_response` (``bor`` and the metric).
+    path : path-like
+    test : TestResult, optional
+        The group test, whose p-value goes into the title.
+    metric : str
+        The value column.
+
+    Returns
+    -------
+    Path
+    """
+    table = _require(lesion_response, "lesion_response", ("bor", metric))
+    present = set(table["bor"].astype(str))
+    categories = [c for c in BOR_CATEGORIES if c in present]
+    categories += sorted(present - set(categories))
+    label = _metric_label(metric)
+    with figure_style():
+        figure = new_figure(max(4.5, 1.5 + 1.0 * len(categories)), _STANDARD[1])
+        ax = figure.add_subplot(1, 1, 1)
+        for x, category in enumerate(categories):
+            values = pd.to_numeric(table.loc[table["bor"].astype(str) == category, metric])
+            values = values.to_numpy(dtype=float)
+            _strip(ax, x, values, width=0.25, label=None)
+            if np.isfinite(values).any():
+                median = float(np.nanmedian(values))
+                ax.annotate(f"{median:.1f}", (x + 0.37, median), va="center", fontsize=8)
+        ax.set_xticks(range(len(categories)))
+        ax.set_xticklabels(
+            [f"{c}\n(n = {int((table['bor'].astype(str) == c).sum())})" for c in categories]
+        )
+        ax.set_xlim(-0.6, len(categories) - 0.2)
+        ax.set_ylim(bottom=0.0)
+        ax.set_xlabel("Best overall response (RECIST 1.1)")
+        ax.set_ylabel(f"{label} per lesion")
+        title = f"{label} by response"
+        if test is not None:
+            title += f" ({test.test_name}, {_p_text(test.p_value)})"
+        ax.set_title(title)
+        figure.subplots_adjust(left=0.12, right=0.95, bottom=0.16, top=0.9)
+        return save_figure(figure, path)
+
+
+# ---------------------------------------------------------------------------- Figure 7
+def plot_uptake_vs_cps(
+    patients: pd.DataFrame, path: str | Path, *, test: TestResult | None = None
+) -> Path:
+    """Per-patient median lesion uptake against the PD-L1 combined positive score.
+
+    Parameters
+    ----------
+    patients : pandas.DataFrame
+        One row per patient: ``patient``, ``median`` (SUV) and ``cps_percent`` (%).
+    path : path-like
+    test : TestResult, optional
+        The correlation, whose rho and p-value go into the title.
+
+    Returns
+    -------
+    Path
+    """
+    table = _require(patients, "patients", ("patient", "median", "cps_percent"))
+    x = pd.to_numeric(table["cps_percent"], errors="coerce").to_numpy(dtype=float)
+    y = pd.to_numeric(table["median"], errors="coerce").to_numpy(dtype=float)
+    keep = np.isfinite(x) & np.isfinite(y)
+    if not keep.any():
+        raise InputError("nothing to draw", tag="patients", value="no CPS with uptake")
+    names = table["patient"].astype(str).to_numpy()[keep]
+    with figure_style():
+        figure = new_figure(*_STANDARD)
+        ax = figure.add_subplot(1, 1, 1)
+        ax.scatter(x[keep], y[keep], color=LESION_COLOUR, edgecolor="black", s=34, zorder=3)
+        for name, xi, yi in zip(names, x[keep], y[keep], strict=True):
+            ax.annotate(name, (xi, yi), xytext=(4, 3), textcoords="offset points", fontsize=7)
+        ax.set_xlabel("PD-L1 CPS (%)")
+        ax.set_ylabel("Median SUVpeak of the patient's lesions")
+        ax.set_xlim(-5.0, 105.0)
+        ax.set_ylim(bottom=0.0)
+        title = "Uptake vs PD-L1 CPS"
+        if test is not None:
+            title += f" (Spearman rho = {test.statistic:.2f}, {_p_text(test.p_value)})"
+        ax.set_title(title)
+        dropped = int((~keep).sum())
+        if dropped:
+            note = f"{dropped} patient(s) without CPS or uptake not shown"
+            ax.text(0.99, 0.02, note, transform=ax.transAxes, ha="right", fontsize=7)
+        figure.subplots_adjust(left=0.1, right=0.97, bottom=0.12, top=0.9)
+        return save_figure(figure, path)
+
+
+# ---------------------------------------------------------------------------- survival
+def plot_survival_split(split: SplitSurvival, path: str | Path) -> Path:
+    """Kaplan-Meier curves of the high and low uptake groups, numbers at risk below.
+
+    Parameters
+    ----------
+    split : SplitSurvival
+        One endpoint of :attr:`StudyAnalysis.split_survival`.
+    path : path-like
+
+    Returns
+    -------
+    Path
+    """
+    from lifelines.plotting import add_at_risk_counts
+
+    data = _require(split.data, f"split_survival[{split.endpoint}]", ("group", "duration_days"))
+    with figure_style():
+        figure = new_figure(7.0, 5.0)
+        ax = figure.add_axes((0.11, 0.32, 0.85, 0.58))
+        fitters = []
+        for group in ("high", "low"):
+            part = data[data["group"].astype(str) == group]
+            if part.empty:
+                continue
+            months = part["duration_days"].to_numpy(dtype=float) / DAYS_PER_MONTH
+            summary = split.summaries.get(group)
+            median = summary.median if summary is not None else math.nan
+            median_text = "NR" if not math.isfinite(median) else f"{median:.1f} mo"
+            curve = kaplan_meier(
+                months,
+                part["event"].to_numpy(dtype=float),
+                label=f"{group} uptake (n = {len(part)}, median {median_text})",
+            )
+            fitter: Any = curve.fitter
+            fitter.plot_survival_function(
+                ax=ax,
+                ci_show=False,
+                show_censors=True,
+                color=GROUP_COLOURS.get(group, "black"),
+                censor_styles={"marker": "|", "ms": 8},
+            )
+            fitters.append(fitter)
+        ax.set_ylim(-0.02, 1.05)
+        ax.set_xlim(left=0.0)
+        ax.set_xlabel(f"Time ({_MONTHS})")
+        ax.set_ylabel(f"{split.endpoint} probability")
+        title = f"{split.endpoint} by median split of uptake (SUVpeak {split.threshold:.2f})"
+        if split.logrank is not None:
+            title += f"\nlog-rank {_p_text(split.logrank.p_value)}"
+        if split.cox is not None and not split.cox.table.empty:
+            hr, lower, upper = split.cox.hazard_ratio("high_uptake")
+            if all(math.isfinite(v) for v in (hr, lower, upper)):
+                title += f", HR high vs low {hr:.2f} ({lower:.2f}–{upper:.2f})"
+        ax.set_title(title)
+        ax.legend(loc="best")
+        if fitters:
+            add_at_risk_counts(
+                *fitters,
+                ax=ax,
+                fig=figure,
+                rows_to_show=["At risk"],
+                labels=[str(f._label).split(" ")[0] for f in fitters],
+            )
+        return save_figure(figure, path)
+
+
+# ---------------------------------------------------------------------------- ratios
+def plot_tumour_to_blood(
+    tumour_to_blood: pd.DataFrame,
+    path: str | Path,
+    *,
+    time_point: TimePointChoice | None = None,
+) -> Path:
+    """Tumour-to-blood-pool ratio per time point and series; the recommended one ringed.
+
+    Parameters
+    ----------
+    tumour_to_blood : pandas.DataFrame
+        :attr:`StudyAnalysis.tumour_to_blood` (``series``, ``nominal_hours``, ``ratio``).
+    path : path-like
+    time_point : TimePointChoice, optional
+
+    Returns
+    -------
+    Path
+    """
+    table = _require(tumour_to_blood, "tumour_to_blood", ("series", "nominal_hours", "ratio"))
+    with figure_style():
+        figure = new_figure(*_STANDARD)
+        ax = figure.add_subplot(1, 1, 1)
+        for series in _ordered_series(table["series"]):
+            part = table[table["series"].astype(str) == series].sort_values("nominal_hours")
+            colour, marker = series_colour(series), series_marker(series)
+            ax.plot(part["nominal_hours"], part["ratio"], color=colour, marker=marker, label=series)
+        if time_point is not None and math.isfinite(time_point.ratio):
+            label = f"recommended: {time_point.nominal_hours:g} h"
+            ax.scatter(
+                [time_point.nominal_hours], [time_point.ratio], s=220, facecolor="none",
+                edgecolor="black", lw=1.2, zorder=4, label=label,
+            )  # fmt: skip
+        _hour_ticks(ax, table["nominal_hours"])
+        ax.axhline(1.0, color="grey", lw=0.8, ls="--")
+        ax.set_ylim(bottom=0.0)
+        ax.set_ylabel("Mean lesion SUVpeak / blood pool SUVpeak")
+        ax.set_title("Tumour-to-blood ratio")
+        ax.legend(loc="best")
+        figure.subplots_adjust(left=0.1, right=0.97, bottom=0.12, top=0.9)
+        return save_figure(figure, path)
+
+
+# ---------------------------------------------------------------------------- biomarkers
+def plot_biomarkers(biomarkers: BiomarkerComparison, path: str | Path) -> Path:
+    """Forest plot: AUC for response (with its bootstrap interval), Harrell's C for PFS, OS.
+
+    Parameters
+    ----------
+    biomarkers : BiomarkerComparison
+        :attr:`StudyAnalysis.biomarkers` (the rows of group ``"all"`` are drawn).
+    path : path-like
+
+    Returns
+    -------
+    Path
+    """
+    table = _require(biomarkers.table, "biomarkers", ("group", "candidate", "auc"))
+    rows = table[table["group"].astype(str) == "all"].reset_index(drop=True)
+    if rows.empty:
+        raise InputError("nothing to draw", tag="biomarkers", value="no group 'all'")
+    candidates = rows["candidate"].astype(str).tolist()
+    y = np.arange(len(candidates))[::-1]
+    panels = (
+        ("auc", "AUC, response", "auc_lower", "auc_upper", "n_response"),
+        ("c_pfs", "Harrell's C, PFS", None, None, "n_pfs"),
+        ("c_os", "Harrell's C, OS", None, None, "n_os"),
+    )
+    with figure_style():
+        figure = new_figure(9.0, 1.3 + 0.45 * len(candidates))
+        axes = figure.subplots(1, 3, sharey=True)
+        for ax, (column, title, low, high, n_column) in zip(axes, panels, strict=True):
+            values = pd.to_numeric(rows.get(column, pd.Series(np.nan, index=rows.index)))
+            values = values.to_numpy(dtype=float)
+            if low is not None and high is not None and low in rows and high in rows:
+                lower = pd.to_numeric(rows[low]).to_numpy(dtype=float)
+                upper = pd.to_numeric(rows[high]).to_numpy(dtype=float)
+                has = np.isfinite(lower) & np.isfinite(upper) & np.isfinite(values)
+                ax.hlines(y[has], lower[has], upper[has], color="black", lw=1.2)
+            ax.scatter(
+                values, y, marker="D", color=series_colour("tracer-only"), zorder=3, clip_on=False
+            )
+            ns = rows.get(n_column)
+            for yi, value, n in zip(
+                y, values, ns if ns is not None else [None] * len(y), strict=True
+            ):
+                text = "n.e." if not math.isfinite(value) else f"{value:.2f}"
+                if n is not None and not pd.isna(n):
+                    text += f" (n={int(n)})"
+                ax.annotate(
+                    text, (1.05, yi), xycoords=("axes fraction", "data"), fontsize=7, va="center"
+                )
+            ax.axvline(0.5, color="grey", ls="--", lw=0.8)
+            ax.set_xlim(0.0, 1.0)
+            ax.set_title(title)
+            ax.grid(axis="y", visible=False)
+        axes[0].set_yticks(y)
+        axes[0].set_yticklabels(candidates)
+        axes[0].set_ylim(-0.7, len(candidates) - 0.3)
+        figure.subplots_adjust(left=0.24, right=0.93, wspace=0.45, top=0.82, bottom=0.12)
+        figure.suptitle("Candidate biomarkers (0.5 = no discrimination)", fontsize=11)
+        return save_figure(figure, path)
+
+
+# ---------------------------------------------------------------------------- QC pages
+def _axis_roles(volume: ImageVolume) -> tuple[int, int, int]:
+    """Array axes most aligned with LPS x (left), y (posterior) and z (superior)."""
+    directions = np.abs(volume.affine[:3, :3])  # row = LPS axis, column = array axis
+    directions = directions / np.linalg.norm(directions, axis=0, keepdims=True)
+    z_axis = int(np.argmax(directions[2]))
+    rest = [a for a in range(3) if a != z_axis]
+    x_axis = max(rest, key=lambda a: directions[0, a])
+    y_axis = next(a for a in rest if a != x_axis)
+    return x_axis, y_axis, z_axis
+
+
+def _coronal(
+    volume: ImageVolume, array: np.ndarray
+) -> tuple[np.ndarray, tuple[float, float, float, float]]:
+    """Coronal maximum projection of ``array`` (on the volume's grid): rows from superior to
+    inferior, columns from patient right to left; with the extent in LPS mm
+    (x_left_edge, x_right_edge, z_bottom_edge, z_top_edge) for ``imshow(origin="upper")``."""
+    x_axis, y_axis, z_axis = _axis_roles(volume)
+    projection = np.max(array, axis=y_axis)
+    kept = [a for a in range(3) if a != y_axis]  # remaining axes in array order
+    image = projection if kept == [z_axis, x_axis] else projection.T  # -> [z, x]
+    affine = volume.affine
+    if affine[2, z_axis] > 0:  # index up = superior: the top row must be the last index
+        image = image[::-1, :]
+    if affine[0, x_axis] < 0:  # index up = patient right: the first column must be the last
+        image = image[:, ::-1]
+    shape = array.shape
+    corners = np.array(
+        [[0.0, 0.0, 0.0], [float(shape[0] - 1), float(shape[1] - 1), float(shape[2] - 1)]]
+    )
+    lps = volume.voxel_to_lps(corners)
+    x_low, x_high = sorted((float(lps[0, 0]), float(lps[1, 0])))
+    z_low, z_high = sorted((float(lps[0, 2]), float(lps[1, 2])))
+    dx = abs(float(affine[0, x_axis]))
+    dz = abs(float(affine[2, z_axis]))
+    extent = (x_low - dx / 2, x_high + dx / 2, z_low - dz / 2, z_high + dz / 2)
+    return np.ascontiguousarray(image), extent
+
+
+def _mask_colour(name: str) -> str:
+    organ = name.removeprefix("organ ").strip()
+    return ORGAN_COLOURS.get(organ, LESION_COLOUR)
+
+
+def _draw_qc(
+    volume: ImageVolume,
+    masks: Mapping[str, np.ndarray],
+    title: str,
+    *,
+    vmax: float | None = None,
+) -> tuple[Figure, Axes]:
+    """The QC figure and its image axes (for :func:`qc_figure` and its tests)."""
+    values = np.asarray(volume.array, dtype=np.float32)
+    image, extent = _coronal(volume, np.nan_to_num(values, nan=0.0))
+    width_mm = extent[1] - extent[0]
+    height_mm = extent[3] - extent[2]
+    image_h = 5.4
+    image_w = float(np.clip(image_h * width_mm / height_mm, 1.5, 9.0))
+    left, gap, bar, legend = 0.75, 0.2, 0.15, 1.5
+    fig_w = left + image_w + gap + bar + 0.55 + legend
+    fig_h = image_h + 0.95
+    finite = image[np.isfinite(image)]
+    top = vmax if vmax is not None else float(np.percentile(finite, 99.5)) if finite.size else 1.0
+    top = top if top > 0 else 1.0
+    with figure_style():
+        figure = new_figure(fig_w, fig_h)
+        ax = figure.add_axes((left / fig_w, 0.45 / fig_h, image_w / fig_w, image_h / fig_h))
+        shown = ax.imshow(
+            image,
+            cmap=PET_COLOURMAP,
+            vmin=0.0,
+            vmax=top,
+            origin="upper",
+            extent=extent,
+            interpolation="nearest",
+            aspect="equal",
+        )
+        handles: dict[str, Line2D] = {}
+        for name, mask in masks.items():
+            array = np.asarray(mask, dtype=bool)
+            if array.shape != values.shape or not array.any():
+                continue
+            outline, _ = _coronal(volume, array.astype(np.float32))
+            colour = _mask_colour(name)
+            if min(outline.shape) >= 2:
+                ax.contour(
+                    outline, levels=[0.5], colors=[colour], linewidths=0.9, origin="upper",
+                    extent=extent,
+                )  # fmt: skip
+            lesion = colour == LESION_COLOUR
+            if lesion:  # lesions share a colour: each is named beside its outline
+                rows, cols = np.nonzero(outline > 0.5)
+                x_mm = extent[0] + (cols.max() + 1) * (extent[1] - extent[0]) / outline.shape[1]
+                z_mm = extent[3] - rows.min() * (extent[3] - extent[2]) / outline.shape[0]
+                ax.annotate(name.removeprefix("lesion "), (x_mm, z_mm), fontsize=6, color=colour)
+            label = "lesions" if lesion else name
+            handles.setdefault(label, Line2D([], [], color=colour, lw=1.5, label=label))
+        ax.grid(False)
+        ax.set_xlabel("x (mm): patient right ← → left")
+        ax.set_ylabel("z (mm): inferior → superior")
+        ax.set_title(title, fontsize=9)
+        cax = figure.add_axes(
+            ((left + image_w + gap) / fig_w, 0.45 / fig_h, bar / fig_w, image_h / fig_h)
+        )
+        unit = str(volume.unit)
+        figure.colorbar(shown, cax=cax, label=f"{unit} (maximum-intensity projection)")
+        if handles:
+            figure.legend(
+                handles=list(handles.values()),
+                loc="upper right",
+                bbox_to_anchor=(1.0, 1.0 - 0.45 / fig_h),
+                fontsize=7,
+                title="VOIs",
+            )
+    return figure, ax
+
+
+def qc_figure(
+    volume: ImageVolume,
+    masks: Mapping[str, np.ndarray],
+    title: str,
+    path: str | Path,
+    *,
+    vmax: float | None = None,
+) -> Path:
+    """A QC page: coronal MIP of the SUV image with the VOI outlines and an SUV colour bar.
+
+    Parameters
+    ----------
+    volume : ImageVolume
+        The SUV image ([z, y, x], LPS affine).
+    masks : mapping of str to bool array
+        VOI name -> mask on the volume's grid; each is projected (any voxel along the
+        anterior-posterior axis) and outlined in its organ's colour (lesions green).
+        Masks of another shape or empty are skipped.
+    title : str
+        Shown above the image (the scan id; no patient identifiers).
+    path : path-like
+    vmax : float, optional
+        Top of the grey scale (SUV); default the 99.5th percentile of the projection.
+
+    Returns
+    -------
+    Path
+
+    Notes
+    -----
+    The projection runs along the array axis closest to the LPS anterior-posterior axis. The
+    image is shown with the head at the top (whatever the slice order of the array: the
+    sign of the affine's z step decides) and the patient's right on the viewer's left, in
+    millimetres (``extent`` from the affine), so the pixel aspect is the voxel aspect.
+    """
+    figure, _ = _draw_qc(volume, masks, title, vmax=vmax)
+    return save_figure(figure, path)
+
+
+def _scans_table(source: str | Path | pd.DataFrame) -> pd.DataFrame:
+    if isinstance(source, pd.DataFrame):
+        return source
+    return read_results(source).get("scans", pd.DataFrame(columns=["scan_id"]))
+
+
+def _resolved(path: Path, root: Path) -> Path:
+    return path if path.is_absolute() else root / path
+
+
+def qc_scan_volume(
+    ref: ScanRef, study: Study, *, suv_bw_factor: float | None = None
+) -> tuple[ImageVolume, dict[str, np.ndarray]]:
+    """Read one scan's PET as SUV and its VOIs onto it, as the pipeline does (one read).
+
+    Parameters
+    ----------
+    ref : ScanRef
+        A scan of ``study`` (paths relative to ``study.root`` are resolved).
+    study : Study
+        For its root and settings (normalisation).
+    suv_bw_factor : float, optional
+        For a NIfTI PET: the factor the pipeline recorded in the scans table (stored values
+        x factor = SUVbw); a DICOM PET is converted from its headers and the overrides.
+
+    Returns
+    -------
+    tuple of ImageVolume and dict
+        The SUV volume and ``{"<kind> <name>": mask}`` of every VOI.
+
+    Raises
+    ------
+    InputError
+        A NIfTI PET without a factor; and whatever reading the PET or VOIs raises.
+    """
+    from immunopet.io.nifti import read_nifti
+    from immunopet.study.pipeline import merged_overrides
+    from immunopet.suv.volume import read_suv_volume
+    from immunopet.voi.sources import load_vois
+
+    root = Path(study.root)
+    pet = _resolved(ref.scan.pet, root)
+    if pet.name.lower().endswith((".nii", ".nii.gz")):
+        if suv_bw_factor is None or not math.isfinite(suv_bw_factor):
+            raise InputError(
+                "a NIfTI PET needs the SUV factor of the scans table",
+                file=pet,
+                tag="suv_bw_factor",
+                value="missing",
+                expected="the run's scans table row of this scan",
+            )
+        image = read_nifti(pet).volume
+        volume = image.with_array(
+            np.asarray(image.array, dtype=np.float32) * np.float32(suv_bw_factor), unit="SUVbw"
+        )
+    else:
+        volume = read_suv_volume(
+            pet, overrides=merged_overrides(ref), normalisation=study.settings.normalisation
+        ).volume
+    masks: dict[str, np.ndarray] = {}
+    for source in ref.scan.vois:
+        resolved = VoiSource(_resolved(source.path, root), source.kind)
+        for voi in load_vois(resolved.path, reference=volume, kind=resolved.kind):
+            masks[f"{voi.kind or 'voi'} {voi.name}"] = voi.mask
+    return volume, masks
+
+
+def qc_pages(
+    source: str | Path | pd.DataFrame,
+    study: Study,
+    outdir: str | Path,
+    *,
+    max_scans: int | None = None,
+    progress: bool = False,
+) -> dict[str, Path]:
+    """One QC page per processed scan: reread its PET as SUV and its VOIs, draw the MIP.
+
+    Parameters
+    ----------
+    source : path-like or pandas.DataFrame
+        The results folder, or its scans table: only scans processed there are drawn.
+    study : Study
+        The study of those results (its files are read again).
+    outdir : path-like
+        Pages are written as ``qc_<scan id>.png``.
+    max_scans : int, optional
+        Draw at most this many (manifest order).
+    progress : bool
+        A tqdm progress bar over scans.
+
+    Returns
+    -------
+    dict of str to Path
+        ``"qc <scan id>"`` -> page. A scan whose files cannot be read is skipped (logged).
+    """
+    scans = _scans_table(source)
+    factors: dict[str, float] = {}
+    if "suv_bw_factor" in scans.columns:
+        for scan_id, factor in zip(scans["scan_id"], scans["suv_bw_factor"], strict=True):
+            value = pd.to_numeric(pd.Series([factor]), errors="coerce").iloc[0]
+            if pd.notna(value):
+                factors[str(scan_id)] = float(value)
+    done = set(scans["scan_id"].astype(str)) if "scan_id" in scans.columns else set()
+    refs = [ref for ref in study.scans() if ref.scan_id in done]
+    if max_scans is not None:
+        refs = refs[: max(0, max_scans)]
+    out = Path(outdir)
+    pages: dict[str, Path] = {}
+    for ref in tqdm(refs, desc="QC pages", unit="scan", disable=not progress):
+        try:
+            volume, masks = qc_scan_volume(ref, study, suv_bw_factor=factors.get(ref.scan_id))
+            pages[f"qc {ref.scan_id}"] = qc_figure(
+                volume, masks, f"{ref.scan_id} (coronal MIP)", out / _qc_file(ref.scan_id)
+            )
+        except (ImmunoPETError, OSError, ValueError) as exc:
+            _LOG.warning("QC page of %s not drawn: %s", ref.scan_id, exc)
+    return pages
+
+
+def _qc_file(scan_id: str) -> str:
+    return f"qc_{_safe_name(scan_id)}.png"
+
+
+# ---------------------------------------------------------------------------- all of them
+def _patients_cps(analysis: StudyAnalysis) -> pd.DataFrame | None:
+    if analysis.uptake is None or analysis.lesion_response is None:
+        return None
+    cps = analysis.lesion_response.loc[:, ["patient", "cps_percent"]].drop_duplicates("patient")
+    patients = analysis.uptake.patients.loc[:, ["patient", "median"]]
+    return patients.merge(cps, on="patient", how="inner")
+
+
+def draw_all(
+    analysis: StudyAnalysis,
+    outdir: str | Path,
+    *,
+    pet_images: Mapping[str, tuple[ImageVolume, Mapping[str, np.ndarray]]] | None = None,
+    progress: bool = False,
+) -> dict[str, Path]:
+    """Draw every figure the analysis allows.
+
+    Parameters
+    ----------
+    analysis : StudyAnalysis
+    outdir : path-like
+        Created if needed; files ``<key>.png`` and ``qc_<scan id>.png``.
+    pet_images : mapping of scan id to (ImageVolume, masks), optional
+        SUV volumes with their VOI masks, one QC page each (see :func:`qc_pages` to read
+        them from a study).
+    progress : bool
+        A tqdm progress bar over the figures.
+
+    Returns
+    -------
+    dict of str to Path
+        Keys of :data:`FIGURE_KEYS` (those drawn) and ``"qc <scan id>"``. A figure whose part
+        is missing is left out; one that fails is left out and logged.
+    """
+    out = Path(outdir)
+    out.mkdir(parents=True, exist_ok=True)
+    a = analysis
+    jobs: list[tuple[str, Callable[[Path], Path]]] = []
+    if a.organ_uptake is not None:
+        jobs.append(("biodistribution", partial(plot_biodistribution, a.organ_uptake)))
+    if a.blood is not None:
+        jobs.append(("blood", partial(plot_blood, a.blood)))
+    if a.uptake is not None:
+        draw = partial(plot_lesion_uptake, a.uptake, measurements=a.measurements)
+        jobs.append(("lesion_uptake", draw))
+    if a.lesion_response is not None:
+        draw = partial(plot_uptake_by_response, a.lesion_response, test=a.tests.get(KRUSKAL_BOR))
+        jobs.append(("uptake_by_response", draw))
+    patients = _patients_cps(a)
+    if patients is not None:
+        draw = partial(plot_uptake_vs_cps, patients, test=a.tests.get(SPEARMAN_CPS))
+        jobs.append(("uptake_vs_cps", draw))
+    for endpoint, split in a.split_survival.items():
+        jobs.append((f"survival_{endpoint.lower()}", partial(plot_survival_split, split)))
+    if a.tumour_to_blood is not None:
+        draw = partial(plot_tumour_to_blood, a.tumour_to_blood, time_point=a.time_point)
+        jobs.append(("tumour_to_blood", draw))
+    if a.biomarkers is not None:
+        jobs.append(("biomarkers", partial(plot_biomarkers, a.biomarkers)))
+    for scan_id, (volume, masks) in (pet_images or {}).items():
+        title = f"{scan_id} (coronal MIP)"
+        jobs.append((f"qc {scan_id}", partial(qc_figure, volume, masks, title)))
+
+    drawn: dict[str, Path] = {}
+    for key, draw in tqdm(jobs, desc="figures", unit="figure", disable=not progress):
+        name = _qc_file(key[3:]) if key.startswith("qc ") else f"{key}.png"
+        try:
+            drawn[key] = draw(out / name)
+        except Exception as exc:  # one figure never stops the others
+            _LOG.warning("figure %s not drawn: %s", key, exc, exc_info=True)
+    return drawn

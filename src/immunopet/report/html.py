@@ -1,0 +1,1207 @@
+"""The study report as one self-contained HTML folder.
+
+:func:`render_report` arranges a :class:`~immunopet.report.contents.StudyAnalysis` (and the
+figures drawn from it by :func:`immunopet.report.figures.draw_all`) into ``OUTDIR/index.html``
+with its stylesheet ``OUTDIR/report.css`` and its images under ``OUTDIR/figures/``. Every link
+is relative and nothing is fetched from the network, so the folder can be zipped, mailed and
+opened anywhere. The report never computes a number: it formats the tables and result
+objects it is given.
+
+Sections, in order (their ``id`` is the page anchor): ``overview``, ``schedule``,
+``baseline``, ``safety``, ``biodistribution``, ``blood``, ``visibility``,
+``tumour-to-blood``, ``uptake``, ``outcome``, ``survival``, ``ihc``, ``biomarkers``, ``qc``,
+``warnings``, ``provenance`` (and ``more-figures`` before ``qc`` when a figure has no section
+of its own). A section whose data is missing says why: the notes of
+:attr:`StudyAnalysis.notes` whose text before the colon names it (``"blood samples: not
+computed (...)"``; the prefixes are in ``templates/report_text.toml``), else the notes that
+mention its subject, else a standard sentence. A section with data shows the notes that name
+it; the overview lists every note. The words of the report (titles, captions, headers, the
+columns each table shows) are in ``templates/report_text.toml``.
+
+Privacy: a table column whose name may identify a person (name, birth date, medical record
+number, patient ID other than the pseudonym column ``patient``; see :func:`is_identifying`)
+is never rendered; the table says which column was left out.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import re
+import shutil
+import tomllib
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from functools import cache
+from importlib.resources import files
+from pathlib import Path
+from typing import Any, Final
+from urllib.parse import quote
+
+import jinja2
+import numpy as np
+import pandas as pd
+
+from immunopet import __version__
+from immunopet.analysis.biodistribution import ORGAN_ORDER, SERIES_ORDER
+from immunopet.analysis.clinical import IDENTIFYING_COLUMNS
+from immunopet.errors import InputError
+from immunopet.report.contents import SplitSurvival, StudyAnalysis
+from immunopet.stats.results import SurvivalSummary, TestResult
+
+__all__ = ["SECTION_IDS", "format_p_value", "is_identifying", "render_report"]
+
+SECTION_IDS: Final = (
+    "overview",
+    "schedule",
+    "baseline",
+    "safety",
+    "biodistribution",
+    "blood",
+    "visibility",
+    "tumour-to-blood",
+    "uptake",
+    "outcome",
+    "survival",
+    "ihc",
+    "biomarkers",
+    "qc",
+    "warnings",
+    "provenance",
+)
+"""Ids of the report's sections, in page order (``more-figures`` is added when needed)."""
+
+DASH: Final = "\u2014"
+"""What an empty or missing cell shows."""
+
+_COLLAPSE_ROWS: Final = 25
+"""Tables longer than this are folded (``<details>``)."""
+
+_SAFE_NAME_COLUMNS: Final = frozenset({"statisticname", "testname", "studyname"})
+"""Columns whose name contains ``name`` but that name a method or the study, not a person."""
+
+_IHC_PATTERN: Final = re.compile(r"\b(TPS|CPS|PD-?L1|IHC|immunohistochem\w*)\b", re.IGNORECASE)
+_QC_PREFIXES: Final = ("qc/", "qc ", "qc_")
+_HR_COLUMNS: Final = ("hazard_ratio", "hr_lower", "hr_upper")
+
+
+@cache
+def _words() -> dict[str, Any]:
+    """The report's words (titles, captions, headers ...) of ``templates/report_text.toml``."""
+    text = files("immunopet.report").joinpath("templates", "report_text.toml").read_text("utf-8")
+    return tomllib.loads(text)
+
+
+def _title(section_id: str) -> str:
+    return str(_words()["titles"][section_id])
+
+
+# ---------------------------------------------------------------------------- formatting
+def format_p_value(p: float) -> str:
+    """A p-value as the report prints it: 3 decimals, or ``"< 0.001"``.
+
+    Parameters
+    ----------
+    p : float
+        The p-value (NaN prints as a dash).
+
+    Returns
+    -------
+    str
+
+    Examples
+    --------
+    >>> format_p_value(0.0612), format_p_value(0.00004), format_p_value(1.0)
+    ('0.061', '< 0.001', '1.000')
+    """
+    if p is None or not math.isfinite(p):
+        return DASH
+    if p < 0.001:
+        return "< 0.001"
+    return f"{p:.3f}"
+
+
+def _normalised(column: object) -> str:
+    return re.sub(r"[^a-z0-9]", "", str(column).lower())
+
+
+def is_identifying(column: object) -> bool:
+    """Whether a table column's name says it may identify a person.
+
+    Parameters
+    ----------
+    column : str
+        The column name.
+
+    Returns
+    -------
+    bool
+        True for the names of :data:`immunopet.analysis.clinical.IDENTIFYING_COLUMNS` and
+        for any name containing ``name`` (except ``test_name``, ``statistic_name``,
+        ``study_name``), ``birth``, ``mrn`` or ``patient_id``/``patientid`` (the pseudonym
+        column is ``patient``; ``Patient no.`` of Table 1 is that pseudonym too).
+
+    Examples
+    --------
+    >>> [is_identifying(c) for c in ("patient", "Patient no.", "patient_name", "PatientID")]
+    [False, False, True, True]
+    >>> is_identifying("Date of birth"), is_identifying("statistic_name")
+    (True, False)
+    """
+    key = _normalised(column)
+    if key in IDENTIFYING_COLUMNS or key in {"patientid", "patientids", "otherpatientids"}:
+        return True
+    if "name" in key and key not in _SAFE_NAME_COLUMNS:
+        return True
+    return any(part in key for part in ("birth", "mrn", "patientid"))
+
+
+def _is_missing(value: Any) -> bool:
+    if value is None or value is pd.NA or value is pd.NaT:
+        return True
+    if isinstance(value, float | np.floating):
+        return math.isnan(float(value))
+    return False
+
+
+def _format_float(value: float, column: str = "") -> str:
+    key = column.lower()
+    if math.isinf(value):
+        return "\u221e" if value > 0 else "\u2212\u221e"
+    if key in {"p", "p_value", "pvalue"} or key.startswith("p_") or key.endswith("_p"):
+        return format_p_value(value)
+    integral = float(value).is_integer()
+    if key in {"n", "events", "visible", "total", "df", "observed"} or key.startswith("n_"):
+        return f"{int(value)}" if integral else f"{value:.1f}"
+    if "hours" in key or key.endswith("_h"):
+        return f"{value:g}" if integral else f"{value:.1f}"
+    if "percent" in key:
+        return f"{value:.1f}"
+    if value != 0 and abs(value) < 0.01:
+        return f"{value:.2g}"
+    return f"{value:.2f}"
+
+
+def _format_statistic(value: float) -> str:
+    """A test statistic: 3 decimals below 1 in magnitude (rho, tau), else 2 (U, H, chi²)."""
+    if _is_missing(value):
+        return DASH
+    return f"{value:.3f}" if abs(value) < 1 else f"{value:.2f}"
+
+
+def _format_cell(value: Any, column: str = "") -> str:
+    """One table cell as text: SUV-like numbers 2 decimals, p-values 3, counts as integers."""
+    if isinstance(value, Sequence) and not isinstance(value, str):
+        return ", ".join(_format_cell(v, column) for v in value) or DASH
+    if _is_missing(value):
+        return DASH
+    if isinstance(value, bool | np.bool_):
+        return "yes" if value else "no"
+    if isinstance(value, int | np.integer):
+        return str(int(value))
+    if isinstance(value, float | np.floating):
+        return _format_float(float(value), column)
+    if isinstance(value, pd.Timestamp | datetime):
+        return value.strftime("%Y-%m-%d %H:%M")
+    if isinstance(value, date):
+        return value.isoformat()
+    return str(value).strip()  # an empty text stays empty (Table 1 leaves zero cells blank)
+
+
+def _numeric(value: Any) -> bool:
+    return isinstance(value, int | float | np.integer | np.floating) and not isinstance(
+        value, bool | np.bool_
+    )
+
+
+def _header(column: object) -> str:
+    """A column name for display: known names spelt out, units in brackets."""
+    text = str(column)
+    known = _words()["headers"]
+    if text in known:
+        return str(known[text])
+    if text != text.lower() or " " in text:
+        return text  # already a display name ("PFS (d)", "Adverse event")
+    unit = ""
+    for suffix, name in (("_mm", "mm"), ("_ml", "mL"), ("_kg", "kg"), ("_days", "d")):
+        if text.endswith(suffix):
+            text, unit = text.removesuffix(suffix), f" ({name})"
+    if text.startswith("n_"):
+        return "n " + text[2:].replace("_", " ") + unit
+    words = text.replace("_", " ")
+    return words[:1].upper() + words[1:] + unit
+
+
+def _hours_label(hours: Any) -> str:
+    if _is_missing(hours):
+        return "any"
+    return f"{float(hours):g} h"
+
+
+def _natural_key(text: str) -> tuple[Any, ...]:
+    return tuple(int(p) if p.isdigit() else p.lower() for p in re.split(r"(\d+)", text))
+
+
+def _series_order(values: Iterable[Any]) -> list[str]:
+    present = {str(v) for v in values if not _is_missing(v)}
+    known = [s for s in SERIES_ORDER if s in present]
+    return known + sorted(present - set(known))
+
+
+# ---------------------------------------------------------------------------- view models
+@dataclass(frozen=True)
+class _Cell:
+    text: str
+    numeric: bool = False
+    missing: bool = False
+    span: int = 1
+
+
+@dataclass(frozen=True)
+class _Table:
+    headers: tuple[str, ...]
+    rows: tuple[tuple[_Cell, ...], ...]
+    caption: str = ""
+    notes: tuple[str, ...] = ()
+    collapsed: bool = False
+    header_groups: tuple[_Cell, ...] = ()
+    css: str = ""
+
+
+@dataclass(frozen=True)
+class _Figure:
+    name: str
+    src: str
+    caption: str
+
+
+@dataclass(frozen=True)
+class _Section:
+    id: str
+    title: str
+    available: bool
+    notes: tuple[str, ...] = ()
+    body: Mapping[str, Any] = field(default_factory=dict)
+
+
+def _cell(value: Any, column: str = "") -> _Cell:
+    text = _format_cell(value, column)
+    return _Cell(text=text, numeric=_numeric(value), missing=text == DASH)
+
+
+def _frame_table(
+    frame: pd.DataFrame | None,
+    *,
+    columns: str | Sequence[str] | None = None,
+    caption: str = "",
+    notes: Sequence[str] = (),
+    collapsed: bool | None = None,
+    headers: Mapping[str, str] | None = None,
+) -> _Table | None:
+    """A DataFrame as a table view: identifying columns dropped (and said), cells formatted.
+
+    ``columns`` names the columns to show, or a key of ``[columns]`` in report_text.toml.
+    """
+    if frame is None:
+        return None
+    data = frame
+    if data.index.name is not None or isinstance(data.index, pd.MultiIndex):
+        data = data.reset_index()
+    if isinstance(columns, str):
+        columns = list(_words()["columns"][columns])
+    if columns is not None:
+        chosen = [c for c in columns if c in data.columns]
+        if chosen:
+            data = data[chosen]
+    dropped = [str(c) for c in data.columns if is_identifying(c)]
+    if dropped:
+        data = data.drop(columns=dropped)
+        notes = (
+            *notes,
+            "Left out because it may identify a patient: " + ", ".join(dropped) + ".",
+        )
+    names = [str(c) for c in data.columns]
+    rows = tuple(
+        tuple(_cell(value, name) for value, name in zip(record, names, strict=True))
+        for record in data.itertuples(index=False, name=None)
+    )
+    return _Table(
+        headers=tuple((headers or {}).get(c) or _header(c) for c in names),
+        rows=rows,
+        caption=caption,
+        notes=tuple(notes),
+        collapsed=len(rows) > _COLLAPSE_ROWS if collapsed is None else collapsed,
+    )
+
+
+def _text_table(
+    headers: Sequence[str],
+    rows: Iterable[Sequence[Any]],
+    *,
+    caption: str = "",
+    notes: Sequence[str] = (),
+    header_groups: Sequence[_Cell] = (),
+    css: str = "",
+) -> _Table:
+    built = tuple(
+        tuple(value if isinstance(value, _Cell) else _cell(value) for value in row) for row in rows
+    )
+    return _Table(
+        headers=tuple(headers),
+        rows=built,
+        caption=caption,
+        notes=tuple(notes),
+        collapsed=len(built) > _COLLAPSE_ROWS,
+        header_groups=tuple(header_groups),
+        css=css,
+    )
+
+
+def _has_rows(frame: pd.DataFrame | None) -> bool:
+    return frame is not None and not frame.empty
+
+
+# ---------------------------------------------------------------------------- figures
+def _safe_part(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9._-]", "_", text).strip("._") or "figure"
+
+
+def _qc_scan(name: str) -> str | None:
+    """The scan id of a QC figure name (``"qc <scan>"``, ``"qc/<scan>"``, ``"qc_<scan>"``)."""
+    for prefix in _QC_PREFIXES:
+        if name.startswith(prefix):
+            return name.removeprefix(prefix)
+    return None
+
+
+def _copy_figures(figures: Mapping[str, Path], outdir: Path) -> dict[str, _Figure]:
+    """Copy each figure to ``outdir/figures/<name>`` (QC pages ``qc_<scan>``); relative links."""
+    placed: dict[str, _Figure] = {}
+    known = _words()["figures"]
+    for name, source in figures.items():
+        source_path = Path(source)
+        if not source_path.is_file():
+            raise InputError(
+                "figure file not found",
+                file=str(source_path),
+                tag=f"figure {name!r}",
+                value="missing",
+                expected="an image file written by draw_all",
+            )
+        scan = _qc_scan(name)
+        stem = f"qc_{_safe_part(scan)}" if scan is not None else _safe_part(name)
+        relative = Path("figures", stem + source_path.suffix.lower())
+        target = outdir / relative
+        target.parent.mkdir(parents=True, exist_ok=True)
+        if not (target.exists() and target.resolve() == source_path.resolve()):
+            shutil.copyfile(source_path, target)
+        caption = scan if scan is not None else known.get(name, {}).get("caption", _header(name))
+        placed[name] = _Figure(name=name, src=quote(relative.as_posix()), caption=caption)
+    return placed
+
+
+def _found_figures(outdir: Path) -> dict[str, Path]:
+    folder = outdir / "figures"
+    if not folder.is_dir():
+        return {}
+    return {
+        path.stem: path
+        for path in sorted(folder.iterdir())
+        if path.suffix.lower() in {".png", ".svg", ".jpg", ".jpeg"} and path.is_file()
+    }
+
+
+# ---------------------------------------------------------------------------- notes
+def _owner(note: str) -> str | None:
+    """The section a note names before its colon (longest matching prefix), if any."""
+    if ":" not in note:
+        return None
+    head = note.split(":", 1)[0].strip().lower()
+    best: tuple[int, str | None] = (0, None)
+    for section_id, prefixes in _words()["prefixes"].items():
+        for prefix in prefixes:
+            if (head == prefix or head.startswith(prefix + " ")) and len(prefix) > best[0]:
+                best = (len(prefix), section_id)
+    return best[1]
+
+
+def _notes_for(section_id: str, notes: Sequence[str], *, by_keyword: bool) -> tuple[str, ...]:
+    own = tuple(note for note in notes if _owner(note) == section_id)
+    if own or not by_keyword:
+        return own
+    words = _words()["keywords"].get(section_id, ())
+    # upper-case words (OS, TPS, QC) match as written, the others in any case
+    exact = [w for w in words if w.isupper()]
+    loose = [w for w in words if not w.isupper()]
+    patterns = [
+        re.compile(r"(?<!\w)(" + "|".join(re.escape(w) for w in group) + r")(?!\w)", flags)
+        for group, flags in ((exact, 0), (loose, re.IGNORECASE))
+        if group
+    ]
+    return tuple(note for note in notes if any(p.search(note) for p in patterns))
+
+
+def _section(
+    section_id: str,
+    analysis: StudyAnalysis,
+    body: Mapping[str, Any] | None,
+) -> _Section:
+    title = _title(section_id)
+    if body is None:
+        notes = _notes_for(section_id, analysis.notes, by_keyword=True)
+        if not notes:
+            notes = (_words()["absent"].get(section_id, "Not available for this study."),)
+        return _Section(section_id, title, available=False, notes=notes)
+    notes = _notes_for(section_id, analysis.notes, by_keyword=False)
+    return _Section(section_id, title, available=True, notes=notes, body=body)
+
+
+# ---------------------------------------------------------------------------- sections
+def _patients(analysis: StudyAnalysis) -> list[str]:
+    for frame in (analysis.schedule, analysis.scans):
+        if frame is not None and "patient" in frame.columns and not frame.empty:
+            return sorted({str(p) for p in frame["patient"].dropna()}, key=_natural_key)
+    return []
+
+
+def _as_time(value: Any) -> str:
+    """A run time (datetime or ISO text) as ``YYYY-MM-DD HH:MM``; other text unchanged."""
+    if isinstance(value, str):
+        try:
+            value = pd.Timestamp(value)
+        except ValueError:
+            return value
+    return _format_cell(value)
+
+
+def _provenance_time(provenance: Mapping[str, Any]) -> str:
+    for key in ("finished_at", "started_at", "run_date", "created", "timestamp"):
+        value = provenance.get(key)
+        if value not in ("", None) and not _is_missing(value):
+            return _as_time(value)
+    return DASH
+
+
+def _overview(analysis: StudyAnalysis, generated: str) -> dict[str, Any]:
+    frame = analysis.schedule if _has_rows(analysis.schedule) else analysis.scans
+    series = _series_order(frame["series"]) if "series" in frame.columns else []
+    settings = dataclasses.asdict(analysis.settings)
+    facts = [
+        ("Study", analysis.name or DASH),
+        ("Tracer", analysis.tracer or DASH),
+        ("Patients", str(len(_patients(analysis)))),
+        ("Scans", str(len(frame))),
+        ("Series", ", ".join(series) or DASH),
+        ("Scans that failed", str(len(analysis.failures))),
+        ("Analysis run", _provenance_time(analysis.provenance)),
+        ("Report made", generated),
+        ("immunopet", str(analysis.provenance.get("package_version", __version__))),
+    ]
+    return {
+        "facts": _text_table(["", ""], facts, css="facts"),
+        "settings": _text_table(
+            ["Setting", "Value"],
+            [
+                (_header(k), f"{v:g}" if isinstance(v, float) else _cell(v, k))
+                for k, v in settings.items()
+            ],
+            caption="Analysis settings (choices that change numbers).",
+            css="facts",
+        ),
+        "all_notes": tuple(analysis.notes),
+    }
+
+
+def _series_grid(
+    frame: pd.DataFrame,
+    row_key: str,
+    row_order: Sequence[str],
+    text_of: Callable[[pd.Series], str],
+    *,
+    first: str,
+    caption: str,
+) -> _Table:
+    """Rows of ``row_key`` x columns of series and nominal hours; a dash where no row is."""
+    data = frame.assign(
+        **{
+            row_key: frame[row_key].astype(str),
+            "series": frame["series"].astype(str),
+            "nominal_hours": pd.to_numeric(frame["nominal_hours"], errors="coerce"),
+        }
+    ).dropna(subset=["nominal_hours"])
+    series = _series_order(data["series"])
+    columns = [
+        (s, h)
+        for s in series
+        for h in sorted(data.loc[data["series"] == s, "nominal_hours"].unique())
+    ]
+    lookup = data.drop_duplicates([row_key, "series", "nominal_hours"]).set_index(
+        [row_key, "series", "nominal_hours"]
+    )
+    rows = []
+    for key in row_order:
+        row = [_Cell(key.replace("_", " ") if row_key == "organ" else key)]
+        for s, h in columns:
+            if (key, s, h) in lookup.index:
+                row.append(_Cell(text_of(lookup.loc[(key, s, h)]), numeric=True))
+            else:
+                row.append(_Cell(DASH, missing=True))
+        rows.append(row)
+    groups = [_Cell("")] + [_Cell(s, span=sum(1 for c in columns if c[0] == s)) for s in series]
+    return _text_table(
+        [first, *(_hours_label(h) for _, h in columns)],
+        rows,
+        caption=caption,
+        header_groups=groups,
+        css="grid",
+    )
+
+
+def _schedule(analysis: StudyAnalysis) -> dict[str, Any] | None:
+    frame = analysis.schedule
+    if not _has_rows(frame) or not {"patient", "series", "nominal_hours"} <= set(frame.columns):
+        return None
+
+    def actual(record: pd.Series) -> str:
+        hours = record.get("hours_pi", math.nan)
+        return "done" if _is_missing(hours) else f"{float(hours):.1f}"
+
+    patients = sorted({str(p) for p in frame["patient"]}, key=_natural_key)
+    grid = _series_grid(
+        frame,
+        "patient",
+        patients,
+        actual,
+        first="Patient",
+        caption="Actual hours after injection of each scan, by series and nominal time point "
+        "(a dash: no scan).",
+    )
+    return {"grid": grid}
+
+
+def _baseline(analysis: StudyAnalysis) -> dict[str, Any] | None:
+    if not _has_rows(analysis.baseline) and not _has_rows(analysis.baseline_summary):
+        return None
+    summary = analysis.baseline_summary
+    summary_table = None
+    if _has_rows(summary) and summary is not None:
+        summary_table = _frame_table(summary, columns="baseline_summary", caption="Summary.")
+    return {
+        "table": _frame_table(analysis.baseline, caption="Patient characteristics (Table 1)."),
+        "summary": summary_table,
+    }
+
+
+def _safety(analysis: StudyAnalysis) -> dict[str, Any] | None:
+    frame = analysis.adverse_events
+    if not _has_rows(frame) or frame is None:
+        return None
+    text_columns = [c for c in frame.columns if not str(c).startswith(("n_", "percent_"))]
+    return {
+        "table": _frame_table(
+            frame,
+            columns=text_columns,
+            caption="Adverse events, n (%) of patients (CTCAE).",
+            collapsed=False,
+        )
+    }
+
+
+def _organ_grid(frame: pd.DataFrame) -> _Table | None:
+    if not {"organ", "series", "nominal_hours", "mean"} <= set(frame.columns):
+        return None
+
+    def mean_sd_n(record: pd.Series) -> str:
+        text = _format_cell(record["mean"], "mean")
+        if not _is_missing(record.get("sd")):
+            text += f" \u00b1 {_format_cell(record['sd'], 'sd')}"
+        if not _is_missing(record.get("n")):
+            text += f" ({_format_cell(record['n'], 'n')})"
+        return text
+
+    present = {str(o) for o in frame["organ"]}
+    organs = [o for o in ORGAN_ORDER if o in present] + sorted(present - set(ORGAN_ORDER))
+    return _series_grid(
+        frame,
+        "organ",
+        organs,
+        mean_sd_n,
+        first="Organ",
+        caption="SUVmean of normal tissue: mean \u00b1 SD (n patients), by series and time "
+        "point after injection.",
+    )
+
+
+def _biodistribution(analysis: StudyAnalysis, figures: list[_Figure]) -> dict[str, Any] | None:
+    organs, ratio = analysis.organ_uptake, analysis.predose_ratio
+    if not _has_rows(organs) and not _has_rows(ratio) and not figures:
+        return None
+    grid = _organ_grid(organs) if organs is not None and not organs.empty else None
+    return {
+        "figures": figures,
+        "organs": grid or _frame_table(organs, caption="Normal-tissue uptake."),
+        "organs_full": _frame_table(organs, caption="All columns.", collapsed=True)
+        if grid
+        else None,
+        "ratio": _frame_table(
+            ratio,
+            caption="Predose / tracer-only ratio of normal-tissue uptake per time point.",
+        ),
+    }
+
+
+def _blood(analysis: StudyAnalysis, figures: list[_Figure]) -> dict[str, Any] | None:
+    blood, comparison = analysis.blood, analysis.blood_vs_image
+    if not _has_rows(blood) and not _has_rows(comparison) and not figures:
+        return None
+    summary = None
+    if blood is not None and {"series", "sample", "percent_ia_per_l"} <= set(blood.columns):
+        keys = [c for c in ("series", "sample", "matrix") if c in blood.columns]
+        rank = {s: i for i, s in enumerate(_series_order(blood["series"]))}
+        series, sample = blood["series"].astype(str), blood["sample"].astype(str)
+        order = sorted(
+            range(len(blood)), key=lambda i: (rank[series.iloc[i]], _natural_key(sample.iloc[i]))
+        )
+        grouped = blood.iloc[order].groupby(keys, sort=False, dropna=False)
+        table = grouped["percent_ia_per_l"].agg(["count", "mean", "std"])
+        table.columns = ["n", "Mean %IA/L", "SD %IA/L"]
+        if "hours_pi" in blood.columns:
+            table.insert(1, "Hours p.i. (mean)", grouped["hours_pi"].mean())
+        summary = _frame_table(
+            table.reset_index(), caption="Blood activity per sample time (mean of patients)."
+        )
+    return {
+        "figures": figures,
+        "summary": summary,
+        "table": _frame_table(
+            blood,
+            columns="blood",
+            caption="Every blood sample (decay-corrected to injection).",
+            collapsed=True,
+        ),
+        "comparison": _frame_table(
+            comparison, caption="Blood samples against the image blood pool (aorta SUVmean)."
+        ),
+    }
+
+
+def _visibility(analysis: StudyAnalysis, figures: list[_Figure]) -> dict[str, Any] | None:
+    vis = analysis.visibility
+    if vis is None:
+        return None
+    summary = vis.summary.copy()
+    if "time_point" not in summary.columns and "nominal_hours" in summary.columns:
+        summary["time_point"] = summary["nominal_hours"].map(_hours_label)
+    sentences = []
+    both = vis.fdg_negative_both
+    needed = {"series", "first_hours", "second_hours", "n_first", "n_second", "n_both"}
+    if _has_rows(both) and needed <= set(both.columns):
+        for row in both.itertuples(index=False):
+            sentences.append(
+                f"{row.series}: {_format_cell(row.n_first, 'n')} tracer-positive FDG-negative "
+                f"lesions at {float(row.first_hours):g} h and {_format_cell(row.n_second, 'n')} "
+                f"at {float(row.second_hours):g} h; {_format_cell(row.n_both, 'n')} of them "
+                "were seen at both time points."
+            )
+    return {
+        "figures": figures,
+        "rule": vis.rule,
+        "summary": _frame_table(
+            summary,
+            columns="visibility_summary",
+            caption="FDG-positive lesions visible on the immuno-PET: visible of all (%).",
+            headers={"group": "Lesions", "text": "Visible"},
+        ),
+        "tracer_positive": _frame_table(
+            vis.tracer_positive,
+            columns="tracer_positive",
+            caption="Tracer-positive lesions and how many of them were FDG-positive.",
+            headers={"text": "FDG-positive of tracer-positive"},
+        ),
+        "stability": _frame_table(
+            both,
+            caption="Tracer-positive FDG-negative lesions: seen at one time point or both.",
+        ),
+        "stability_sentences": sentences,
+        "per_scan": _frame_table(
+            vis.per_scan,
+            columns="per_scan",
+            caption="Every lesion on every scan.",
+            collapsed=True,
+        ),
+    }
+
+
+def _tumour_to_blood(analysis: StudyAnalysis, figures: list[_Figure]) -> dict[str, Any] | None:
+    tbr, choice = analysis.tumour_to_blood, analysis.time_point
+    if not _has_rows(tbr) and choice is None and not figures:
+        return None
+    sentence = ""
+    if choice is not None:
+        compared = ""
+        table = choice.table
+        if _has_rows(table) and {"nominal_hours", "ratio"} <= set(table.columns):
+            compared = "; ".join(
+                f"{float(h):g} h: {_format_cell(r, 'ratio')}"
+                for h, r in zip(table["nominal_hours"], table["ratio"], strict=True)
+            )
+            compared = f" (compared: {compared})"
+        sentence = (
+            f"Recommended analysis time point: {choice.nominal_hours:g} h after injection, "
+            f"where the tumour-to-blood ratio of the {choice.series} series was highest "
+            f"({_format_cell(choice.ratio, 'ratio')}){compared}."
+        )
+        if not math.isclose(choice.nominal_hours, analysis.settings.analysis_hours):
+            sentence += (
+                f" The per-patient analysis uses {analysis.settings.analysis_hours:g} h, as "
+                "the study settings say."
+            )
+    return {
+        "figures": figures,
+        "sentence": sentence,
+        "table": _frame_table(
+            tbr,
+            columns="tumour_to_blood",
+            caption="Mean lesion uptake / mean blood-pool uptake per series and time point.",
+        ),
+        "selection": _selection_text(tbr),
+    }
+
+
+def _selection_text(tbr: pd.DataFrame | None) -> str:
+    if tbr is None or "selection" not in tbr.columns:
+        return ""
+    texts = [str(v) for v in tbr["selection"].dropna().unique() if str(v).strip()]
+    return "; ".join(texts)
+
+
+def _uptake(analysis: StudyAnalysis, figures: list[_Figure]) -> dict[str, Any] | None:
+    uptake = analysis.uptake
+    if uptake is None:
+        return None
+    sentence = (
+        f"Per patient: {_header(uptake.metric)} of the lesions of at least "
+        f"{uptake.min_long_axis_mm:g} mm long axis on the {uptake.series} scan "
+        f"{uptake.hours:g} h after injection"
+    )
+    if uptake.fallback_hours:
+        fallback = ", ".join(f"{h:g} h" for h in uptake.fallback_hours)
+        sentence += f" (when that scan is missing: {fallback})"
+    sentence += "; left-out lesions are listed with their reason."
+    excluded = uptake.excluded
+    return {
+        "figures": figures,
+        "sentence": sentence,
+        "patients": _frame_table(
+            uptake.patients,
+            caption=f"Per-patient {_header(uptake.metric)} (statistics over the patient's "
+            "lesions).",
+            collapsed=False,
+        ),
+        "excluded": _frame_table(excluded, caption="Lesions left out, with the reason.")
+        if _has_rows(excluded)
+        else None,
+        "lesions": _frame_table(uptake.lesions, caption="The lesions used.", collapsed=True),
+    }
+
+
+def _is_ihc(title: str, result: TestResult) -> bool:
+    text = " ".join([title, result.test_name, *result.groups])
+    return bool(_IHC_PATTERN.search(text))
+
+
+def _tests_table(tests: Mapping[str, TestResult], caption: str) -> _Table:
+    rows = []
+    notes: list[str] = []
+    for title, result in tests.items():
+        statistic = _format_statistic(result.statistic)
+        rows.append(
+            (
+                title,
+                result.test_name,
+                ", ".join(result.groups) or DASH,
+                _Cell(", ".join(str(v) for v in result.n), numeric=True),
+                _Cell(f"{result.statistic_name} = {statistic}", numeric=True),
+                _Cell(format_p_value(result.p_value), numeric=True),
+                result.method,
+            )
+        )
+        notes.extend(f"{title}: {note}" for note in result.notes)
+    return _text_table(
+        ["Analysis", "Test", "Groups", "n", "Statistic", "p", "Method"],
+        rows,
+        caption=caption,
+        notes=notes,
+    )
+
+
+def _outcome(
+    analysis: StudyAnalysis, figures: list[_Figure], tests: Mapping[str, TestResult]
+) -> dict[str, Any] | None:
+    if not tests and not figures and not _has_rows(analysis.lesion_response):
+        return None
+    return {
+        "figures": figures,
+        "tests": _tests_table(tests, "Group tests and correlations (two-sided).")
+        if tests
+        else None,
+        "lesions": _frame_table(
+            analysis.lesion_response,
+            caption="Per-lesion uptake with the clinical response.",
+            collapsed=True,
+        ),
+    }
+
+
+def _with_ci(value: Any, lower: Any, upper: Any, fmt: Callable[[Any], str] = _format_cell) -> str:
+    """``"value (lower–upper)"``; the interval left out when both limits are missing."""
+    if _is_missing(lower) and _is_missing(upper):
+        return fmt(value)
+    return f"{fmt(value)} ({fmt(lower)}\u2013{fmt(upper)})"
+
+
+def _one_decimal(value: Any) -> str:
+    return _format_cell(value) if _is_missing(value) or math.isinf(value) else f"{value:.1f}"
+
+
+def _median_text(summary: SurvivalSummary) -> _Cell:
+    if _is_missing(summary.median):
+        return _Cell("NR (not reached)", numeric=True)
+    return _Cell(_with_ci(summary.median, summary.lower, summary.upper, _one_decimal), True)
+
+
+def _survival_table(summaries: Mapping[str, SurvivalSummary], caption: str, first: str) -> _Table:
+    rows = []
+    notes: list[str] = []
+    for key, summary in summaries.items():
+        rows.append(
+            (
+                key,
+                summary.n,
+                summary.events,
+                _median_text(summary),
+                summary.time_unit or DASH,
+                f"{round(100 * (1 - summary.alpha)):d}% {summary.ci_method}",
+            )
+        )
+        notes.extend(f"{key}: {note}" for note in summary.notes)
+    return _text_table(
+        [first, "n", "Events", "Median (CI)", "Unit", "Interval"],
+        rows,
+        caption=caption,
+        notes=notes,
+    )
+
+
+def _split(split: SplitSurvival, figure: _Figure | None) -> dict[str, Any]:
+    logrank = None
+    if split.logrank is not None:
+        lr = split.logrank
+        logrank = _text_table(
+            ["Group", "n", "Observed", "Expected"],
+            zip(lr.groups, lr.n, lr.events, lr.expected, strict=True),
+            caption=f"Log-rank test: chi\u00b2 = {lr.statistic:.2f}, df = {lr.df}, "
+            f"p = {format_p_value(lr.p_value)}.",
+            notes=lr.notes,
+        )
+    cox = None
+    if split.cox is not None:
+        table = split.cox.table
+        rows = [
+            (
+                record.get("covariate", DASH),
+                _Cell(_with_ci(*(record.get(k) for k in _HR_COLUMNS)), numeric=True),
+                _Cell(format_p_value(record.get("p_value", math.nan)), numeric=True),
+            )
+            for record in table.to_dict("records")
+        ]
+        cox = _text_table(
+            ["Covariate", f"Hazard ratio ({round(100 * (1 - split.cox.alpha)):d}% CI)", "p"],
+            rows,
+            caption=f"Cox proportional hazards (n = {split.cox.n}, events = {split.cox.events}, "
+            f"ties: {split.cox.ties}).",
+            notes=split.cox.notes,
+        )
+    return {
+        "endpoint": split.endpoint,
+        "threshold": f"{split.threshold:.2f}" if not _is_missing(split.threshold) else DASH,
+        "figure": figure,
+        "groups": _survival_table(split.summaries, "Median survival by uptake group.", "Group")
+        if split.summaries
+        else None,
+        "logrank": logrank,
+        "cox": cox,
+    }
+
+
+def _survival(analysis: StudyAnalysis, figures: list[_Figure]) -> dict[str, Any] | None:
+    if not analysis.cohort_survival and not analysis.split_survival and not figures:
+        return None
+    by_name = {f.name: f for f in figures}
+    splits = []
+    for key, split in analysis.split_survival.items():
+        endpoint = key.lower()
+        figure = by_name.pop(f"km_{endpoint}", None) or by_name.pop(f"survival_{endpoint}", None)
+        splits.append(_split(split, figure))
+    return {
+        "cohort": _survival_table(
+            analysis.cohort_survival, "Median survival of the whole cohort.", "Endpoint"
+        )
+        if analysis.cohort_survival
+        else None,
+        "splits": splits,
+        "figures": list(by_name.values()),
+    }
+
+
+def _ihc(tests: Mapping[str, TestResult], figures: list[_Figure]) -> dict[str, Any] | None:
+    if not tests and not figures:
+        return None
+    return {
+        "figures": figures,
+        "tests": _tests_table(tests, "Uptake against PD-L1 immunohistochemistry.")
+        if tests
+        else None,
+    }
+
+
+def _biomarkers(analysis: StudyAnalysis, figures: list[_Figure]) -> dict[str, Any] | None:
+    comparison = analysis.biomarkers
+    if comparison is None:
+        return None
+    table = comparison.table
+    level = round(100 * (1 - comparison.alpha))
+    notes = comparison.notes
+    columns = None
+    if {"auc", "auc_lower", "auc_upper"} <= set(table.columns):
+        table = table.assign(
+            auc=[
+                _with_ci(*values)
+                for values in zip(table.auc, table.auc_lower, table.auc_upper, strict=True)
+            ]
+        )
+        columns = [c for c in table.columns if c not in ("auc_lower", "auc_upper")]
+    shown = _frame_table(
+        table,
+        columns=columns,
+        caption=f"AUC for response (bootstrap CI, {comparison.n_bootstrap} resamples, "
+        f"seed {comparison.seed}) and Harrell's C for survival.",
+        notes=notes,
+        headers={"auc": f"AUC ({level}% CI)"},
+    )
+    return {"figures": figures, "table": shown}
+
+
+def _warning_groups(warnings: Sequence[str]) -> _Table:
+    """Identical messages merged, with their count and where they came from."""
+    merged: dict[str, tuple[int, list[str]]] = {}
+    for text in warnings:
+        match = re.match(r"^([^\s:]+): (.+)$", text.strip(), flags=re.DOTALL)
+        source, message = (match.group(1), match.group(2)) if match else ("", text.strip())
+        count, sources = merged.get(message, (0, []))
+        if source and source not in sources:
+            sources.append(source)
+        merged[message] = (count + 1, sources)
+    rows = []
+    for message, (count, sources) in sorted(merged.items(), key=lambda kv: -kv[1][0]):
+        shown = ", ".join(sources[:8])
+        if len(sources) > 8:
+            shown += f" and {len(sources) - 8} more"
+        rows.append((message, _Cell(str(count), numeric=True), shown or DASH))
+    return _text_table(
+        ["Warning", "Times", "From"],
+        rows,
+        caption=f"{len(warnings)} warnings recorded, {len(merged)} different.",
+    )
+
+
+def _warnings(analysis: StudyAnalysis) -> dict[str, Any]:
+    failures = analysis.failures
+    return {
+        "table": _warning_groups(analysis.warnings) if analysis.warnings else None,
+        "failures": _frame_table(
+            failures,
+            columns="failures",
+            caption="Scans that failed (left out of every table above).",
+        )
+        if _has_rows(failures)
+        else None,
+    }
+
+
+def _json_value(value: Any) -> Any:
+    if isinstance(value, str) and value[:1] in "{[":
+        try:
+            return json.loads(value)
+        except ValueError:
+            return value
+    return value
+
+
+def _provenance(analysis: StudyAnalysis) -> dict[str, Any] | None:
+    if not analysis.provenance:
+        return None
+    simple: list[tuple[str, Any]] = []
+    nested: list[_Table] = []
+    dropped = []
+    for key, raw in analysis.provenance.items():
+        if is_identifying(key):
+            dropped.append(str(key))
+            continue
+        value = _json_value(raw)
+        if str(key).endswith("path") and isinstance(value, str) and value:
+            value = Path(value).name  # where the run's files were is not the reader's business
+        elif str(key).endswith("_at") and value:
+            value = _as_time(value)
+        if isinstance(value, Mapping):
+            rows = [
+                (str(k), _cell(_compact(v), str(k)))
+                for k, v in value.items()
+                if not is_identifying(k)
+            ]
+            table = _text_table([_header(key), "Value"], rows, caption=_header(key) + ".")
+            nested.append(table)
+        else:
+            simple.append((_header(key), _cell(_compact(value), str(key))))
+    notes = (
+        ["Left out because it may identify a patient: " + ", ".join(dropped) + "."]
+        if dropped
+        else []
+    )
+    return {
+        "table": _text_table(["Item", "Value"], simple, notes=notes, css="facts"),
+        "nested": nested,
+        "version": __version__,
+    }
+
+
+def _compact(value: Any) -> Any:
+    """A provenance value for one cell: floats as given (``:g``), nested values as JSON."""
+    if isinstance(value, float) and math.isfinite(value):
+        return f"{value:g}"
+    if isinstance(value, Mapping):
+        return json.dumps(value, default=str, sort_keys=True)
+    if isinstance(value, list | tuple) and any(isinstance(v, Mapping | list) for v in value):
+        return json.dumps(value, default=str)
+    return value
+
+
+# ---------------------------------------------------------------------------- render
+def _environment() -> jinja2.Environment:
+    return jinja2.Environment(
+        loader=jinja2.PackageLoader("immunopet.report", "templates"),
+        autoescape=True,
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        keep_trailing_newline=True,
+    )
+
+
+def _build_sections(
+    analysis: StudyAnalysis, placed: Mapping[str, _Figure], generated: str
+) -> list[_Section]:
+    figures_of: dict[str, list[_Figure]] = {}
+    extra: list[_Figure] = []
+    qc: list[_Figure] = []
+    known = _words()["figures"]
+    for name, figure in placed.items():
+        if _qc_scan(name) is not None:
+            qc.append(figure)
+        elif name in known:
+            figures_of.setdefault(known[name]["section"], []).append(figure)
+        else:
+            extra.append(figure)
+    ihc_tests = {k: v for k, v in analysis.tests.items() if _is_ihc(k, v)}
+    other_tests = {k: v for k, v in analysis.tests.items() if k not in ihc_tests}
+    schedule = _schedule(analysis)
+    if schedule is not None:
+        schedule["figures"] = figures_of.get("schedule", [])
+
+    def own(section_id: str) -> list[_Figure]:
+        return figures_of.get(section_id, [])
+
+    bodies: list[tuple[str, Mapping[str, Any] | None]] = [
+        ("overview", _overview(analysis, generated)),
+        ("schedule", schedule),
+        ("baseline", _baseline(analysis)),
+        ("safety", _safety(analysis)),
+        ("biodistribution", _biodistribution(analysis, own("biodistribution"))),
+        ("blood", _blood(analysis, own("blood"))),
+        ("visibility", _visibility(analysis, own("visibility"))),
+        ("tumour-to-blood", _tumour_to_blood(analysis, own("tumour-to-blood"))),
+        ("uptake", _uptake(analysis, own("uptake"))),
+        ("outcome", _outcome(analysis, own("outcome"), other_tests)),
+        ("survival", _survival(analysis, own("survival"))),
+        ("ihc", _ihc(ihc_tests, own("ihc"))),
+        ("biomarkers", _biomarkers(analysis, own("biomarkers"))),
+    ]
+    if extra:
+        bodies.append(("more-figures", {"figures": extra}))
+    bodies += [
+        ("qc", {"figures": qc} if qc else None),
+        ("warnings", _warnings(analysis)),
+        ("provenance", _provenance(analysis)),
+    ]
+    return [_section(section_id, analysis, body) for section_id, body in bodies]
+
+
+def render_report(
+    analysis: StudyAnalysis,
+    outdir: str | Path,
+    *,
+    figures: Mapping[str, Path] | None = None,
+) -> Path:
+    """Write the study report as a self-contained folder.
+
+    Parameters
+    ----------
+    analysis : StudyAnalysis
+        Everything the report shows (:func:`immunopet.report.assemble.assemble_analysis`).
+    outdir : str or Path
+        The report folder; created if needed. Receives ``index.html``, ``report.css`` and
+        ``figures/`` (files of the same name are overwritten, others are left alone).
+    figures : mapping of str to Path, optional
+        Figure name (``"biodistribution"``, ``"km_pfs"``, ``"qc/<scan>"`` ...) to image
+        file, as :func:`immunopet.report.figures.draw_all` returns it. Each file is copied
+        to ``outdir/figures/<name><suffix>`` (nothing to copy when it is already there).
+        ``None``: use the images already under ``outdir/figures``.
+
+    Returns
+    -------
+    Path
+        ``outdir/index.html``.
+
+    Raises
+    ------
+    InputError
+        When a figure file does not exist.
+
+    Notes
+    -----
+    All links are relative and there is no script and no external resource; the HTML is
+    escaped by Jinja2's autoescaping. Columns that may identify a patient
+    (:func:`is_identifying`) are left out of every table, and the table says so.
+    """
+    out = Path(outdir)
+    out.mkdir(parents=True, exist_ok=True)
+    sources = dict(figures) if figures is not None else _found_figures(out)
+    placed = _copy_figures(sources, out)
+    generated = datetime.now().strftime("%Y-%m-%d %H:%M")
+    sections = _build_sections(analysis, placed, generated)
+    template = _environment().get_template("index.html.j2")
+    html = template.render(
+        title=f"{analysis.name} \u2014 immuno-PET report" if analysis.name else "immuno-PET report",
+        analysis_name=analysis.name,
+        tracer=analysis.tracer,
+        sections=sections,
+        generated=generated,
+        version=__version__,
+    )
+    css = files("immunopet.report").joinpath("templates", "report.css").read_text("utf-8")
+    (out / "report.css").write_text(css, encoding="utf-8")
+    index = out / "index.html"
+    index.write_text(html, encoding="utf-8")
+    return index
