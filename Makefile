@@ -19,8 +19,7 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 demo: $(STAMP)
-	$(BIN)/immunopet synth $(DEMO_DIR) --preset tiny --seed 0
-	$(BIN)/immunopet inspect $(DEMO_DIR)/dicom/P01
+	$(BIN)/immunopet demo $(DEMO_DIR) --preset study --seed 0
 
 test: $(STAMP) tools lint typecheck unit
 

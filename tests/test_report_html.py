@@ -10,8 +10,6 @@ import argparse
 import dataclasses
 import json
 import math
-import sys
-import types
 from html.parser import HTMLParser
 from pathlib import Path
 from urllib.parse import unquote, urlparse
@@ -573,28 +571,27 @@ def test_cli_report_runs_assemble_draw_render(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     from immunopet.cli import report as cli_report
+    from immunopet.report import build
 
     calls: list[str] = []
 
-    def assemble_analysis(results_dir: Path, *, study: object = None) -> StudyAnalysis:
+    def assemble_analysis(
+        results_dir: Path, *, study: object = None, progress: bool = False
+    ) -> StudyAnalysis:
         calls.append(f"assemble {Path(results_dir).name} study={study}")
         return hand_built_analysis()
 
-    def draw_all(analysis: StudyAnalysis, outdir: Path) -> dict[str, Path]:
+    def draw_all(analysis: StudyAnalysis, outdir: Path, *, progress: bool = False) -> dict:
         calls.append(f"draw {Path(outdir).relative_to(tmp_path)}")
         return {"biodistribution": write_png(Path(outdir) / "biodistribution.png")}
 
-    def qc_pages(source: Path, study: object, outdir: Path) -> dict[str, Path]:
+    def qc_pages(source: Path, study: object, outdir: Path, *, progress: bool = False) -> dict:
         calls.append("qc")  # must not run: --no-qc
         return {}
 
-    fake = types.SimpleNamespace(draw_all=draw_all, qc_pages=qc_pages)
-    monkeypatch.setitem(
-        sys.modules,
-        "immunopet.report.assemble",
-        types.SimpleNamespace(assemble_analysis=assemble_analysis),
-    )
-    monkeypatch.setitem(sys.modules, "immunopet.report.figures", fake)
+    monkeypatch.setattr(build, "assemble_analysis", assemble_analysis)
+    monkeypatch.setattr(build, "draw_all", draw_all)
+    monkeypatch.setattr(build, "qc_pages", qc_pages)
     parser = argparse.ArgumentParser()
     cli_report.register(parser.add_subparsers())
     argv = ["report", str(tmp_path / "results"), "-o", str(tmp_path / "out"), "--no-qc"]

@@ -210,11 +210,14 @@ def test_cli_run(exact_trial: Path, tmp_path: Path, capsys: pytest.CaptureFixtur
     manifest = write_manifest(study_of(exact_trial), tmp_path / "study.toml")
     parser = argparse.ArgumentParser()
     run_cli.register(parser.add_subparsers())
-    args = parser.parse_args(["run", str(manifest), "--workers", "1"])
+    args = parser.parse_args(["run", str(manifest), "--workers", "1", "--no-qc"])
     assert args.func(args) == 0
     out = capsys.readouterr().out
     assert "4 scans: 4 processed, 0 skipped" in out
     assert (tmp_path / "results" / "measurements.parquet").is_file()
+    # measurement, analysis and report in one command
+    assert f"report: {tmp_path / 'report' / 'index.html'}" in out
+    assert "Biodistribution" in (tmp_path / "report" / "index.html").read_text()
     with ResultsStore(tmp_path / "results") as store:
         provenance = store.read_table("provenance")
     assert provenance["manifest_path"][0] == str(manifest)
@@ -226,7 +229,8 @@ def test_cli_run(exact_trial: Path, tmp_path: Path, capsys: pytest.CaptureFixtur
     spheres = nth_scan(study_of(exact_trial), 0).vois[1].path.as_posix()
     assert text.count(f'"{spheres}"') == 1  # outside the manifest folder: written absolute
     manifest.write_text(text.replace(f'"{spheres}"', f'"{broken.as_posix()}"'))
-    args = parser.parse_args(["run", str(manifest), "--quiet", "-o", str(tmp_path / "r2")])
+    argv = ["run", str(manifest), "--quiet", "-o", str(tmp_path / "r2"), "--no-report"]
+    args = parser.parse_args(argv)
     assert args.func(args) == 2
     captured = capsys.readouterr()
     assert "outside the image field of view" in captured.err

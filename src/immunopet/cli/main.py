@@ -20,6 +20,7 @@ __all__ = ["build_parser", "main"]
 
 # subcommand modules, in the order `immunopet --help` lists them
 SUBCOMMANDS = (
+    "demo",
     "synth",
     "discover",
     "validate",

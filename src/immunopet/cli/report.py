@@ -4,12 +4,10 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 from immunopet.study.manifest import load_manifest
-from immunopet.study.model import Study
 
 __all__ = ["register", "run"]
 
@@ -55,28 +53,11 @@ def register(subparsers: Any) -> argparse.ArgumentParser:
 
 def run(args: argparse.Namespace) -> int:
     """Assemble, draw and render; print where ``index.html`` is. Returns 0."""
-    from immunopet.report.assemble import assemble_analysis
-    from immunopet.report.figures import draw_all, qc_pages
-    from immunopet.report.html import render_report
+    from immunopet.report.build import build_report
 
     study = load_manifest(args.manifest) if args.manifest is not None else None
-    analysis = assemble_analysis(args.results, study=study)
-    outdir = Path(args.output)
-    figures = draw_all(analysis, outdir / "figures")
-    if not args.no_qc:
-        study = study if study is not None else _recorded_study(analysis.provenance)
-        if study is None:
-            print("no QC pages: the study manifest is unknown (see --manifest)", file=sys.stderr)
-        else:
-            figures.update(qc_pages(args.results, study, outdir / "figures"))
-    index = render_report(analysis, outdir, figures=figures)
-    print(f"report written to {index}")
+    built = build_report(args.results, args.output, study=study, qc=not args.no_qc)
+    for note in built.notes:
+        print(note, file=sys.stderr)
+    print(f"report written to {built.index}")
     return 0
-
-
-def _recorded_study(provenance: Mapping[str, Any]) -> Study | None:
-    """The study of the manifest the run recorded, when that file still exists."""
-    path = provenance.get("manifest_path")
-    if not path or not Path(str(path)).is_file():
-        return None
-    return load_manifest(Path(str(path)))

@@ -17,13 +17,14 @@ def register(subparsers: Any) -> argparse.ArgumentParser:
     """Add the ``run`` subcommand to ``subparsers`` (from ``add_subparsers``)."""
     parser: argparse.ArgumentParser = subparsers.add_parser(
         "run",
-        help="measure every scan of a study (SUV, VOI metrics) into the results store",
+        help="measure every scan of a study, analyse it and write the report",
         description=(
             "Read the study manifest, measure every scan (SUV, VOIs, metrics) and write the "
-            "results database RESULTS_DIR/immunopet.duckdb and its tables as CSV and Parquet. "
+            "results database RESULTS_DIR/immunopet.duckdb and its tables as CSV and Parquet; "
+            "then analyse the study and write the HTML report (see --report, --no-report). "
             "Scans whose inputs, settings and immunopet version have not changed since they "
             "were stored are skipped (see --force). Exit code 2 when any scan failed; the "
-            "others are written all the same."
+            "others are written (and reported) all the same."
         ),
     )
     parser.add_argument("manifest", type=Path, metavar="STUDY.toml", help="the study manifest")
@@ -56,6 +57,19 @@ def register(subparsers: Any) -> argparse.ArgumentParser:
     parser.add_argument(
         "--force", action="store_true", help="recompute scans whose stored results are current"
     )
+    parser.add_argument(
+        "--report",
+        type=Path,
+        default=None,
+        metavar="REPORT_DIR",
+        help="report folder (default: 'report' next to the manifest)",
+    )
+    parser.add_argument(
+        "--no-report", action="store_true", help="measure only: no analysis, no report"
+    )
+    parser.add_argument(
+        "--no-qc", action="store_true", help="leave out the per-scan QC pages (faster)"
+    )
     parser.add_argument("--quiet", action="store_true", help="no progress bar or summary")
     parser.set_defaults(func=run)
     return parser
@@ -81,4 +95,15 @@ def run(args: argparse.Namespace) -> int:
     elif summary.failures:
         for failure in summary.failures:
             print(f"failed {failure.scan_id}: {failure.message}", file=sys.stderr)
+    if not args.no_report:
+        from immunopet.report.build import build_report
+
+        report_dir = args.report if args.report is not None else manifest.parent / "report"
+        built = build_report(
+            output, report_dir, study=study, qc=not args.no_qc, progress=not args.quiet
+        )
+        for note in built.notes:
+            print(note, file=sys.stderr)
+        if not args.quiet:
+            print(f"report: {built.index}")
     return 0 if summary.ok else 2
