@@ -356,3 +356,26 @@ def test_brute_force_helper_counts_the_2mm_sphere() -> None:
         if (2 * i) ** 2 + (2 * j) ** 2 + (2 * k) ** 2 <= 6.2**2
     )
     assert count == 123
+
+
+def test_describe_voi_geometry_on_the_bounding_box_equals_the_whole_grid():
+    """The cropped geometry of describe_voi equals the geometry computed on the full grid."""
+    from immunopet.image import ImageVolume
+    from immunopet.metrics import describe_voi
+    from immunopet.voi.geometry import centroid_lps, long_axis_mm, max_diameter_3d_mm
+
+    rng = np.random.default_rng(3)
+    affine = np.diag([3.0, 2.0, 2.5, 1.0])
+    affine[:3, 3] = (-40.0, 12.0, 7.0)
+    volume = ImageVolume(array=rng.uniform(0, 5, size=(30, 40, 35)), affine=affine)
+    mask = np.zeros(volume.shape, dtype=bool)
+    mask[10:16, 5:19, 20:27] = True
+    mask[12, 19, 27] = True  # an appendix so the diameters are not axis-aligned
+    described = describe_voi(volume, mask)
+    assert described.long_axis_mm == pytest.approx(long_axis_mm(mask, volume))
+    assert described.diameter_3d_mm == pytest.approx(max_diameter_3d_mm(mask, volume))
+    np.testing.assert_allclose(described.centroid_lps_mm, centroid_lps(volume, mask))
+    # the centroid by hand: mean voxel index mapped through the affine
+    expected = volume.voxel_to_lps(np.argwhere(mask).mean(axis=0))
+    np.testing.assert_allclose(described.centroid_lps_mm, expected)
+    assert described.metrics.n_voxels == 6 * 14 * 7 + 1

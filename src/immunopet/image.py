@@ -209,6 +209,23 @@ class ImageVolume:
             array=array, affine=self.affine, unit=self.unit if unit is None else unit
         )
 
+    def crop(self, box: tuple[slice, slice, slice]) -> ImageVolume:
+        """The sub-volume of a box of index slices (step 1), at the same LPS positions.
+
+        Examples
+        --------
+        >>> vol = ImageVolume(array=np.arange(27.0).reshape(3, 3, 3), affine=np.eye(4))
+        >>> sub = vol.crop((slice(1, 3), slice(0, 2), slice(2, 3)))
+        >>> sub.shape, sub.voxel_to_lps([0, 0, 0]).tolist(), float(sub.array[0, 0, 0])
+        ((2, 2, 1), [1.0, 0.0, 2.0], 11.0)
+        """
+        starts = [part.indices(n)[0] for part, n in zip(box, self.shape, strict=True)]
+        if any(part.step not in (None, 1) for part in box):
+            raise GeometryError("a crop box must have step 1", tag="box", value=box)
+        shift = np.eye(4)
+        shift[:3, 3] = starts
+        return ImageVolume(array=self.array[box], affine=self.affine @ shift, unit=self.unit)
+
     def same_grid(self, other: ImageVolume, tolerance_mm: float = 1e-3) -> bool:
         """True when ``other`` has the same shape and voxel positions (within tolerance)."""
         return self.shape == other.shape and bool(

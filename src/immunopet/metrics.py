@@ -44,6 +44,7 @@ import numpy.typing as npt
 
 from immunopet.errors import GeometryError, ImmunoPETWarning, InputError
 from immunopet.image import ImageVolume
+from immunopet.voi.geometry import centroid_lps, long_axis_mm, max_diameter_3d_mm
 from immunopet.voi.spheres import (
     PEAK_RADIUS_MM,
     bounding_box_slices,
@@ -55,7 +56,9 @@ from immunopet.voi.spheres import (
 
 __all__ = [
     "MetricsWarning",
+    "VoiDescription",
     "VoiMetrics",
+    "describe_voi",
     "measure_voi",
     "tumour_to_blood_pool_ratio",
     "tumour_to_reference_ratio",
@@ -336,6 +339,61 @@ def _check_reference(value: float, name: str) -> float:
             expected="a finite number > 0",
         )
     return number
+
+
+@dataclass(frozen=True)
+class VoiDescription:
+    """A VOI's intensity metrics and its geometry: one row of a measurement table.
+
+    Attributes
+    ----------
+    metrics : VoiMetrics
+    long_axis_mm : float, mm
+        RECIST-style longest in-plane (axial) diameter.
+    diameter_3d_mm : float, mm
+        Longest 3-D diameter.
+    centroid_lps_mm : tuple of 3 float, mm
+        Centre of the VOI's voxels in patient coordinates (LPS).
+    """
+
+    metrics: VoiMetrics
+    long_axis_mm: float
+    diameter_3d_mm: float
+    centroid_lps_mm: tuple[float, float, float]
+
+
+def describe_voi(
+    volume: ImageVolume,
+    mask: npt.ArrayLike,
+    *,
+    voi_name: str = "VOI",
+    peak_radius_mm: float = PEAK_RADIUS_MM,
+) -> VoiDescription:
+    """Metrics (:func:`measure_voi`) and geometry of one VOI on an image.
+
+    The geometry is computed on the VOI's bounding box only: whole-body arrays are about a
+    hundred times larger than a lesion's box, and the result is the same.
+
+    Raises
+    ------
+    InputError
+        Empty mask, or missing values inside it.
+    GeometryError
+        Mask shape differs from the image, or the grid is sheared.
+    """
+    metrics = measure_voi(volume, mask, voi_name=voi_name, peak_radius_mm=peak_radius_mm)
+    where = np.asarray(mask, dtype=bool)
+    box = bounding_box_slices(where, (1, 1, 1))
+    if box is None:  # pragma: no cover - measure_voi refuses empty masks first
+        raise InputError("VOI is empty", file=voi_name, tag="mask", value=0)
+    sub, sub_mask = volume.crop(box), where[box]
+    x, y, z = (float(v) for v in centroid_lps(sub, sub_mask))
+    return VoiDescription(
+        metrics=metrics,
+        long_axis_mm=long_axis_mm(sub_mask, sub),
+        diameter_3d_mm=max_diameter_3d_mm(sub_mask, sub),
+        centroid_lps_mm=(x, y, z),
+    )
 
 
 def tumour_to_reference_ratio(

@@ -3,25 +3,10 @@
 from __future__ import annotations
 
 import argparse
-import importlib.metadata
 import platform
 from typing import Any
 
-LIBRARIES = (
-    "numpy",
-    "scipy",
-    "pandas",
-    "pydicom",
-    "nibabel",
-    "highdicom",
-    "lifelines",
-    "matplotlib",
-    "dask",
-    "distributed",
-    "duckdb",
-    "pyarrow",
-    "jinja2",
-)
+from immunopet.study.provenance import library_versions
 
 
 def register(subparsers: Any) -> None:
@@ -35,17 +20,7 @@ def register(subparsers: Any) -> None:
 
 def environment() -> dict[str, str]:
     """Name -> version of immunopet, Python, the platform and each library (or 'not installed')."""
-    info = {
-        "immunopet": importlib.metadata.version("immunopet"),
-        "python": platform.python_version(),
-        "platform": platform.platform(),
-    }
-    for name in LIBRARIES:
-        try:
-            info[name] = importlib.metadata.version(name)
-        except importlib.metadata.PackageNotFoundError:
-            info[name] = "not installed"
-    return info
+    return {**library_versions(), "platform": platform.platform()}
 
 
 def run(args: argparse.Namespace) -> int:

@@ -34,14 +34,11 @@ from immunopet.image import ImageVolume, Unit
 from immunopet.io.bids import derive_suv_from_sidecar
 from immunopet.io.dicom import find_one_pet
 from immunopet.io.nifti import read_nifti, sidecar_path
-from immunopet.metrics import measure_voi
+from immunopet.metrics import describe_voi
 from immunopet.suv.volume import read_suv_volume
 from immunopet.voi.geometry import (
     RECIST_MEASURABLE_MM,
-    centroid_lps,
     is_measurable,
-    long_axis_mm,
-    max_diameter_3d_mm,
 )
 from immunopet.voi.sources import Voi, load_vois
 from immunopet.voi.spheres import PEAK_RADIUS_MM
@@ -215,15 +212,14 @@ def measure_rows(
     Raises
     ------
     InputError, GeometryError
-        From :func:`immunopet.metrics.measure_voi` (e.g. non-finite voxels in a VOI).
+        From :func:`immunopet.metrics.describe_voi` (e.g. non-finite voxels in a VOI).
     """
     rows = []
     for voi in vois:
-        metrics = measure_voi(
+        described = describe_voi(
             pet.volume, voi.mask, voi_name=voi.name, peak_radius_mm=peak_radius_mm
         )
-        long_axis = long_axis_mm(voi.mask, pet.volume)
-        centroid = centroid_lps(pet.volume, voi.mask)
+        metrics, long_axis = described.metrics, described.long_axis_mm
         rows.append(
             {
                 "voi": voi.name,
@@ -240,10 +236,10 @@ def measure_rows(
                 "suv_peak_local": metrics.peak_local,
                 "suv_peak_global": metrics.peak_global,
                 "long_axis_mm": long_axis,
-                "diameter_3d_mm": max_diameter_3d_mm(voi.mask, pet.volume),
-                "centroid_x_mm": float(centroid[0]),
-                "centroid_y_mm": float(centroid[1]),
-                "centroid_z_mm": float(centroid[2]),
+                "diameter_3d_mm": described.diameter_3d_mm,
+                "centroid_x_mm": described.centroid_lps_mm[0],
+                "centroid_y_mm": described.centroid_lps_mm[1],
+                "centroid_z_mm": described.centroid_lps_mm[2],
                 # the RECIST size rule concerns lesions; organ reference spheres have none
                 "measurable": (
                     None if voi.kind == "organ" else is_measurable(long_axis, min_long_axis_mm)

@@ -53,15 +53,12 @@ from immunopet.errors import ImmunoPETWarning, InputError, SuvError
 from immunopet.image import ImageVolume, Unit
 from immunopet.io.bids import IMMUNOPET_KEY, derive_suv_from_sidecar
 from immunopet.io.nifti import read_nifti, sidecar_path
-from immunopet.metrics import measure_voi
+from immunopet.metrics import describe_voi
 from immunopet.study.model import AnalysisSettings, Exclusion, ScanRef
 from immunopet.suv.record import SuvOverrides
 from immunopet.suv.volume import read_suv_volume
 from immunopet.voi.geometry import (
-    centroid_lps,
     distance_to_mask_mm,
-    long_axis_mm,
-    max_diameter_3d_mm,
 )
 from immunopet.voi.sources import Voi, load_vois
 from immunopet.voi.spheres import bounding_box_slices
@@ -366,27 +363,15 @@ def _union(a: _Box, b: _Box) -> _Box:
     return (z, y, x)
 
 
-def _crop(volume: ImageVolume, box: _Box) -> ImageVolume:
-    """The sub-volume of a box, with its own affine (same LPS positions)."""
-    shift = np.eye(4)
-    shift[:3, 3] = [part.start for part in box]
-    return ImageVolume(volume.array[box], volume.affine @ shift, volume.unit)
-
-
-def _measure(
-    ref: ScanRef, pet: _LoadedPet, voi: Voi, box: _Box, settings: AnalysisSettings
-) -> dict[str, Any]:
-    volume = pet.volume
-    metrics = measure_voi(
-        volume,
+def _measure(ref: ScanRef, pet: _LoadedPet, voi: Voi, settings: AnalysisSettings) -> dict[str, Any]:
+    described = describe_voi(
+        pet.volume,
         voi.mask,
         voi_name=f"{ref.scan_id} {voi.kind} {voi.name}",
         peak_radius_mm=settings.peak_radius_mm,
     )
-    # the geometry only needs the VOI's bounding box (whole-body arrays are ~100x larger)
-    sub, mask = _crop(volume, box), voi.mask[box]
-    long_axis = long_axis_mm(mask, sub)
-    centroid = centroid_lps(sub, mask)
+    metrics, long_axis = described.metrics, described.long_axis_mm
+    centroid = described.centroid_lps_mm
     peak = metrics.peak_local if settings.peak == "local" else metrics.peak_global
     return {
         "patient": ref.patient,
@@ -407,10 +392,10 @@ def _measure(
         "suv_peak_global": metrics.peak_global,
         "n_voxels": metrics.n_voxels,
         "total_activity": metrics.total_activity,
-        "diameter_3d_mm": max_diameter_3d_mm(mask, sub),
-        "centroid_x_mm": float(centroid[0]),
-        "centroid_y_mm": float(centroid[1]),
-        "centroid_z_mm": float(centroid[2]),
+        "diameter_3d_mm": described.diameter_3d_mm,
+        "centroid_x_mm": centroid[0],
+        "centroid_y_mm": centroid[1],
+        "centroid_z_mm": centroid[2],
         "method": voi.method,
         "source": voi.source,
         "measurable": (long_axis >= settings.min_long_axis_mm) if voi.kind == "lesion" else None,
@@ -446,7 +431,7 @@ def _relate(
             row["ratio_to_reference"] = row["suv_peak"] / reference[1]["suv_peak"]
         if spill is not None:
             both = _union(box, spill[2])
-            distance = distance_to_mask_mm(_crop(volume, both), voi.mask[both], spill[0].mask[both])
+            distance = distance_to_mask_mm(volume.crop(both), voi.mask[both], spill[0].mask[both])
             row["distance_to_spill_in_organ_mm"] = distance
             if distance <= settings.spill_in_distance_mm + 1e-9:
                 kind = "sphere" if spill[0].method == "sphere" else "VOI"
@@ -503,9 +488,7 @@ def process_scan(
         )
         vois = _load_scan_vois(ref, pet.volume)
         boxes = [_box(voi) for voi in vois]
-        rows = [
-            _measure(ref, pet, voi, box, settings) for voi, box in zip(vois, boxes, strict=True)
-        ]
+        rows = [_measure(ref, pet, voi, settings) for voi in vois]
         _relate(ref, pet.volume, vois, boxes, rows, settings, exclusions)
     row_notes = [_unique(row["warnings"]) for row in rows]
     recorded = set(pet.warnings).union(*row_notes)

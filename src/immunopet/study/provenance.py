@@ -59,8 +59,11 @@ LIBRARIES = (
     "pyarrow",
     "dask",
     "distributed",
+    "lifelines",
+    "matplotlib",
+    "jinja2",
 )
-"""Libraries whose versions are recorded with every run."""
+"""Libraries whose versions are recorded with every run (and printed by ``env-info``)."""
 
 _CHUNK = 1 << 20
 
