@@ -30,24 +30,40 @@ import json
 import math
 import re
 import shutil
-import tomllib
-from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
-from datetime import date, datetime
-from functools import cache
+from collections.abc import Callable, Mapping, Sequence
+from datetime import datetime
 from importlib.resources import files
 from pathlib import Path
 from typing import Any, Final
 from urllib.parse import quote
 
 import jinja2
-import numpy as np
 import pandas as pd
 
 from immunopet import __version__
-from immunopet.analysis.biodistribution import ORGAN_ORDER, SERIES_ORDER
-from immunopet.analysis.clinical import IDENTIFYING_COLUMNS
+from immunopet.analysis.biodistribution import ORGAN_ORDER
 from immunopet.errors import InputError
+from immunopet.report._cells import (
+    DASH,
+    Cell,
+    Figure,
+    Section,
+    Table,
+    cell,
+    format_cell,
+    format_p_value,
+    format_statistic,
+    frame_table,
+    has_rows,
+    header,
+    hours_label,
+    is_identifying,
+    is_missing,
+    natural_key,
+    report_words,
+    series_order,
+    text_table,
+)
 from immunopet.report.contents import SplitSurvival, StudyAnalysis
 from immunopet.stats.results import SurvivalSummary, TestResult
 
@@ -73,294 +89,13 @@ SECTION_IDS: Final = (
 )
 """Ids of the report's sections, in page order (``more-figures`` is added when needed)."""
 
-DASH: Final = "\u2014"
-"""What an empty or missing cell shows."""
-
-_COLLAPSE_ROWS: Final = 25
-"""Tables longer than this are folded (``<details>``)."""
-
-_SAFE_NAME_COLUMNS: Final = frozenset({"statisticname", "testname", "studyname"})
-"""Columns whose name contains ``name`` but that name a method or the study, not a person."""
-
 _IHC_PATTERN: Final = re.compile(r"\b(TPS|CPS|PD-?L1|IHC|immunohistochem\w*)\b", re.IGNORECASE)
 _QC_PREFIXES: Final = ("qc/", "qc ", "qc_")
 _HR_COLUMNS: Final = ("hazard_ratio", "hr_lower", "hr_upper")
 
 
-@cache
-def _words() -> dict[str, Any]:
-    """The report's words (titles, captions, headers ...) of ``templates/report_text.toml``."""
-    text = files("immunopet.report").joinpath("templates", "report_text.toml").read_text("utf-8")
-    return tomllib.loads(text)
-
-
 def _title(section_id: str) -> str:
-    return str(_words()["titles"][section_id])
-
-
-# ---------------------------------------------------------------------------- formatting
-def format_p_value(p: float) -> str:
-    """A p-value as the report prints it: 3 decimals, or ``"< 0.001"``.
-
-    Parameters
-    ----------
-    p : float
-        The p-value (NaN prints as a dash).
-
-    Returns
-    -------
-    str
-
-    Examples
-    --------
-    >>> format_p_value(0.0612), format_p_value(0.00004), format_p_value(1.0)
-    ('0.061', '< 0.001', '1.000')
-    """
-    if p is None or not math.isfinite(p):
-        return DASH
-    if p < 0.001:
-        return "< 0.001"
-    return f"{p:.3f}"
-
-
-def _normalised(column: object) -> str:
-    return re.sub(r"[^a-z0-9]", "", str(column).lower())
-
-
-def is_identifying(column: object) -> bool:
-    """Whether a table column's name says it may identify a person.
-
-    Parameters
-    ----------
-    column : str
-        The column name.
-
-    Returns
-    -------
-    bool
-        True for the names of :data:`immunopet.analysis.clinical.IDENTIFYING_COLUMNS` and
-        for any name containing ``name`` (except ``test_name``, ``statistic_name``,
-        ``study_name``), ``birth``, ``mrn`` or ``patient_id``/``patientid`` (the pseudonym
-        column is ``patient``; ``Patient no.`` of Table 1 is that pseudonym too).
-
-    Examples
-    --------
-    >>> [is_identifying(c) for c in ("patient", "Patient no.", "patient_name", "PatientID")]
-    [False, False, True, True]
-    >>> is_identifying("Date of birth"), is_identifying("statistic_name")
-    (True, False)
-    """
-    key = _normalised(column)
-    if key in IDENTIFYING_COLUMNS or key in {"patientid", "patientids", "otherpatientids"}:
-        return True
-    if "name" in key and key not in _SAFE_NAME_COLUMNS:
-        return True
-    return any(part in key for part in ("birth", "mrn", "patientid"))
-
-
-def _is_missing(value: Any) -> bool:
-    if value is None or value is pd.NA or value is pd.NaT:
-        return True
-    if isinstance(value, float | np.floating):
-        return math.isnan(float(value))
-    return False
-
-
-def _format_float(value: float, column: str = "") -> str:
-    key = column.lower()
-    if math.isinf(value):
-        return "\u221e" if value > 0 else "\u2212\u221e"
-    if key in {"p", "p_value", "pvalue"} or key.startswith("p_") or key.endswith("_p"):
-        return format_p_value(value)
-    integral = float(value).is_integer()
-    if key in {"n", "events", "visible", "total", "df", "observed"} or key.startswith("n_"):
-        return f"{int(value)}" if integral else f"{value:.1f}"
-    if "hours" in key or key.endswith("_h"):
-        return f"{value:g}" if integral else f"{value:.1f}"
-    if "percent" in key:
-        return f"{value:.1f}"
-    if value != 0 and abs(value) < 0.01:
-        return f"{value:.2g}"
-    return f"{value:.2f}"
-
-
-def _format_statistic(value: float) -> str:
-    """A test statistic: 3 decimals below 1 in magnitude (rho, tau), else 2 (U, H, chi²)."""
-    if _is_missing(value):
-        return DASH
-    return f"{value:.3f}" if abs(value) < 1 else f"{value:.2f}"
-
-
-def _format_cell(value: Any, column: str = "") -> str:
-    """One table cell as text: SUV-like numbers 2 decimals, p-values 3, counts as integers."""
-    if isinstance(value, Sequence) and not isinstance(value, str):
-        return ", ".join(_format_cell(v, column) for v in value) or DASH
-    if _is_missing(value):
-        return DASH
-    if isinstance(value, bool | np.bool_):
-        return "yes" if value else "no"
-    if isinstance(value, int | np.integer):
-        return str(int(value))
-    if isinstance(value, float | np.floating):
-        return _format_float(float(value), column)
-    if isinstance(value, pd.Timestamp | datetime):
-        return value.strftime("%Y-%m-%d %H:%M")
-    if isinstance(value, date):
-        return value.isoformat()
-    return str(value).strip()  # an empty text stays empty (Table 1 leaves zero cells blank)
-
-
-def _numeric(value: Any) -> bool:
-    return isinstance(value, int | float | np.integer | np.floating) and not isinstance(
-        value, bool | np.bool_
-    )
-
-
-def _header(column: object) -> str:
-    """A column name for display: known names spelt out, units in brackets."""
-    text = str(column)
-    known = _words()["headers"]
-    if text in known:
-        return str(known[text])
-    if text != text.lower() or " " in text:
-        return text  # already a display name ("PFS (d)", "Adverse event")
-    unit = ""
-    for suffix, name in (("_mm", "mm"), ("_ml", "mL"), ("_kg", "kg"), ("_days", "d")):
-        if text.endswith(suffix):
-            text, unit = text.removesuffix(suffix), f" ({name})"
-    if text.startswith("n_"):
-        return "n " + text[2:].replace("_", " ") + unit
-    words = text.replace("_", " ")
-    return words[:1].upper() + words[1:] + unit
-
-
-def _hours_label(hours: Any) -> str:
-    if _is_missing(hours):
-        return "any"
-    return f"{float(hours):g} h"
-
-
-def _natural_key(text: str) -> tuple[Any, ...]:
-    return tuple(int(p) if p.isdigit() else p.lower() for p in re.split(r"(\d+)", text))
-
-
-def _series_order(values: Iterable[Any]) -> list[str]:
-    present = {str(v) for v in values if not _is_missing(v)}
-    known = [s for s in SERIES_ORDER if s in present]
-    return known + sorted(present - set(known))
-
-
-# ---------------------------------------------------------------------------- view models
-@dataclass(frozen=True)
-class _Cell:
-    text: str
-    numeric: bool = False
-    missing: bool = False
-    span: int = 1
-
-
-@dataclass(frozen=True)
-class _Table:
-    headers: tuple[str, ...]
-    rows: tuple[tuple[_Cell, ...], ...]
-    caption: str = ""
-    notes: tuple[str, ...] = ()
-    collapsed: bool = False
-    header_groups: tuple[_Cell, ...] = ()
-    css: str = ""
-
-
-@dataclass(frozen=True)
-class _Figure:
-    name: str
-    src: str
-    caption: str
-
-
-@dataclass(frozen=True)
-class _Section:
-    id: str
-    title: str
-    available: bool
-    notes: tuple[str, ...] = ()
-    body: Mapping[str, Any] = field(default_factory=dict)
-
-
-def _cell(value: Any, column: str = "") -> _Cell:
-    text = _format_cell(value, column)
-    return _Cell(text=text, numeric=_numeric(value), missing=text == DASH)
-
-
-def _frame_table(
-    frame: pd.DataFrame | None,
-    *,
-    columns: str | Sequence[str] | None = None,
-    caption: str = "",
-    notes: Sequence[str] = (),
-    collapsed: bool | None = None,
-    headers: Mapping[str, str] | None = None,
-) -> _Table | None:
-    """A DataFrame as a table view: identifying columns dropped (and said), cells formatted.
-
-    ``columns`` names the columns to show, or a key of ``[columns]`` in report_text.toml.
-    """
-    if frame is None:
-        return None
-    data = frame
-    if data.index.name is not None or isinstance(data.index, pd.MultiIndex):
-        data = data.reset_index()
-    if isinstance(columns, str):
-        columns = list(_words()["columns"][columns])
-    if columns is not None:
-        chosen = [c for c in columns if c in data.columns]
-        if chosen:
-            data = data[chosen]
-    dropped = [str(c) for c in data.columns if is_identifying(c)]
-    if dropped:
-        data = data.drop(columns=dropped)
-        notes = (
-            *notes,
-            "Left out because it may identify a patient: " + ", ".join(dropped) + ".",
-        )
-    names = [str(c) for c in data.columns]
-    rows = tuple(
-        tuple(_cell(value, name) for value, name in zip(record, names, strict=True))
-        for record in data.itertuples(index=False, name=None)
-    )
-    return _Table(
-        headers=tuple((headers or {}).get(c) or _header(c) for c in names),
-        rows=rows,
-        caption=caption,
-        notes=tuple(notes),
-        collapsed=len(rows) > _COLLAPSE_ROWS if collapsed is None else collapsed,
-    )
-
-
-def _text_table(
-    headers: Sequence[str],
-    rows: Iterable[Sequence[Any]],
-    *,
-    caption: str = "",
-    notes: Sequence[str] = (),
-    header_groups: Sequence[_Cell] = (),
-    css: str = "",
-) -> _Table:
-    built = tuple(
-        tuple(value if isinstance(value, _Cell) else _cell(value) for value in row) for row in rows
-    )
-    return _Table(
-        headers=tuple(headers),
-        rows=built,
-        caption=caption,
-        notes=tuple(notes),
-        collapsed=len(built) > _COLLAPSE_ROWS,
-        header_groups=tuple(header_groups),
-        css=css,
-    )
-
-
-def _has_rows(frame: pd.DataFrame | None) -> bool:
-    return frame is not None and not frame.empty
+    return str(report_words()["titles"][section_id])
 
 
 # ---------------------------------------------------------------------------- figures
@@ -376,10 +111,10 @@ def _qc_scan(name: str) -> str | None:
     return None
 
 
-def _copy_figures(figures: Mapping[str, Path], outdir: Path) -> dict[str, _Figure]:
+def _copy_figures(figures: Mapping[str, Path], outdir: Path) -> dict[str, Figure]:
     """Copy each figure to ``outdir/figures/<name>`` (QC pages ``qc_<scan>``); relative links."""
-    placed: dict[str, _Figure] = {}
-    known = _words()["figures"]
+    placed: dict[str, Figure] = {}
+    known = report_words()["figures"]
     for name, source in figures.items():
         source_path = Path(source)
         if not source_path.is_file():
@@ -397,8 +132,8 @@ def _copy_figures(figures: Mapping[str, Path], outdir: Path) -> dict[str, _Figur
         target.parent.mkdir(parents=True, exist_ok=True)
         if not (target.exists() and target.resolve() == source_path.resolve()):
             shutil.copyfile(source_path, target)
-        caption = scan if scan is not None else known.get(name, {}).get("caption", _header(name))
-        placed[name] = _Figure(name=name, src=quote(relative.as_posix()), caption=caption)
+        caption = scan if scan is not None else known.get(name, {}).get("caption", header(name))
+        placed[name] = Figure(name=name, src=quote(relative.as_posix()), caption=caption)
     return placed
 
 
@@ -420,7 +155,7 @@ def _owner(note: str) -> str | None:
         return None
     head = note.split(":", 1)[0].strip().lower()
     best: tuple[int, str | None] = (0, None)
-    for section_id, prefixes in _words()["prefixes"].items():
+    for section_id, prefixes in report_words()["prefixes"].items():
         for prefix in prefixes:
             if (head == prefix or head.startswith(prefix + " ")) and len(prefix) > best[0]:
                 best = (len(prefix), section_id)
@@ -431,7 +166,7 @@ def _notes_for(section_id: str, notes: Sequence[str], *, by_keyword: bool) -> tu
     own = tuple(note for note in notes if _owner(note) == section_id)
     if own or not by_keyword:
         return own
-    words = _words()["keywords"].get(section_id, ())
+    words = report_words()["keywords"].get(section_id, ())
     # upper-case words (OS, TPS, QC) match as written, the others in any case
     exact = [w for w in words if w.isupper()]
     loose = [w for w in words if not w.isupper()]
@@ -447,22 +182,22 @@ def _section(
     section_id: str,
     analysis: StudyAnalysis,
     body: Mapping[str, Any] | None,
-) -> _Section:
+) -> Section:
     title = _title(section_id)
     if body is None:
         notes = _notes_for(section_id, analysis.notes, by_keyword=True)
         if not notes:
-            notes = (_words()["absent"].get(section_id, "Not available for this study."),)
-        return _Section(section_id, title, available=False, notes=notes)
+            notes = (report_words()["absent"].get(section_id, "Not available for this study."),)
+        return Section(section_id, title, available=False, notes=notes)
     notes = _notes_for(section_id, analysis.notes, by_keyword=False)
-    return _Section(section_id, title, available=True, notes=notes, body=body)
+    return Section(section_id, title, available=True, notes=notes, body=body)
 
 
 # ---------------------------------------------------------------------------- sections
 def _patients(analysis: StudyAnalysis) -> list[str]:
     for frame in (analysis.schedule, analysis.scans):
         if frame is not None and "patient" in frame.columns and not frame.empty:
-            return sorted({str(p) for p in frame["patient"].dropna()}, key=_natural_key)
+            return sorted({str(p) for p in frame["patient"].dropna()}, key=natural_key)
     return []
 
 
@@ -473,20 +208,20 @@ def _as_time(value: Any) -> str:
             value = pd.Timestamp(value)
         except ValueError:
             return value
-    return _format_cell(value)
+    return format_cell(value)
 
 
 def _provenance_time(provenance: Mapping[str, Any]) -> str:
     for key in ("finished_at", "started_at", "run_date", "created", "timestamp"):
         value = provenance.get(key)
-        if value not in ("", None) and not _is_missing(value):
+        if value not in ("", None) and not is_missing(value):
             return _as_time(value)
     return DASH
 
 
 def _overview(analysis: StudyAnalysis, generated: str) -> dict[str, Any]:
-    frame = analysis.schedule if _has_rows(analysis.schedule) else analysis.scans
-    series = _series_order(frame["series"]) if "series" in frame.columns else []
+    frame = analysis.schedule if has_rows(analysis.schedule) else analysis.scans
+    series = series_order(frame["series"]) if "series" in frame.columns else []
     settings = dataclasses.asdict(analysis.settings)
     facts = [
         ("Study", analysis.name or DASH),
@@ -500,11 +235,11 @@ def _overview(analysis: StudyAnalysis, generated: str) -> dict[str, Any]:
         ("immunopet", str(analysis.provenance.get("package_version", __version__))),
     ]
     return {
-        "facts": _text_table(["", ""], facts, css="facts"),
-        "settings": _text_table(
+        "facts": text_table(["", ""], facts, css="facts"),
+        "settings": text_table(
             ["Setting", "Value"],
             [
-                (_header(k), f"{v:g}" if isinstance(v, float) else _cell(v, k))
+                (header(k), f"{v:g}" if isinstance(v, float) else cell(v, k))
                 for k, v in settings.items()
             ],
             caption="Analysis settings (choices that change numbers).",
@@ -522,7 +257,7 @@ def _series_grid(
     *,
     first: str,
     caption: str,
-) -> _Table:
+) -> Table:
     """Rows of ``row_key`` x columns of series and nominal hours; a dash where no row is."""
     data = frame.assign(
         **{
@@ -531,7 +266,7 @@ def _series_grid(
             "nominal_hours": pd.to_numeric(frame["nominal_hours"], errors="coerce"),
         }
     ).dropna(subset=["nominal_hours"])
-    series = _series_order(data["series"])
+    series = series_order(data["series"])
     columns = [
         (s, h)
         for s in series
@@ -542,16 +277,16 @@ def _series_grid(
     )
     rows = []
     for key in row_order:
-        row = [_Cell(key.replace("_", " ") if row_key == "organ" else key)]
+        row = [Cell(key.replace("_", " ") if row_key == "organ" else key)]
         for s, h in columns:
             if (key, s, h) in lookup.index:
-                row.append(_Cell(text_of(lookup.loc[(key, s, h)]), numeric=True))
+                row.append(Cell(text_of(lookup.loc[(key, s, h)]), numeric=True))
             else:
-                row.append(_Cell(DASH, missing=True))
+                row.append(Cell(DASH, missing=True))
         rows.append(row)
-    groups = [_Cell("")] + [_Cell(s, span=sum(1 for c in columns if c[0] == s)) for s in series]
-    return _text_table(
-        [first, *(_hours_label(h) for _, h in columns)],
+    groups = [Cell("")] + [Cell(s, span=sum(1 for c in columns if c[0] == s)) for s in series]
+    return text_table(
+        [first, *(hours_label(h) for _, h in columns)],
         rows,
         caption=caption,
         header_groups=groups,
@@ -561,14 +296,14 @@ def _series_grid(
 
 def _schedule(analysis: StudyAnalysis) -> dict[str, Any] | None:
     frame = analysis.schedule
-    if not _has_rows(frame) or not {"patient", "series", "nominal_hours"} <= set(frame.columns):
+    if not has_rows(frame) or not {"patient", "series", "nominal_hours"} <= set(frame.columns):
         return None
 
     def actual(record: pd.Series) -> str:
         hours = record.get("hours_pi", math.nan)
-        return "done" if _is_missing(hours) else f"{float(hours):.1f}"
+        return "done" if is_missing(hours) else f"{float(hours):.1f}"
 
-    patients = sorted({str(p) for p in frame["patient"]}, key=_natural_key)
+    patients = sorted({str(p) for p in frame["patient"]}, key=natural_key)
     grid = _series_grid(
         frame,
         "patient",
@@ -582,25 +317,25 @@ def _schedule(analysis: StudyAnalysis) -> dict[str, Any] | None:
 
 
 def _baseline(analysis: StudyAnalysis) -> dict[str, Any] | None:
-    if not _has_rows(analysis.baseline) and not _has_rows(analysis.baseline_summary):
+    if not has_rows(analysis.baseline) and not has_rows(analysis.baseline_summary):
         return None
     summary = analysis.baseline_summary
     summary_table = None
-    if _has_rows(summary) and summary is not None:
-        summary_table = _frame_table(summary, columns="baseline_summary", caption="Summary.")
+    if has_rows(summary) and summary is not None:
+        summary_table = frame_table(summary, columns="baseline_summary", caption="Summary.")
     return {
-        "table": _frame_table(analysis.baseline, caption="Patient characteristics (Table 1)."),
+        "table": frame_table(analysis.baseline, caption="Patient characteristics (Table 1)."),
         "summary": summary_table,
     }
 
 
 def _safety(analysis: StudyAnalysis) -> dict[str, Any] | None:
     frame = analysis.adverse_events
-    if not _has_rows(frame) or frame is None:
+    if not has_rows(frame) or frame is None:
         return None
     text_columns = [c for c in frame.columns if not str(c).startswith(("n_", "percent_"))]
     return {
-        "table": _frame_table(
+        "table": frame_table(
             frame,
             columns=text_columns,
             caption="Adverse events, n (%) of patients (CTCAE).",
@@ -609,16 +344,16 @@ def _safety(analysis: StudyAnalysis) -> dict[str, Any] | None:
     }
 
 
-def _organ_grid(frame: pd.DataFrame) -> _Table | None:
+def _organ_grid(frame: pd.DataFrame) -> Table | None:
     if not {"organ", "series", "nominal_hours", "mean"} <= set(frame.columns):
         return None
 
     def mean_sd_n(record: pd.Series) -> str:
-        text = _format_cell(record["mean"], "mean")
-        if not _is_missing(record.get("sd")):
-            text += f" \u00b1 {_format_cell(record['sd'], 'sd')}"
-        if not _is_missing(record.get("n")):
-            text += f" ({_format_cell(record['n'], 'n')})"
+        text = format_cell(record["mean"], "mean")
+        if not is_missing(record.get("sd")):
+            text += f" \u00b1 {format_cell(record['sd'], 'sd')}"
+        if not is_missing(record.get("n")):
+            text += f" ({format_cell(record['n'], 'n')})"
         return text
 
     present = {str(o) for o in frame["organ"]}
@@ -634,98 +369,98 @@ def _organ_grid(frame: pd.DataFrame) -> _Table | None:
     )
 
 
-def _biodistribution(analysis: StudyAnalysis, figures: list[_Figure]) -> dict[str, Any] | None:
+def _biodistribution(analysis: StudyAnalysis, figures: list[Figure]) -> dict[str, Any] | None:
     organs, ratio = analysis.organ_uptake, analysis.predose_ratio
-    if not _has_rows(organs) and not _has_rows(ratio) and not figures:
+    if not has_rows(organs) and not has_rows(ratio) and not figures:
         return None
     grid = _organ_grid(organs) if organs is not None and not organs.empty else None
     return {
         "figures": figures,
-        "organs": grid or _frame_table(organs, caption="Normal-tissue uptake."),
-        "organs_full": _frame_table(organs, caption="All columns.", collapsed=True)
+        "organs": grid or frame_table(organs, caption="Normal-tissue uptake."),
+        "organs_full": frame_table(organs, caption="All columns.", collapsed=True)
         if grid
         else None,
-        "ratio": _frame_table(
+        "ratio": frame_table(
             ratio,
             caption="Predose / tracer-only ratio of normal-tissue uptake per time point.",
         ),
     }
 
 
-def _blood(analysis: StudyAnalysis, figures: list[_Figure]) -> dict[str, Any] | None:
+def _blood(analysis: StudyAnalysis, figures: list[Figure]) -> dict[str, Any] | None:
     blood, comparison = analysis.blood, analysis.blood_vs_image
-    if not _has_rows(blood) and not _has_rows(comparison) and not figures:
+    if not has_rows(blood) and not has_rows(comparison) and not figures:
         return None
     summary = None
     if blood is not None and {"series", "sample", "percent_ia_per_l"} <= set(blood.columns):
         keys = [c for c in ("series", "sample", "matrix") if c in blood.columns]
-        rank = {s: i for i, s in enumerate(_series_order(blood["series"]))}
+        rank = {s: i for i, s in enumerate(series_order(blood["series"]))}
         series, sample = blood["series"].astype(str), blood["sample"].astype(str)
         order = sorted(
-            range(len(blood)), key=lambda i: (rank[series.iloc[i]], _natural_key(sample.iloc[i]))
+            range(len(blood)), key=lambda i: (rank[series.iloc[i]], natural_key(sample.iloc[i]))
         )
         grouped = blood.iloc[order].groupby(keys, sort=False, dropna=False)
         table = grouped["percent_ia_per_l"].agg(["count", "mean", "std"])
         table.columns = ["n", "Mean %IA/L", "SD %IA/L"]
         if "hours_pi" in blood.columns:
             table.insert(1, "Hours p.i. (mean)", grouped["hours_pi"].mean())
-        summary = _frame_table(
+        summary = frame_table(
             table.reset_index(), caption="Blood activity per sample time (mean of patients)."
         )
     return {
         "figures": figures,
         "summary": summary,
-        "table": _frame_table(
+        "table": frame_table(
             blood,
             columns="blood",
             caption="Every blood sample (decay-corrected to injection).",
             collapsed=True,
         ),
-        "comparison": _frame_table(
+        "comparison": frame_table(
             comparison, caption="Blood samples against the image blood pool (aorta SUVmean)."
         ),
     }
 
 
-def _visibility(analysis: StudyAnalysis, figures: list[_Figure]) -> dict[str, Any] | None:
+def _visibility(analysis: StudyAnalysis, figures: list[Figure]) -> dict[str, Any] | None:
     vis = analysis.visibility
     if vis is None:
         return None
     summary = vis.summary.copy()
     if "time_point" not in summary.columns and "nominal_hours" in summary.columns:
-        summary["time_point"] = summary["nominal_hours"].map(_hours_label)
+        summary["time_point"] = summary["nominal_hours"].map(hours_label)
     sentences = []
     both = vis.fdg_negative_both
     needed = {"series", "first_hours", "second_hours", "n_first", "n_second", "n_both"}
-    if _has_rows(both) and needed <= set(both.columns):
+    if has_rows(both) and needed <= set(both.columns):
         for row in both.itertuples(index=False):
             sentences.append(
-                f"{row.series}: {_format_cell(row.n_first, 'n')} tracer-positive FDG-negative "
-                f"lesions at {float(row.first_hours):g} h and {_format_cell(row.n_second, 'n')} "
-                f"at {float(row.second_hours):g} h; {_format_cell(row.n_both, 'n')} of them "
+                f"{row.series}: {format_cell(row.n_first, 'n')} tracer-positive FDG-negative "
+                f"lesions at {float(row.first_hours):g} h and {format_cell(row.n_second, 'n')} "
+                f"at {float(row.second_hours):g} h; {format_cell(row.n_both, 'n')} of them "
                 "were seen at both time points."
             )
     return {
         "figures": figures,
         "rule": vis.rule,
-        "summary": _frame_table(
+        "summary": frame_table(
             summary,
             columns="visibility_summary",
             caption="FDG-positive lesions visible on the immuno-PET: visible of all (%).",
             headers={"group": "Lesions", "text": "Visible"},
         ),
-        "tracer_positive": _frame_table(
+        "tracer_positive": frame_table(
             vis.tracer_positive,
             columns="tracer_positive",
             caption="Tracer-positive lesions and how many of them were FDG-positive.",
             headers={"text": "FDG-positive of tracer-positive"},
         ),
-        "stability": _frame_table(
+        "stability": frame_table(
             both,
             caption="Tracer-positive FDG-negative lesions: seen at one time point or both.",
         ),
         "stability_sentences": sentences,
-        "per_scan": _frame_table(
+        "per_scan": frame_table(
             vis.per_scan,
             columns="per_scan",
             caption="Every lesion on every scan.",
@@ -734,24 +469,24 @@ def _visibility(analysis: StudyAnalysis, figures: list[_Figure]) -> dict[str, An
     }
 
 
-def _tumour_to_blood(analysis: StudyAnalysis, figures: list[_Figure]) -> dict[str, Any] | None:
+def _tumour_to_blood(analysis: StudyAnalysis, figures: list[Figure]) -> dict[str, Any] | None:
     tbr, choice = analysis.tumour_to_blood, analysis.time_point
-    if not _has_rows(tbr) and choice is None and not figures:
+    if not has_rows(tbr) and choice is None and not figures:
         return None
     sentence = ""
     if choice is not None:
         compared = ""
         table = choice.table
-        if _has_rows(table) and {"nominal_hours", "ratio"} <= set(table.columns):
+        if has_rows(table) and {"nominal_hours", "ratio"} <= set(table.columns):
             compared = "; ".join(
-                f"{float(h):g} h: {_format_cell(r, 'ratio')}"
+                f"{float(h):g} h: {format_cell(r, 'ratio')}"
                 for h, r in zip(table["nominal_hours"], table["ratio"], strict=True)
             )
             compared = f" (compared: {compared})"
         sentence = (
             f"Recommended analysis time point: {choice.nominal_hours:g} h after injection, "
             f"where the tumour-to-blood ratio of the {choice.series} series was highest "
-            f"({_format_cell(choice.ratio, 'ratio')}){compared}."
+            f"({format_cell(choice.ratio, 'ratio')}){compared}."
         )
         if not math.isclose(choice.nominal_hours, analysis.settings.analysis_hours):
             sentence += (
@@ -761,7 +496,7 @@ def _tumour_to_blood(analysis: StudyAnalysis, figures: list[_Figure]) -> dict[st
     return {
         "figures": figures,
         "sentence": sentence,
-        "table": _frame_table(
+        "table": frame_table(
             tbr,
             columns="tumour_to_blood",
             caption="Mean lesion uptake / mean blood-pool uptake per series and time point.",
@@ -777,12 +512,12 @@ def _selection_text(tbr: pd.DataFrame | None) -> str:
     return "; ".join(texts)
 
 
-def _uptake(analysis: StudyAnalysis, figures: list[_Figure]) -> dict[str, Any] | None:
+def _uptake(analysis: StudyAnalysis, figures: list[Figure]) -> dict[str, Any] | None:
     uptake = analysis.uptake
     if uptake is None:
         return None
     sentence = (
-        f"Per patient: {_header(uptake.metric)} of the lesions of at least "
+        f"Per patient: {header(uptake.metric)} of the lesions of at least "
         f"{uptake.min_long_axis_mm:g} mm long axis on the {uptake.series} scan "
         f"{uptake.hours:g} h after injection"
     )
@@ -794,16 +529,15 @@ def _uptake(analysis: StudyAnalysis, figures: list[_Figure]) -> dict[str, Any] |
     return {
         "figures": figures,
         "sentence": sentence,
-        "patients": _frame_table(
+        "patients": frame_table(
             uptake.patients,
-            caption=f"Per-patient {_header(uptake.metric)} (statistics over the patient's "
-            "lesions).",
+            caption=f"Per-patient {header(uptake.metric)} (statistics over the patient's lesions).",
             collapsed=False,
         ),
-        "excluded": _frame_table(excluded, caption="Lesions left out, with the reason.")
-        if _has_rows(excluded)
+        "excluded": frame_table(excluded, caption="Lesions left out, with the reason.")
+        if has_rows(excluded)
         else None,
-        "lesions": _frame_table(uptake.lesions, caption="The lesions used.", collapsed=True),
+        "lesions": frame_table(uptake.lesions, caption="The lesions used.", collapsed=True),
     }
 
 
@@ -812,24 +546,24 @@ def _is_ihc(title: str, result: TestResult) -> bool:
     return bool(_IHC_PATTERN.search(text))
 
 
-def _tests_table(tests: Mapping[str, TestResult], caption: str) -> _Table:
+def _tests_table(tests: Mapping[str, TestResult], caption: str) -> Table:
     rows = []
     notes: list[str] = []
     for title, result in tests.items():
-        statistic = _format_statistic(result.statistic)
+        statistic = format_statistic(result.statistic)
         rows.append(
             (
                 title,
                 result.test_name,
                 ", ".join(result.groups) or DASH,
-                _Cell(", ".join(str(v) for v in result.n), numeric=True),
-                _Cell(f"{result.statistic_name} = {statistic}", numeric=True),
-                _Cell(format_p_value(result.p_value), numeric=True),
+                Cell(", ".join(str(v) for v in result.n), numeric=True),
+                Cell(f"{result.statistic_name} = {statistic}", numeric=True),
+                Cell(format_p_value(result.p_value), numeric=True),
                 result.method,
             )
         )
         notes.extend(f"{title}: {note}" for note in result.notes)
-    return _text_table(
+    return text_table(
         ["Analysis", "Test", "Groups", "n", "Statistic", "p", "Method"],
         rows,
         caption=caption,
@@ -838,16 +572,16 @@ def _tests_table(tests: Mapping[str, TestResult], caption: str) -> _Table:
 
 
 def _outcome(
-    analysis: StudyAnalysis, figures: list[_Figure], tests: Mapping[str, TestResult]
+    analysis: StudyAnalysis, figures: list[Figure], tests: Mapping[str, TestResult]
 ) -> dict[str, Any] | None:
-    if not tests and not figures and not _has_rows(analysis.lesion_response):
+    if not tests and not figures and not has_rows(analysis.lesion_response):
         return None
     return {
         "figures": figures,
         "tests": _tests_table(tests, "Group tests and correlations (two-sided).")
         if tests
         else None,
-        "lesions": _frame_table(
+        "lesions": frame_table(
             analysis.lesion_response,
             caption="Per-lesion uptake with the clinical response.",
             collapsed=True,
@@ -855,24 +589,24 @@ def _outcome(
     }
 
 
-def _with_ci(value: Any, lower: Any, upper: Any, fmt: Callable[[Any], str] = _format_cell) -> str:
+def _with_ci(value: Any, lower: Any, upper: Any, fmt: Callable[[Any], str] = format_cell) -> str:
     """``"value (lower–upper)"``; the interval left out when both limits are missing."""
-    if _is_missing(lower) and _is_missing(upper):
+    if is_missing(lower) and is_missing(upper):
         return fmt(value)
     return f"{fmt(value)} ({fmt(lower)}\u2013{fmt(upper)})"
 
 
 def _one_decimal(value: Any) -> str:
-    return _format_cell(value) if _is_missing(value) or math.isinf(value) else f"{value:.1f}"
+    return format_cell(value) if is_missing(value) or math.isinf(value) else f"{value:.1f}"
 
 
-def _median_text(summary: SurvivalSummary) -> _Cell:
-    if _is_missing(summary.median):
-        return _Cell("NR (not reached)", numeric=True)
-    return _Cell(_with_ci(summary.median, summary.lower, summary.upper, _one_decimal), True)
+def _median_text(summary: SurvivalSummary) -> Cell:
+    if is_missing(summary.median):
+        return Cell("NR (not reached)", numeric=True)
+    return Cell(_with_ci(summary.median, summary.lower, summary.upper, _one_decimal), True)
 
 
-def _survival_table(summaries: Mapping[str, SurvivalSummary], caption: str, first: str) -> _Table:
+def _survival_table(summaries: Mapping[str, SurvivalSummary], caption: str, first: str) -> Table:
     rows = []
     notes: list[str] = []
     for key, summary in summaries.items():
@@ -887,7 +621,7 @@ def _survival_table(summaries: Mapping[str, SurvivalSummary], caption: str, firs
             )
         )
         notes.extend(f"{key}: {note}" for note in summary.notes)
-    return _text_table(
+    return text_table(
         [first, "n", "Events", "Median (CI)", "Unit", "Interval"],
         rows,
         caption=caption,
@@ -895,11 +629,11 @@ def _survival_table(summaries: Mapping[str, SurvivalSummary], caption: str, firs
     )
 
 
-def _split(split: SplitSurvival, figure: _Figure | None) -> dict[str, Any]:
+def _split(split: SplitSurvival, figure: Figure | None) -> dict[str, Any]:
     logrank = None
     if split.logrank is not None:
         lr = split.logrank
-        logrank = _text_table(
+        logrank = text_table(
             ["Group", "n", "Observed", "Expected"],
             zip(lr.groups, lr.n, lr.events, lr.expected, strict=True),
             caption=f"Log-rank test: chi\u00b2 = {lr.statistic:.2f}, df = {lr.df}, "
@@ -912,12 +646,12 @@ def _split(split: SplitSurvival, figure: _Figure | None) -> dict[str, Any]:
         rows = [
             (
                 record.get("covariate", DASH),
-                _Cell(_with_ci(*(record.get(k) for k in _HR_COLUMNS)), numeric=True),
-                _Cell(format_p_value(record.get("p_value", math.nan)), numeric=True),
+                Cell(_with_ci(*(record.get(k) for k in _HR_COLUMNS)), numeric=True),
+                Cell(format_p_value(record.get("p_value", math.nan)), numeric=True),
             )
             for record in table.to_dict("records")
         ]
-        cox = _text_table(
+        cox = text_table(
             ["Covariate", f"Hazard ratio ({round(100 * (1 - split.cox.alpha)):d}% CI)", "p"],
             rows,
             caption=f"Cox proportional hazards (n = {split.cox.n}, events = {split.cox.events}, "
@@ -926,7 +660,7 @@ def _split(split: SplitSurvival, figure: _Figure | None) -> dict[str, Any]:
         )
     return {
         "endpoint": split.endpoint,
-        "threshold": f"{split.threshold:.2f}" if not _is_missing(split.threshold) else DASH,
+        "threshold": f"{split.threshold:.2f}" if not is_missing(split.threshold) else DASH,
         "figure": figure,
         "groups": _survival_table(split.summaries, "Median survival by uptake group.", "Group")
         if split.summaries
@@ -936,7 +670,7 @@ def _split(split: SplitSurvival, figure: _Figure | None) -> dict[str, Any]:
     }
 
 
-def _survival(analysis: StudyAnalysis, figures: list[_Figure]) -> dict[str, Any] | None:
+def _survival(analysis: StudyAnalysis, figures: list[Figure]) -> dict[str, Any] | None:
     if not analysis.cohort_survival and not analysis.split_survival and not figures:
         return None
     by_name = {f.name: f for f in figures}
@@ -956,7 +690,7 @@ def _survival(analysis: StudyAnalysis, figures: list[_Figure]) -> dict[str, Any]
     }
 
 
-def _ihc(tests: Mapping[str, TestResult], figures: list[_Figure]) -> dict[str, Any] | None:
+def _ihc(tests: Mapping[str, TestResult], figures: list[Figure]) -> dict[str, Any] | None:
     if not tests and not figures:
         return None
     return {
@@ -967,7 +701,7 @@ def _ihc(tests: Mapping[str, TestResult], figures: list[_Figure]) -> dict[str, A
     }
 
 
-def _biomarkers(analysis: StudyAnalysis, figures: list[_Figure]) -> dict[str, Any] | None:
+def _biomarkers(analysis: StudyAnalysis, figures: list[Figure]) -> dict[str, Any] | None:
     comparison = analysis.biomarkers
     if comparison is None:
         return None
@@ -983,7 +717,7 @@ def _biomarkers(analysis: StudyAnalysis, figures: list[_Figure]) -> dict[str, An
             ]
         )
         columns = [c for c in table.columns if c not in ("auc_lower", "auc_upper")]
-    shown = _frame_table(
+    shown = frame_table(
         table,
         columns=columns,
         caption=f"AUC for response (bootstrap CI, {comparison.n_bootstrap} resamples, "
@@ -994,7 +728,7 @@ def _biomarkers(analysis: StudyAnalysis, figures: list[_Figure]) -> dict[str, An
     return {"figures": figures, "table": shown}
 
 
-def _warning_groups(warnings: Sequence[str]) -> _Table:
+def _warning_groups(warnings: Sequence[str]) -> Table:
     """Identical messages merged, with their count and where they came from."""
     merged: dict[str, tuple[int, list[str]]] = {}
     for text in warnings:
@@ -1009,8 +743,8 @@ def _warning_groups(warnings: Sequence[str]) -> _Table:
         shown = ", ".join(sources[:8])
         if len(sources) > 8:
             shown += f" and {len(sources) - 8} more"
-        rows.append((message, _Cell(str(count), numeric=True), shown or DASH))
-    return _text_table(
+        rows.append((message, Cell(str(count), numeric=True), shown or DASH))
+    return text_table(
         ["Warning", "Times", "From"],
         rows,
         caption=f"{len(warnings)} warnings recorded, {len(merged)} different.",
@@ -1021,12 +755,12 @@ def _warnings(analysis: StudyAnalysis) -> dict[str, Any]:
     failures = analysis.failures
     return {
         "table": _warning_groups(analysis.warnings) if analysis.warnings else None,
-        "failures": _frame_table(
+        "failures": frame_table(
             failures,
             columns="failures",
             caption="Scans that failed (left out of every table above).",
         )
-        if _has_rows(failures)
+        if has_rows(failures)
         else None,
     }
 
@@ -1044,7 +778,7 @@ def _provenance(analysis: StudyAnalysis) -> dict[str, Any] | None:
     if not analysis.provenance:
         return None
     simple: list[tuple[str, Any]] = []
-    nested: list[_Table] = []
+    nested: list[Table] = []
     dropped = []
     for key, raw in analysis.provenance.items():
         if is_identifying(key):
@@ -1057,21 +791,21 @@ def _provenance(analysis: StudyAnalysis) -> dict[str, Any] | None:
             value = _as_time(value)
         if isinstance(value, Mapping):
             rows = [
-                (str(k), _cell(_compact(v), str(k)))
+                (str(k), cell(_compact(v), str(k)))
                 for k, v in value.items()
                 if not is_identifying(k)
             ]
-            table = _text_table([_header(key), "Value"], rows, caption=_header(key) + ".")
+            table = text_table([header(key), "Value"], rows, caption=header(key) + ".")
             nested.append(table)
         else:
-            simple.append((_header(key), _cell(_compact(value), str(key))))
+            simple.append((header(key), cell(_compact(value), str(key))))
     notes = (
         ["Left out because it may identify a patient: " + ", ".join(dropped) + "."]
         if dropped
         else []
     )
     return {
-        "table": _text_table(["Item", "Value"], simple, notes=notes, css="facts"),
+        "table": text_table(["Item", "Value"], simple, notes=notes, css="facts"),
         "nested": nested,
         "version": __version__,
     }
@@ -1101,12 +835,12 @@ def _environment() -> jinja2.Environment:
 
 
 def _build_sections(
-    analysis: StudyAnalysis, placed: Mapping[str, _Figure], generated: str
-) -> list[_Section]:
-    figures_of: dict[str, list[_Figure]] = {}
-    extra: list[_Figure] = []
-    qc: list[_Figure] = []
-    known = _words()["figures"]
+    analysis: StudyAnalysis, placed: Mapping[str, Figure], generated: str
+) -> list[Section]:
+    figures_of: dict[str, list[Figure]] = {}
+    extra: list[Figure] = []
+    qc: list[Figure] = []
+    known = report_words()["figures"]
     for name, figure in placed.items():
         if _qc_scan(name) is not None:
             qc.append(figure)
@@ -1120,7 +854,7 @@ def _build_sections(
     if schedule is not None:
         schedule["figures"] = figures_of.get("schedule", [])
 
-    def own(section_id: str) -> list[_Figure]:
+    def own(section_id: str) -> list[Figure]:
         return figures_of.get(section_id, [])
 
     bodies: list[tuple[str, Mapping[str, Any] | None]] = [
