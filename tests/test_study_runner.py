@@ -255,3 +255,29 @@ def test_study_level_problems_stop_before_any_scan(
     with pytest.raises(InputError, match="need at least one worker"):
         runner.run_study(study, tmp_path / "c", workers=0, progress=False)
     assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists()
+
+
+@pytest.mark.slow
+def test_different_weights_in_one_injection_are_recorded(
+    exact_trial: Path,  # noqa: F811
+    tmp_path: Path,
+) -> None:
+    full = study_of(exact_trial)
+    study = dataclasses.replace(full, patients=full.patients[:1])
+    refs = list(study.scans())
+    same_injection = [i for i, ref in enumerate(refs) if ref.series == refs[0].series]
+    assert len(same_injection) >= 2, "the reduced trial has two scans after one injection"
+    second = refs[same_injection[1]].scan
+    heavier = dataclasses.replace(
+        second, overrides=dataclasses.replace(second.overrides, weight_kg=99.0)
+    )
+    summary = runner.run_study(
+        replace_scan(study, same_injection[1], heavier), tmp_path, workers=1, progress=False
+    )
+    (note,) = [w for w in summary.warnings if "body weight differs" in w]
+    assert f"{refs[same_injection[1]].scan_id}: 99 kg" in note
+    with ResultsStore(tmp_path) as store:
+        scans = store.read_table("scans").set_index("scan_id")
+        recorded = json.loads(store.read_table("provenance")["warnings"].iloc[-1])
+    assert scans.loc[refs[same_injection[1]].scan_id, "weight_kg"] == 99.0  # the value used
+    assert note in recorded

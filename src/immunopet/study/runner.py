@@ -374,6 +374,36 @@ def _unmatched_exclusions(store: ResultsStore, exclusions: Sequence[Exclusion]) 
     ]
 
 
+WEIGHT_TOLERANCE_KG = 0.5
+"""Scans of one injection whose body weights differ by more than this get a recorded warning."""
+
+
+def _weight_disagreements(store: ResultsStore) -> list[str]:
+    """One note per injection whose scans used different body weights (each keeps its own).
+
+    The weight belongs to the injection (the SUV of every scan after it refers to it): a header
+    weight that changes between scans of one injection is most likely a typing error, and the
+    SUVs of those scans are then not comparable. Weights of different injections may differ.
+    """
+    scans = store.read_table("scans")
+    if scans.empty or "weight_kg" not in scans:
+        return []
+    notes = []
+    for (patient, series), group in scans.groupby(["patient", "series"], sort=True):
+        weights = group["weight_kg"].dropna()
+        if len(weights) > 1 and weights.max() - weights.min() > WEIGHT_TOLERANCE_KG:
+            used = ", ".join(
+                f"{scan_id}: {weight:g} kg"
+                for scan_id, weight in zip(group["scan_id"], group["weight_kg"], strict=True)
+            )
+            notes.append(
+                f"{patient} {series}: body weight differs between scans of one injection "
+                f"({used}); each scan's SUV uses its own value (scans.weight_kg) -- set "
+                f"weight_kg on the injection in the manifest to use one"
+            )
+    return notes
+
+
 # ---------------------------------------------------------------------------- the run
 def run_study(
     study: Study,
@@ -540,6 +570,7 @@ def run_study(
         if stale:
             notes.append(f"results of scans no longer in the study removed: {', '.join(stale)}")
         notes.extend(_unmatched_exclusions(store, exclusions))
+        notes.extend(_weight_disagreements(store))
         manifest = None if manifest_path is None else Path(manifest_path)
         store.write_provenance(
             {
