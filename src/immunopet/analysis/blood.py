@@ -23,7 +23,6 @@ Input tables (see :func:`read_blood_samples`):
 
 from __future__ import annotations
 
-import json
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -35,6 +34,7 @@ import numpy as np
 import pandas as pd
 
 from immunopet.errors import InputError
+from immunopet.io.jsonfile import read_json_object
 from immunopet.suv.decay import decay_factor
 from immunopet.suv.nuclides import find_nuclide
 
@@ -178,19 +178,11 @@ def read_counter_calibration(path: str | PathLike[str]) -> CounterCalibration:
     path = Path(path)
     if not path.is_file():
         raise InputError("file not found", file=path)
-    try:
-        content = json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as exc:
-        raise InputError(
-            f"invalid JSON at line {exc.lineno}, column {exc.colno}: {exc.msg}", file=path
-        ) from exc
-    if not isinstance(content, dict):
-        raise InputError(
-            "calibration must be a JSON object",
-            file=path,
-            value=type(content).__name__,
-            expected='an object such as {"cpm_per_bq": 18.6, "nuclide": "89Zr"}',
-        )
+    content = read_json_object(
+        path,
+        what="calibration",
+        example='an object such as {"cpm_per_bq": 18.6, "nuclide": "89Zr"}',
+    )
     cpm_per_bq: Any = content.get("cpm_per_bq")
     if not _positive_number(cpm_per_bq):
         raise InputError(

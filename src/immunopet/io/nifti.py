@@ -32,6 +32,7 @@ import numpy.typing as npt
 
 from immunopet.errors import GeometryWarning, InputError
 from immunopet.image import ImageVolume, Unit
+from immunopet.io.jsonfile import read_json_object
 
 __all__ = [
     "LPS_TO_RAS",
@@ -165,21 +166,7 @@ def read_sidecar(path: str | Path) -> dict[str, Any]:
     InputError
         When the file is not valid JSON or its top level is not an object.
     """
-    path = Path(path)
-    try:
-        content = json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as exc:
-        raise InputError(
-            f"invalid JSON at line {exc.lineno}, column {exc.colno}: {exc.msg}", file=path
-        ) from exc
-    if not isinstance(content, dict):
-        raise InputError(
-            "sidecar must be a JSON object",
-            file=path,
-            value=type(content).__name__,
-            expected="an object {...}",
-        )
-    return content
+    return read_json_object(path, what="sidecar")
 
 
 # ---------------------------------------------------------------------------- writing
