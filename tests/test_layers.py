@@ -22,7 +22,18 @@ FOUNDATION = {
     "immunopet.suv.decay",
     "immunopet.suv.record",
 }
-ORDER = ["io", "suv", "voi", "metrics", "study", "analysis", "stats", "report", "cli"]
+ORDER = [
+    "io",
+    "suv",
+    "voi",
+    "metrics",
+    "study",
+    "analysis",
+    "stats",
+    "report",
+    "exports",
+    "cli",
+]
 
 
 def stage_of(module: str) -> str:
@@ -93,6 +104,11 @@ def test_no_module_imports_a_lower_stage():
         ("immunopet.io.bids", "immunopet.suv.record", True),
         ("immunopet.study.pipeline", "immunopet.synthetic.trial", False),
         ("immunopet.cli.synth", "immunopet.synthetic.trial", True),
+        ("immunopet.exports.dicom_export", "immunopet.study.store", True),
+        ("immunopet.exports.dicom_sr", "immunopet.io.dicom", True),
+        ("immunopet.report.html", "immunopet.exports.dicom_sr", False),
+        ("immunopet.study.pipeline", "immunopet.exports.dicom_seg", False),
+        ("immunopet.cli.export_dicom", "immunopet.exports.dicom_export", True),
     ],
 )
 def test_rule_itself(importer: str, imported: str, ok: bool) -> None:
