@@ -2,15 +2,16 @@
 
 Reproducibility
 ---------------
-Every UID a export creates is ``pydicom.uid.generate_uid(prefix=None, entropy_srcs=...)``:
-``2.25.`` followed by a number derived by SHA-512 from the entropy sources, which are the
-source PET's (0020,000E) SeriesInstanceUID, the role of the UID (``"seg-series"``,
-``"sr-instance"``, ...) and a SHA-256 digest of the content (masks or values). The same inputs
-give the same UIDs, new content gives new UIDs, and no patient data enter the hash.
+Every UID an export creates is ``2.25.`` followed by the integer of a name-based UUID (RFC
+4122 version 5, SHA-1) of the sources, which are the source PET's (0020,000E)
+SeriesInstanceUID, the role of the UID (``"seg-series"``, ``"sr-instance"``, ...) and a SHA-256
+digest of the content (masks or values). The same inputs give the same UIDs, new content gives
+new UIDs, and no patient data enter the hash.
 (0008,0023) ContentDate / (0008,0033) ContentTime, (0008,0021) SeriesDate / (0008,0031)
 SeriesTime and (0008,0012) InstanceCreationDate / (0008,0013) InstanceCreationTime are the source
-PET's series date and time (or its study date and time when absent), not the clock: a rerun
-writes byte-identical files.
+PET's series date and time (or its study date and time when absent), not the clock, and so is
+(0018,A002) ContributionDateTime; highdicom's random (0020,9164) DimensionOrganizationUID is
+replaced by a derived one: a rerun writes byte-identical files.
 
 Privacy
 -------
@@ -25,16 +26,18 @@ from __future__ import annotations
 
 import copy
 import hashlib
+import uuid
 from collections.abc import Iterable, Sequence
 
 from pydicom.dataset import Dataset
-from pydicom.uid import UID, generate_uid
+from pydicom.uid import UID
 
 from immunopet.errors import InputError
 
 __all__ = [
     "EMPTIED_KEYWORDS",
     "content_digest",
+    "fix_clock_values",
     "pet_date_time",
     "pseudonymised",
     "stable_uid",
@@ -85,14 +88,20 @@ def content_digest(parts: Iterable[bytes | str]) -> str:
 def stable_uid(*sources: str) -> UID:
     """A ``2.25.`` UID derived from ``sources`` alone (same sources, same UID).
 
+    ``pydicom.uid.generate_uid(prefix=None, entropy_srcs=...)`` ignores its entropy sources
+    (it returns a random UUID), hence a version-5 UUID here.
+
     Examples
     --------
     >>> stable_uid("1.2.3", "seg-series") == stable_uid("1.2.3", "seg-series")
     True
+    >>> stable_uid("1.2.3", "a") == stable_uid("1.2.3", "b")
+    False
     >>> str(stable_uid("1.2.3")).startswith("2.25.")
     True
     """
-    return generate_uid(prefix=None, entropy_srcs=["immunopet", *sources])
+    name = "\x1f".join(["immunopet", *sources])
+    return UID(f"2.25.{uuid.uuid5(uuid.NAMESPACE_OID, name).int}")
 
 
 def pseudonymised(headers: Sequence[Dataset], pseudonym: str) -> list[Dataset]:
@@ -159,7 +168,20 @@ def pet_date_time(header: Dataset, *, source: str) -> tuple[str, str]:
     )
 
 
-def fix_creation_date_time(dataset: Dataset, date: str, time: str) -> None:
-    """Replace highdicom's clock-based (0008,0012)/(0008,0013) by the given date and time."""
+def fix_clock_values(dataset: Dataset, date: str, time: str, uid_source: str) -> None:
+    """Replace what highdicom took from the clock or a random generator (see module notes).
+
+    (0008,0012)/(0008,0013) instance creation and every (0018,A002) ContributionDateTime
+    become ``date``/``time``; every (0020,9164) DimensionOrganizationUID becomes a UID derived
+    from ``uid_source``.
+    """
     dataset.InstanceCreationDate = date
     dataset.InstanceCreationTime = time
+    for item in dataset.get("ContributingEquipmentSequence", []):
+        if "ContributionDateTime" in item:
+            item.ContributionDateTime = date + time
+    organisation = stable_uid(uid_source, "dimension-organization")
+    for keyword in ("DimensionOrganizationSequence", "DimensionIndexSequence"):
+        for item in dataset.get(keyword, []):
+            if "DimensionOrganizationUID" in item:
+                item.DimensionOrganizationUID = organisation

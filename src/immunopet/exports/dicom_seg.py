@@ -34,7 +34,7 @@ from immunopet import __version__
 from immunopet.errors import DicomInputError, InputError
 from immunopet.exports._dicom_common import (
     content_digest,
-    fix_creation_date_time,
+    fix_clock_values,
     pet_date_time,
     pseudonymised,
     stable_uid,
@@ -220,5 +220,5 @@ def build_seg(
         raise DicomInputError(
             f"the PET headers do not make a SEG ({exc})", file=series.label
         ) from exc
-    fix_creation_date_time(seg, date, time)
+    fix_clock_values(seg, date, time, str(seg.SOPInstanceUID))
     return seg, infos

@@ -3,22 +3,22 @@
 One Comprehensive 3D SR per scan, referencing the scan's SEG (each measurement group points at
 its segment, TID 1411 "Volumetric ROI Measurements") and, through it, the PET series. Per VOI:
 
-==========================  ======================================  ================  ==========
-measurement                 concept name (derivation / method)      unit (UCUM)       column
-==========================  ======================================  ================  ==========
-SUVmean                     SUVbw (Mean)                            g/ml{SUVbw}       suv_mean
-SUVmax                      SUVbw (Maximum)                         g/ml{SUVbw}       suv_max
-SUVpeak, IBSI local         SUVbw (Peak Value Within ROI /          g/ml{SUVbw}       suv_peak_local
-                            99IMMUNOPET LOCALPEAK)
-SUVpeak, IBSI global        SUVbw (Peak Value Within ROI /          g/ml{SUVbw}       suv_peak_global
-                            99IMMUNOPET GLOBALPEAK)
-volume                      Volume (SCT 118565006)                  ml                volume_ml
-long axis                   Long axis (SCT 103339001)               mm                long_axis_mm
-time after injection        Time after the start of injection       h                 hours_pi
-                            (DCM 130194)
-tumour-to-reference ratio   99IMMUNOPET TBR, lesions only, when     {ratio}           ratio_to_
-                            the scan has the reference organ                          reference
-==========================  ======================================  ================  ==========
+========================  ====================================  ===============  ===============
+measurement               concept name (derivation / method)    unit (UCUM)      column
+========================  ====================================  ===============  ===============
+SUVmean                   SUVbw (Mean)                          g/ml{SUVbw}      suv_mean
+SUVmax                    SUVbw (Maximum)                       g/ml{SUVbw}      suv_max
+SUVpeak, IBSI local       SUVbw (Peak Value Within ROI /        g/ml{SUVbw}      suv_peak_local
+                          99IMMUNOPET LOCALPEAK)
+SUVpeak, IBSI global      SUVbw (Peak Value Within ROI /        g/ml{SUVbw}      suv_peak_global
+                          99IMMUNOPET GLOBALPEAK)
+volume                    Volume (SCT 118565006)                ml               volume_ml
+long axis                 Long axis (SCT 103339001)             mm               long_axis_mm
+time after injection      Time after the start of injection     h                hours_pi
+                          (DCM 130194)
+lesion-to-reference       99IMMUNOPET TBR, lesions only, when   {ratio}          ratio_to_
+ratio                     the scan has the reference organ                       reference
+========================  ====================================  ===============  ===============
 
 The SUV concept and unit follow the scan's normalisation (DICOM CID 7180 / CID 85): SUVbw
 (126401, ``g/ml{SUVbw}``), SUVlbm(Janma) (126405, ``g/ml{SUVlbm(Janma)}``, the
@@ -48,7 +48,7 @@ from immunopet import __version__
 from immunopet.errors import DicomInputError, InputError
 from immunopet.exports._dicom_common import (
     content_digest,
-    fix_creation_date_time,
+    fix_clock_values,
     pet_date_time,
     pseudonymised,
     stable_uid,
@@ -161,16 +161,14 @@ def _local(value: str, meaning: str) -> hd.sr.CodedConcept:
     return hd.sr.CodedConcept(value=value, scheme_designator=LOCAL_SCHEME, meaning=meaning[:64])
 
 
-def _finite(value: float | None) -> bool:
-    return value is not None and math.isfinite(float(value))
-
-
 def _measurements(values: VoiValues, context: ScanContext) -> list[hd.sr.Measurement]:
     suv_name, suv_unit = SUV_CODES[context.normalisation]
     radius = f"{context.peak_radius_mm:g} mm"
     local = _local(LOCAL_PEAK, f"IBSI local intensity peak, sphere radius {radius}")
     global_ = _local(GLOBAL_PEAK, f"IBSI global intensity peak, sphere radius {radius}")
-    items: list[tuple[Code | hd.sr.CodedConcept, float | None, Code, Code | None, object]] = [
+    items: list[
+        tuple[Code | hd.sr.CodedConcept, float | None, Code, Code | None, hd.sr.CodedConcept | None]
+    ] = [
         (suv_name, values.suv_mean, suv_unit, _MEAN, None),
         (suv_name, values.suv_max, suv_unit, _MAXIMUM, None),
         (suv_name, values.suv_peak_local, suv_unit, _PEAK, local),
@@ -181,19 +179,19 @@ def _measurements(values: VoiValues, context: ScanContext) -> list[hd.sr.Measure
     ]
     if values.segment.category.value == "49755003":  # lesions only
         organ = context.reference_organ.replace("_", " ")
-        name = _local(RATIO, f"Lesion SUVpeak / {organ} SUVpeak")
-        items.append((name, values.ratio_to_reference, _RATIO_UNIT, None, None))
+        ratio = _local(RATIO, f"Lesion SUVpeak / {organ} SUVpeak")
+        items.append((ratio, values.ratio_to_reference, _RATIO_UNIT, None, None))
     out = []
     for name, value, unit, derivation, method in items:
-        if not _finite(value):
+        if value is None or not math.isfinite(value):
             continue
         out.append(
             hd.sr.Measurement(
                 name=name,
-                value=float(value),  # type: ignore[arg-type]
+                value=float(value),
                 unit=unit,
                 derivation=derivation,
-                method=method,  # type: ignore[arg-type]
+                method=method,
             )
         )
     return out
@@ -308,5 +306,5 @@ def build_sr(
         )
     except (ValueError, TypeError, AttributeError) as exc:
         raise DicomInputError(f"cannot make the SR ({exc})", file=series.label) from exc
-    fix_creation_date_time(sr, date, time)
+    fix_clock_values(sr, date, time, str(sr.SOPInstanceUID))
     return sr
