@@ -5,6 +5,7 @@ the VOIs the pipeline measured; byte-identical reruns; no identifying header val
 from __future__ import annotations
 
 import dataclasses
+import json
 import math
 import os
 import shutil
@@ -24,7 +25,9 @@ from immunopet.exports.dicom_export import _matched, export_study_dicom
 from immunopet.exports.dicom_sr import GLOBAL_PEAK, LOCAL_PEAK, RATIO
 from immunopet.io.dicom import find_one_pet
 from immunopet.study.manifest import load_manifest
+from immunopet.study.model import Scan, Study
 from immunopet.study.runner import run_study
+from immunopet.study.store import ResultsStore
 from immunopet.suv.volume import read_suv_volume
 from immunopet.synthetic.presets import TINY
 from immunopet.synthetic.trial import generate_trial
@@ -297,8 +300,6 @@ def test_measure_sr_matches_printed_rows(
     out = tmp_path / "scan.dcm"
     argv = ["measure", str(pet), *map(str, vois), "--kind", "lesion", "--json"]
     assert main([*argv, "--sr", str(out), "--pseudonym", "P01"]) == 0
-    import json
-
     rows = {row["voi"]: row for row in json.loads(capsys.readouterr().out)}
     groups = hd.sr.srread(out).content.get_volumetric_roi_measurement_groups()
     assert len(groups) == len(rows)
@@ -320,3 +321,34 @@ def test_measure_sr_needs_a_pseudonym(
     assert code == 2
     assert "--pseudonym" in capsys.readouterr().err
     assert not (tmp_path / "x.dcm").exists()
+
+
+# ---------------------------------------------------------------------------- skipped scans
+def _with_first_scan(study: Study, scan: Scan) -> Study:
+    patient = study.patients[0]
+    injection = dataclasses.replace(
+        patient.injections[0], scans=(scan, *patient.injections[0].scans[1:])
+    )
+    first = dataclasses.replace(patient, injections=(injection, *patient.injections[1:]))
+    return dataclasses.replace(study, patients=(first, *study.patients[1:]))
+
+
+def test_scans_without_measurements_or_dicom_are_skipped(
+    exported: dict[str, Path], tmp_path: Path
+) -> None:
+    root = exported["root"]
+    study = load_manifest(root / "study.toml")
+    refs = list(study.scans())
+    results = tmp_path / "results"
+    shutil.copytree(root / "results", results)
+    with ResultsStore(results) as store:
+        store.prune([ref.scan_id for ref in refs[1:]])  # the first scan: no measurements
+    done = export_study_dicom(study, results, tmp_path / "a")
+    assert [s.scan_id for s in done.scans] == [ref.scan_id for ref in refs[1:]]
+    assert done.notes == (f"{refs[0].scan_id}: no stored measurements (not exported)",)
+
+    nifti = _with_first_scan(study, dataclasses.replace(refs[0].scan, pet=Path("pet.nii.gz")))
+    done = export_study_dicom(nifti, root / "results", tmp_path / "b")
+    assert len(done.scans) == 2
+    assert "NIfTI PET" in done.notes[0]
+    assert "2 scans" in done.summary and done.summary.endswith("; 1 skipped")

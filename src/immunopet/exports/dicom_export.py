@@ -92,7 +92,7 @@ class DicomExport:
         """One line: scans exported, VOIs, scans skipped."""
         n_vois = sum(s.n_vois for s in self.scans)
         text = f"DICOM export: {len(self.scans)} scans, {n_vois} VOIs (one SEG + one SR per scan)"
-        return text + (f"; {len(self.notes)} scans skipped" if self.notes else "")
+        return text + (f"; {len(self.notes)} skipped" if self.notes else "")
 
 
 def _number(row: Mapping[str, Any], column: str) -> float | None:
