@@ -129,6 +129,13 @@ def test_sr_states_peak_sphere_and_kind(exported: dict[str, Path]) -> None:
         "IBSI local intensity peak, sphere radius 6.2 mm",
         "IBSI global intensity peak, sphere radius 6.2 mm",
     }
+    ratios = {
+        m.name.meaning
+        for g in sr.content.get_volumetric_roi_measurement_groups()
+        for m in g.get_measurements()
+        if m.name.value == RATIO
+    }
+    assert ratios == {"Lesion / blood pool SUVpeak (IBSI local peak)"}
     schemes = [item.CodingSchemeDesignator for item in sr.CodingSchemeIdentificationSequence]
     assert "99IMMUNOPET" in schemes
 

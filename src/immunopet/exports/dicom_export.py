@@ -284,6 +284,7 @@ def export_study_dicom(
             hours_pi=_number(kept[0], "hours_pi"),
             peak_radius_mm=study.settings.peak_radius_mm,
             reference_organ=study.settings.reference_organ,
+            peak=study.settings.peak,
             time_point=f"{ref.series} {ref.nominal_hours:g} h",
         )
         seg, sr = export_scan(series, vois, kept, context)

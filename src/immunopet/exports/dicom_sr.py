@@ -18,6 +18,8 @@ time after injection      Time after the start of injection     h               
                           (DCM 130194)
 lesion-to-reference       99IMMUNOPET TBR, lesions only, when   {ratio}          ratio_to_
 ratio                     the scan has the reference organ                       reference
+                          ("Lesion / blood pool SUVpeak (IBSI
+                          local peak)")
 ========================  ====================================  ===============  ===============
 
 The SUV concept and unit follow the scan's normalisation (DICOM CID 7180 / CID 85): SUVbw
@@ -145,6 +147,8 @@ class ScanContext:
         Radius of the SUVpeak sphere.
     reference_organ : str
         The organ of ``ratio_to_reference``.
+    peak : {"local", "global"}
+        The SUVpeak of ``ratio_to_reference`` (numerator and denominator).
     time_point : str
         The scan's time point, e.g. ``"tracer-only 120 h"``.
     """
@@ -154,6 +158,7 @@ class ScanContext:
     hours_pi: float | None
     peak_radius_mm: float
     reference_organ: str = "blood_pool"
+    peak: str = "local"
     time_point: str = ""
 
 
@@ -179,7 +184,7 @@ def _measurements(values: VoiValues, context: ScanContext) -> list[hd.sr.Measure
     ]
     if values.segment.category.value == "49755003":  # lesions only
         organ = context.reference_organ.replace("_", " ")
-        ratio = _local(RATIO, f"Lesion SUVpeak / {organ} SUVpeak")
+        ratio = _local(RATIO, f"Lesion / {organ} SUVpeak (IBSI {context.peak} peak)")
         items.append((ratio, values.ratio_to_reference, _RATIO_UNIT, None, None))
     out = []
     for name, value, unit, derivation, method in items:
