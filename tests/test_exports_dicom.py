@@ -22,6 +22,7 @@ import pytest
 from immunopet.cli.main import main
 from immunopet.errors import InputError
 from immunopet.exports.dicom_export import _matched, export_study_dicom
+from immunopet.exports.dicom_seg import build_seg
 from immunopet.exports.dicom_sr import GLOBAL_PEAK, LOCAL_PEAK, RATIO
 from immunopet.io.dicom import find_one_pet
 from immunopet.study.manifest import load_manifest
@@ -183,6 +184,20 @@ def test_seg_masks_equal_measured_vois(exported: dict[str, Path]) -> None:
             assert int(pixels[..., number - 1].sum()) == stored
             expected_category = "49755003" if voi.kind == "lesion" else "91723000"
             assert description.segmented_property_category.value == expected_category
+
+
+def test_uids_follow_content(exported: dict[str, Path]) -> None:
+    root = exported["root"]
+    scan_id = next(load_manifest(root / "study.toml").scans()).scan_id
+    vois, _ = _measured_vois(root, scan_id)
+    series = find_one_pet(next(load_manifest(root / "study.toml").scans()).scan.pet)
+    first, _ = build_seg(vois, series, pseudonym="P01")
+    again, _ = build_seg(vois, series, pseudonym="P01")
+    fewer, _ = build_seg(vois[1:], series, pseudonym="P01")
+    assert first.SOPInstanceUID == again.SOPInstanceUID
+    assert first.SeriesInstanceUID == again.SeriesInstanceUID
+    assert fewer.SOPInstanceUID != first.SOPInstanceUID
+    assert fewer.SeriesInstanceUID != first.SeriesInstanceUID
 
 
 def test_seg_organ_codes(exported: dict[str, Path]) -> None:

@@ -79,6 +79,8 @@ def allowed(importer: str, imported: str) -> bool:
         return target in {"io", "suv"}
     if source not in ORDER or target not in ORDER:
         return False
+    if source == "exports" and target == "report":
+        return False  # exports write what study/analysis produced, not the report's layout
     return ORDER.index(target) < ORDER.index(source)
 
 
@@ -107,6 +109,8 @@ def test_no_module_imports_a_lower_stage():
         ("immunopet.exports.dicom_export", "immunopet.study.store", True),
         ("immunopet.exports.dicom_sr", "immunopet.io.dicom", True),
         ("immunopet.report.html", "immunopet.exports.dicom_sr", False),
+        ("immunopet.exports.dicom_sr", "immunopet.report.html", False),
+        ("immunopet.exports.dicom_sr", "immunopet.analysis.lesions", True),
         ("immunopet.study.pipeline", "immunopet.exports.dicom_seg", False),
         ("immunopet.cli.export_dicom", "immunopet.exports.dicom_export", True),
     ],
