@@ -256,10 +256,14 @@ def test_only_pseudonym_identifies_the_patient(exported: dict[str, Path]) -> Non
         assert str(exported["root"]) not in joined
 
 
-def test_rerun_is_byte_identical(exported: dict[str, Path], tmp_path: Path) -> None:
+def test_rerun_through_the_cli_is_byte_identical(
+    exported: dict[str, Path], tmp_path: Path, capsys: Any
+) -> None:
     root = exported["root"]
-    export_study_dicom(load_manifest(root / "study.toml"), root / "results", tmp_path)
+    assert main(["export-dicom", str(root / "study.toml"), str(tmp_path)]) == 0
+    assert "3 scans" in capsys.readouterr().out
     first = _files(exported["out"], "*.dcm")
+    assert len(first) == len(list(tmp_path.rglob("*.dcm"))) == 6
     for path in first:
         again = tmp_path / path.relative_to(exported["out"])
         assert again.read_bytes() == path.read_bytes(), path
@@ -302,14 +306,6 @@ def test_changed_voi_is_refused(exported: dict[str, Path]) -> None:
 
 
 # ---------------------------------------------------------------------------- CLI
-def test_cli_export_dicom(exported: dict[str, Path], tmp_path: Path, capsys: Any) -> None:
-    root = exported["root"]
-    code = main(["export-dicom", str(root / "study.toml"), str(tmp_path)])
-    assert code == 0
-    assert "3 scans" in capsys.readouterr().out
-    assert len(list(tmp_path.rglob("*.dcm"))) == 6
-
-
 def _first_scan(root: Path) -> tuple[Path, list[Path]]:
     ref = next(load_manifest(root / "study.toml").scans())
     return ref.scan.pet, [s.path for s in ref.scan.vois if s.path.suffix == ".csv"]
