@@ -7,10 +7,10 @@ DEMO_DIR ?= demo-output
 
 .PHONY: demo test tools lint typecheck unit bench clean
 
-# Debian packages the tests use (real-tool checks: dcm2niix, R survival, Chromium). Installed
-# when we are root with apt-get; elsewhere the tests that need them are skipped unless
+# Debian packages the tests use (real-tool checks: dcm2niix, dciodvfy from dicom3tools, R survival,
+# Chromium). Installed when we are root with apt-get; elsewhere the tests that need them are skipped unless
 # IMMUNOPET_REQUIRE_TOOLS=1 (CI sets it, and then a missing tool fails the tests).
-APT_PACKAGES := dcm2niix r-base-core r-cran-survival chromium
+APT_PACKAGES := dcm2niix dicom3tools r-base-core r-cran-survival chromium
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)

@@ -22,7 +22,18 @@ FOUNDATION = {
     "immunopet.suv.decay",
     "immunopet.suv.record",
 }
-ORDER = ["io", "suv", "voi", "metrics", "study", "analysis", "stats", "report", "cli"]
+ORDER = [
+    "io",
+    "suv",
+    "voi",
+    "metrics",
+    "study",
+    "analysis",
+    "stats",
+    "report",
+    "exports",
+    "cli",
+]
 
 
 def stage_of(module: str) -> str:
@@ -68,6 +79,8 @@ def allowed(importer: str, imported: str) -> bool:
         return target in {"io", "suv"}
     if source not in ORDER or target not in ORDER:
         return False
+    if source == "exports" and target == "report":
+        return False  # exports write what study/analysis produced, not the report's layout
     return ORDER.index(target) < ORDER.index(source)
 
 
@@ -93,6 +106,13 @@ def test_no_module_imports_a_lower_stage():
         ("immunopet.io.bids", "immunopet.suv.record", True),
         ("immunopet.study.pipeline", "immunopet.synthetic.trial", False),
         ("immunopet.cli.synth", "immunopet.synthetic.trial", True),
+        ("immunopet.exports.dicom_export", "immunopet.study.store", True),
+        ("immunopet.exports.dicom_sr", "immunopet.io.dicom", True),
+        ("immunopet.report.html", "immunopet.exports.dicom_sr", False),
+        ("immunopet.exports.dicom_sr", "immunopet.report.html", False),
+        ("immunopet.exports.dicom_sr", "immunopet.analysis.lesions", True),
+        ("immunopet.study.pipeline", "immunopet.exports.dicom_seg", False),
+        ("immunopet.cli.export_dicom", "immunopet.exports.dicom_export", True),
     ],
 )
 def test_rule_itself(importer: str, imported: str, ok: bool) -> None:

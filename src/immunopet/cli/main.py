@@ -29,6 +29,7 @@ SUBCOMMANDS = (
     "suv",
     "measure",
     "export_bids",
+    "export_dicom",
     "report",
     "env_info",
 )

@@ -13,6 +13,10 @@ Columns (also the keys of ``--json``): ``voi``, ``kind``, ``method``, ``source``
 ``--min-long-axis-mm``; empty for organs), ``warnings`` (the SUV derivation's and the VOI's).
 SUVs are decay-corrected to injection; SUVpeak is the mean in a sphere of ``--peak-radius-mm``
 (IBSI: local = centred on the hottest voxel, global = the highest over centres in the VOI).
+
+``--sr OUT.dcm --pseudonym ID`` (DICOM PET only) also writes the VOIs as a DICOM SEG
+(``OUT-seg.dcm``) and the rows as a TID 1500 SR referring to it (``OUT.dcm``), as
+``immunopet export-dicom`` does for a study (:mod:`immunopet.exports.dicom_export`).
 """
 
 from __future__ import annotations
@@ -88,12 +92,15 @@ class PetImage:
         Of the DICOM series (None for NIfTI), to check DICOM VOIs against.
     warnings : tuple of str
         From the SUV derivation.
+    hours_after_injection : float or None, hours
+        From the SUV derivation of a DICOM PET (None for NIfTI).
     """
 
     volume: ImageVolume
     normalisation: str
     frame_of_reference_uid: str | None
     warnings: tuple[str, ...]
+    hours_after_injection: float | None = None
 
 
 def register(subparsers: Any) -> None:
@@ -138,6 +145,18 @@ def register(subparsers: Any) -> None:
         default="raise",
         help="RTSTRUCT contours between PET slices: error (default) or nearest contour plane",
     )
+    parser.add_argument(
+        "--sr",
+        type=Path,
+        metavar="OUT.dcm",
+        help="also write the VOIs as DICOM SEG (OUT-seg.dcm) and the values as an SR "
+        "(TID 1500) referring to it (DICOM PET only; needs --pseudonym)",
+    )
+    parser.add_argument(
+        "--pseudonym",
+        metavar="ID",
+        help="patient name and ID written into the SEG and SR (the study's pseudonym)",
+    )
     add_override_arguments(parser)
     parser.set_defaults(func=run)
 
@@ -167,6 +186,7 @@ def read_pet_image(args: argparse.Namespace) -> PetImage:
             normalisation=suv.normalisation,
             frame_of_reference_uid=series.frame_of_reference_uid or None,
             warnings=tuple(suv.derivation.warnings),
+            hours_after_injection=suv.derivation.hours_after_injection,
         )
     for option in ("injection_datetime", "height_m", "sex", "injected_activity_bq", "half_life_s"):
         if getattr(args, option) is not None:
@@ -300,6 +320,50 @@ def _print_csv(rows: Sequence[dict[str, Any]]) -> None:
         writer.writerow({**row, "warnings": "; ".join(row["warnings"])})
 
 
+def sr_paths(sr: Path) -> tuple[Path, Path]:
+    """(SEG path, SR path) of ``--sr OUT.dcm``: ``OUT-seg.dcm`` next to ``OUT.dcm``.
+
+    Examples
+    --------
+    >>> [p.name for p in sr_paths(Path("out/scan.dcm"))]
+    ['scan-seg.dcm', 'scan.dcm']
+    """
+    return sr.with_name(f"{sr.stem}-seg{sr.suffix or '.dcm'}"), sr
+
+
+def _write_sr(
+    args: argparse.Namespace, pet: PetImage, vois: Sequence[Voi], rows: Sequence[dict[str, Any]]
+) -> None:
+    from immunopet.exports.dicom_export import export_scan, write_dicom
+    from immunopet.exports.dicom_sr import ScanContext
+
+    if args.pseudonym is None:
+        raise InputError(
+            "--sr needs the patient's pseudonym for the DICOM header",
+            tag="--pseudonym",
+            value="missing",
+            expected="--pseudonym ID (written as PatientName and PatientID)",
+        )
+    if _is_nifti(Path(args.pet)):
+        raise InputError(
+            "--sr needs a DICOM PET series to refer to",
+            file=args.pet,
+            tag="--sr",
+            value="NIfTI image",
+            expected="a folder with one PET series",
+        )
+    context = ScanContext(
+        pseudonym=args.pseudonym,
+        normalisation=pet.normalisation,
+        hours_pi=pet.hours_after_injection,
+        peak_radius_mm=args.peak_radius_mm,
+    )
+    seg, sr = export_scan(find_one_pet(args.pet), vois, rows, context)
+    seg_path, sr_path = sr_paths(Path(args.sr))
+    write_dicom(seg, seg_path)
+    write_dicom(sr, sr_path)
+
+
 def run(args: argparse.Namespace) -> int:
     pet = read_pet_image(args)
     vois: list[Voi] = []
@@ -316,6 +380,8 @@ def run(args: argparse.Namespace) -> int:
     rows = measure_rows(
         pet, vois, peak_radius_mm=args.peak_radius_mm, min_long_axis_mm=args.min_long_axis_mm
     )
+    if args.sr is not None:
+        _write_sr(args, pet, vois, rows)
     if args.json:
         print(json.dumps(rows, indent=2))
     elif args.csv:

@@ -1,0 +1,372 @@
+"""DICOM SEG + SR (TID 1500) export: read back with highdicom, compared with measurements.csv and
+the VOIs the pipeline measured; byte-identical reruns; no identifying header value; dciodvfy
+(dicom3tools, an independent validator) finds no error."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import os
+import shutil
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import highdicom as hd
+import numpy as np
+import pandas as pd
+import pydicom
+import pytest
+
+from immunopet.cli.main import main
+from immunopet.errors import InputError
+from immunopet.exports.dicom_export import _matched, export_study_dicom
+from immunopet.exports.dicom_seg import build_seg
+from immunopet.exports.dicom_sr import GLOBAL_PEAK, LOCAL_PEAK, RATIO
+from immunopet.io.dicom import find_one_pet
+from immunopet.study.manifest import load_manifest
+from immunopet.study.model import Scan, Study
+from immunopet.study.runner import run_study
+from immunopet.study.store import ResultsStore
+from immunopet.suv.volume import read_suv_volume
+from immunopet.synthetic.presets import TINY
+from immunopet.synthetic.trial import generate_trial
+from immunopet.voi.sources import Voi, load_vois
+
+DCIODVFY = shutil.which("dciodvfy")
+if DCIODVFY is None and os.environ.get("IMMUNOPET_REQUIRE_TOOLS") == "1":
+    raise RuntimeError("IMMUNOPET_REQUIRE_TOOLS=1 but dciodvfy is not on PATH")
+
+# one scan per vendor flavour (Siemens, GE, Philips): three scans, about 10 s in all
+ONE_SCAN_PER_VENDOR = dataclasses.replace(
+    TINY, name="dicom-export", series=("tracer-only",), standard_hours=(72.0,)
+)
+
+# DICOM PS3.16 CID 85 "SUV Units" and CID 7181: the UCUM code of SUVbw; DCM 126401 = "SUVbw"
+SUVBW_UNIT = "g/ml{SUVbw}"
+SUVBW_NAME = "126401"
+MEAN, MAXIMUM, PEAK = "373098007", "56851009", "126031"  # SCT Mean, SCT Maximum, DCM Peak
+VOLUME, LONG_AXIS, TIME_PI = "118565006", "103339001", "130194"
+
+
+@pytest.fixture(scope="module")
+def exported(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    root = tmp_path_factory.mktemp("dicom-export")
+    generate_trial(root, preset=ONE_SCAN_PER_VENDOR, seed=3)
+    study = load_manifest(root / "study.toml")
+    summary = run_study(study, root / "results", workers=1, progress=False)
+    assert summary.ok
+    out = root / "dicom-out"
+    done = export_study_dicom(study, root / "results", out)
+    assert len(done.scans) == 3 and not done.notes
+    return {"root": root, "out": out}
+
+
+def _measurements(root: Path) -> pd.DataFrame:
+    return pd.read_csv(root / "results" / "measurements.csv")
+
+
+def _files(out: Path, name: str) -> list[Path]:
+    files = sorted(out.rglob(name))
+    assert files
+    return files
+
+
+def _scan_id(path: Path, out: Path) -> str:
+    return "/".join(path.parent.relative_to(out).parts)
+
+
+def _by_name(group: Any) -> dict[tuple[str, str | None], float]:
+    """{(concept code, method code or derivation code): value} of one measurement group."""
+    values: dict[tuple[str, str | None], float] = {}
+    for m in group.get_measurements():
+        key = m.method.value if m.method is not None else None
+        if key is None and m.derivation is not None:
+            key = m.derivation.value
+        values[(m.name.value, key)] = m.value
+    return values
+
+
+# ---------------------------------------------------------------------------- SR values
+def test_sr_values_equal_measurements_csv(exported: dict[str, Path]) -> None:
+    table = _measurements(exported["root"])
+    n_checked = 0
+    for path in _files(exported["out"], "sr.dcm"):
+        rows = table[table["scan_id"] == _scan_id(path, exported["out"])].set_index("voi")
+        sr = hd.sr.srread(path)
+        groups = sr.content.get_volumetric_roi_measurement_groups()
+        assert len(groups) == len(rows)
+        for group in groups:
+            row = rows.loc[group.tracking_identifier]
+            values = _by_name(group)
+            units = {m.name.value: m.unit.value for m in group.get_measurements()}
+            assert units[SUVBW_NAME] == SUVBW_UNIT
+            assert units[VOLUME] == "ml" and units[LONG_AXIS] == "mm" and units[TIME_PI] == "h"
+            # FloatingPointValue (FD) holds the double: equal to the CSV's repr to 1e-12
+            expected = {
+                (SUVBW_NAME, MEAN): row["suv_mean"],
+                (SUVBW_NAME, MAXIMUM): row["suv_max"],
+                (SUVBW_NAME, LOCAL_PEAK): row["suv_peak_local"],
+                (SUVBW_NAME, GLOBAL_PEAK): row["suv_peak_global"],
+                (VOLUME, None): row["volume_ml"],
+                (LONG_AXIS, None): row["long_axis_mm"],
+                (TIME_PI, None): row["hours_pi"],
+            }
+            if row["kind"] == "lesion" and math.isfinite(row["ratio_to_reference"]):
+                expected[(RATIO, None)] = row["ratio_to_reference"]
+            assert set(values) == set(expected)
+            for key, value in expected.items():
+                assert values[key] == pytest.approx(value, rel=1e-12, abs=1e-12), key
+            n_checked += 1
+    assert n_checked == len(table)
+
+
+def test_sr_states_peak_sphere_and_kind(exported: dict[str, Path]) -> None:
+    sr = hd.sr.srread(_files(exported["out"], "sr.dcm")[0])
+    group = sr.content.get_volumetric_roi_measurement_groups()[0]
+    methods = {m.method.meaning for m in group.get_measurements() if m.method is not None}
+    assert methods == {
+        "IBSI local intensity peak, sphere radius 6.2 mm",
+        "IBSI global intensity peak, sphere radius 6.2 mm",
+    }
+    ratios = {
+        m.name.meaning
+        for g in sr.content.get_volumetric_roi_measurement_groups()
+        for m in g.get_measurements()
+        if m.name.value == RATIO
+    }
+    assert ratios == {"Lesion / blood pool SUVpeak (IBSI local peak)"}
+    schemes = [item.CodingSchemeDesignator for item in sr.CodingSchemeIdentificationSequence]
+    assert "99IMMUNOPET" in schemes
+
+
+def test_ratio_only_for_lesions_with_a_blood_pool(exported: dict[str, Path]) -> None:
+    for path in _files(exported["out"], "sr.dcm"):
+        for group in hd.sr.srread(path).content.get_volumetric_roi_measurement_groups():
+            has_ratio = (RATIO, None) in _by_name(group)
+            is_lesion = group.finding_category.value == "49755003"
+            assert has_ratio == is_lesion  # every synthetic scan has a blood-pool sphere
+
+
+# ---------------------------------------------------------------------------- SEG masks
+def _measured_vois(root: Path, scan_id: str) -> tuple[list[Voi], list[str]]:
+    study = load_manifest(root / "study.toml")
+    (ref,) = [r for r in study.scans() if r.scan_id == scan_id]
+    series = find_one_pet(ref.scan.pet)
+    volume = read_suv_volume(series).volume
+    vois = [v for s in ref.scan.vois for v in load_vois(s.path, reference=volume, kind=s.kind)]
+    return vois, [str(h.SOPInstanceUID) for h in series.headers]
+
+
+def test_seg_masks_equal_measured_vois(exported: dict[str, Path]) -> None:
+    table = _measurements(exported["root"])
+    for path in _files(exported["out"], "seg.dcm"):
+        scan_id = _scan_id(path, exported["out"])
+        vois, sop_uids = _measured_vois(exported["root"], scan_id)
+        seg = hd.seg.segread(path)
+        numbers = seg.get_segment_numbers()
+        assert len(numbers) == len(vois)
+        # highdicom's own reader, frames by source instance in the PET's slice order
+        pixels = seg.get_pixels_by_source_instance(
+            source_sop_instance_uids=sop_uids,
+            segment_numbers=numbers,
+            assert_missing_frames_are_empty=True,
+        )
+        rows = table[table["scan_id"] == scan_id]
+        for number, voi in zip(numbers, vois, strict=True):
+            description = seg.get_segment_description(number)
+            assert description.segment_label == voi.name
+            np.testing.assert_array_equal(pixels[..., number - 1].astype(bool), voi.mask)
+            (stored,) = rows[(rows["voi"].astype(str) == voi.name) & (rows["kind"] == voi.kind)][
+                "n_voxels"
+            ]
+            assert int(pixels[..., number - 1].sum()) == stored
+            expected_category = "49755003" if voi.kind == "lesion" else "91723000"
+            assert description.segmented_property_category.value == expected_category
+
+
+def test_uids_follow_content(exported: dict[str, Path]) -> None:
+    root = exported["root"]
+    scan_id = next(load_manifest(root / "study.toml").scans()).scan_id
+    vois, _ = _measured_vois(root, scan_id)
+    series = find_one_pet(next(load_manifest(root / "study.toml").scans()).scan.pet)
+    first, _ = build_seg(vois, series, pseudonym="P01")
+    again, _ = build_seg(vois, series, pseudonym="P01")
+    fewer, _ = build_seg(vois[1:], series, pseudonym="P01")
+    assert first.SOPInstanceUID == again.SOPInstanceUID
+    assert first.SeriesInstanceUID == again.SeriesInstanceUID
+    assert fewer.SOPInstanceUID != first.SOPInstanceUID
+    assert fewer.SeriesInstanceUID != first.SeriesInstanceUID
+
+
+def test_seg_organ_codes(exported: dict[str, Path]) -> None:
+    seg = hd.seg.segread(_files(exported["out"], "seg.dcm")[0])
+    types = {
+        seg.get_segment_description(n).segment_label: seg.get_segment_description(
+            n
+        ).segmented_property_type.meaning
+        for n in seg.get_segment_numbers()
+    }
+    assert types["liver"] == "Liver" and types["blood_pool"] == "Aorta"
+
+
+def test_sr_refers_to_seg_and_pet(exported: dict[str, Path]) -> None:
+    for sr_path in _files(exported["out"], "sr.dcm"):
+        seg = pydicom.dcmread(sr_path.with_name("seg.dcm"))
+        sr = pydicom.dcmread(sr_path)
+        evidence = {
+            str(s.SeriesInstanceUID): {
+                str(i.ReferencedSOPInstanceUID) for i in s.ReferencedSOPSequence
+            }
+            for study in sr.CurrentRequestedProcedureEvidenceSequence
+            for s in study.ReferencedSeriesSequence
+        }
+        pet_series = str(seg.ReferencedSeriesSequence[0].SeriesInstanceUID)
+        assert str(seg.SOPInstanceUID) in evidence[str(seg.SeriesInstanceUID)]
+        assert pet_series in evidence
+        groups = hd.sr.srread(sr_path).content.get_volumetric_roi_measurement_groups()
+        for group in groups:
+            ref = group.referenced_segment
+            assert str(ref[0].ReferencedSOPSequence[0].ReferencedSOPInstanceUID) == str(
+                seg.SOPInstanceUID
+            )
+        assert sr.StudyInstanceUID == seg.StudyInstanceUID
+
+
+# ---------------------------------------------------------------------------- privacy, reruns
+def _all_values(ds: pydicom.Dataset) -> list[str]:
+    texts = []
+    for element in ds.iterall():
+        if element.VR not in ("SQ", "OB", "OW", "UN"):
+            texts.append(str(element.value))
+    return texts
+
+
+def test_only_pseudonym_identifies_the_patient(exported: dict[str, Path]) -> None:
+    for path in _files(exported["out"], "*.dcm"):
+        ds = pydicom.dcmread(path)
+        pseudonym = path.relative_to(exported["out"]).parts[0]
+        assert str(ds.PatientID) == pseudonym
+        assert str(ds.PatientName) == pseudonym + "^"
+        assert ds.PatientBirthDate == "" and ds.AccessionNumber == ""
+        # the synthetic PET's own name and ID are SYNTHETIC^Pxx and SYN-Pxx
+        joined = "\n".join(_all_values(ds))
+        assert "SYNTHETIC" not in joined and "SYN-" not in joined
+        assert str(exported["root"]) not in joined
+
+
+def test_rerun_through_the_cli_is_byte_identical(
+    exported: dict[str, Path], tmp_path: Path, capsys: Any
+) -> None:
+    root = exported["root"]
+    assert main(["export-dicom", str(root / "study.toml"), str(tmp_path)]) == 0
+    assert "3 scans" in capsys.readouterr().out
+    first = _files(exported["out"], "*.dcm")
+    assert len(first) == len(list(tmp_path.rglob("*.dcm"))) == 6
+    for path in first:
+        again = tmp_path / path.relative_to(exported["out"])
+        assert again.read_bytes() == path.read_bytes(), path
+
+
+def test_dates_come_from_the_pet(exported: dict[str, Path]) -> None:
+    for path in _files(exported["out"], "*.dcm"):
+        ds = pydicom.dcmread(path)
+        assert ds.ContentDate == ds.SeriesDate == ds.InstanceCreationDate == ds.StudyDate
+
+
+@pytest.mark.skipif(DCIODVFY is None, reason="dciodvfy not installed (apt-get install dicom3tools)")
+def test_dciodvfy_finds_no_error(exported: dict[str, Path]) -> None:
+    for path in _files(exported["out"], "*.dcm"):
+        done = subprocess.run([str(DCIODVFY), str(path)], capture_output=True, text=True)
+        report = done.stdout + done.stderr
+        errors = [line for line in report.splitlines() if line.startswith("Error")]
+        assert not errors, f"{path}:\n" + "\n".join(errors)
+
+
+# ---------------------------------------------------------------------------- refusals
+def test_no_results_store_is_refused(exported: dict[str, Path], tmp_path: Path) -> None:
+    study = load_manifest(exported["root"] / "study.toml")
+    with pytest.raises(InputError, match="no results store"):
+        export_study_dicom(study, tmp_path / "nothing", tmp_path / "out")
+
+
+def test_changed_voi_is_refused(exported: dict[str, Path]) -> None:
+    root = exported["root"]
+    study = load_manifest(root / "study.toml")
+    ref = next(study.scans())
+    vois, _ = _measured_vois(root, ref.scan_id)
+    rows = _measurements(root)
+    rows = rows[rows["scan_id"] == ref.scan_id].copy()
+    rows["voi"] = rows["voi"].astype(str)
+    _matched(ref, vois, rows, "pet")  # as measured: accepted
+    rows.loc[rows.index[0], "n_voxels"] += 1
+    with pytest.raises(InputError, match="not what was measured"):
+        _matched(ref, vois, rows, "pet")
+
+
+# ---------------------------------------------------------------------------- CLI
+def _first_scan(root: Path) -> tuple[Path, list[Path]]:
+    ref = next(load_manifest(root / "study.toml").scans())
+    return ref.scan.pet, [s.path for s in ref.scan.vois if s.path.suffix == ".csv"]
+
+
+def test_measure_sr_matches_printed_rows(
+    exported: dict[str, Path], tmp_path: Path, capsys: Any
+) -> None:
+    pet, vois = _first_scan(exported["root"])
+    out = tmp_path / "scan.dcm"
+    argv = ["measure", str(pet), *map(str, vois), "--kind", "lesion", "--json"]
+    assert main([*argv, "--sr", str(out), "--pseudonym", "P01"]) == 0
+    rows = {row["voi"]: row for row in json.loads(capsys.readouterr().out)}
+    groups = hd.sr.srread(out).content.get_volumetric_roi_measurement_groups()
+    assert len(groups) == len(rows)
+    for group in groups:
+        values = _by_name(group)
+        row = rows[group.tracking_identifier]
+        assert values[(SUVBW_NAME, MEAN)] == pytest.approx(row["suv_mean"], rel=1e-12)
+        assert values[(SUVBW_NAME, LOCAL_PEAK)] == pytest.approx(row["suv_peak_local"], rel=1e-12)
+        assert values[(VOLUME, None)] == pytest.approx(row["volume_ml"], rel=1e-12)
+        assert values[(TIME_PI, None)] > 70.0
+    assert hd.seg.segread(tmp_path / "scan-seg.dcm").get_segment_numbers()
+
+
+def test_measure_sr_needs_a_pseudonym(
+    exported: dict[str, Path], tmp_path: Path, capsys: Any
+) -> None:
+    pet, vois = _first_scan(exported["root"])
+    code = main(["measure", str(pet), *map(str, vois), "--sr", str(tmp_path / "x.dcm")])
+    assert code == 2
+    assert "--pseudonym" in capsys.readouterr().err
+    assert not (tmp_path / "x.dcm").exists()
+
+
+# ---------------------------------------------------------------------------- skipped scans
+def _with_first_scan(study: Study, scan: Scan) -> Study:
+    patient = study.patients[0]
+    injection = dataclasses.replace(
+        patient.injections[0], scans=(scan, *patient.injections[0].scans[1:])
+    )
+    first = dataclasses.replace(patient, injections=(injection, *patient.injections[1:]))
+    return dataclasses.replace(study, patients=(first, *study.patients[1:]))
+
+
+def test_scans_without_measurements_or_dicom_are_skipped(
+    exported: dict[str, Path], tmp_path: Path
+) -> None:
+    root = exported["root"]
+    study = load_manifest(root / "study.toml")
+    refs = list(study.scans())
+    results = tmp_path / "results"
+    shutil.copytree(root / "results", results)
+    with ResultsStore(results) as store:
+        store.prune([ref.scan_id for ref in refs[1:]])  # the first scan: no measurements
+    done = export_study_dicom(study, results, tmp_path / "a")
+    assert [s.scan_id for s in done.scans] == [ref.scan_id for ref in refs[1:]]
+    assert done.notes == (f"{refs[0].scan_id}: no stored measurements (not exported)",)
+
+    nifti = _with_first_scan(study, dataclasses.replace(refs[0].scan, pet=Path("pet.nii.gz")))
+    done = export_study_dicom(nifti, root / "results", tmp_path / "b")
+    assert len(done.scans) == 2
+    assert "NIfTI PET" in done.notes[0]
+    assert "2 scans" in done.summary and done.summary.endswith("; 1 skipped")
