@@ -52,7 +52,7 @@ LPS_TO_RAS = np.diag([-1.0, -1.0, 1.0, 1.0])
 _AXES_REORDER = [2, 1, 0, 3]
 """Column order turning a ``(k, j, i, t)`` affine into ``(i, j, k, t)`` (also its own inverse)."""
 
-_SIDECAR_UNITS: dict[str, Unit] = {"Bq/mL": Unit.BQML, "g/mL": Unit.SUV_BW}
+_SIDECAR_UNITS: dict[str, Unit] = {"Bq/mL": Unit.BQML, "g/mL": Unit.SUV_BW, "cm2/mL": Unit.SUV_BSA}
 """PET-BIDS ``Units`` values understood when reading, and the unit they give."""
 
 _NIFTI_SUFFIXES = (".nii.gz", ".nii")
