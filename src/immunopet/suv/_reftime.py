@@ -91,7 +91,7 @@ def reference_times(
     labels = {
         "siemens": TAG_SIEMENS,
         "ge": TAG_GE_SCAN,
-        "equal": f"{TAG_ACQ_DT} = {TAG_SERIES_DT}",
+        "equal": f"{TAG_SERIES_DT} (= {TAG_ACQ_DT})",
         "frame": (
             f"GE: {TAG_ACQ_DT} - {TAG_FRAME_REF}"
             if _is_ge(first)
@@ -126,7 +126,15 @@ def _by_rule(
     if rule == "siemens":
         return _private_datetime(ds, 0x0071, SIEMENS_CREATOR, TAG_SIEMENS, log)
     if rule == "ge":
-        return _private_datetime(ds, 0x0009, GE_CREATOR, TAG_GE_SCAN, log)
+        moment = _private_datetime(ds, 0x0009, GE_CREATOR, TAG_GE_SCAN, log)
+        if moment is not None and acquired is not None and moment > acquired:
+            log.warn(
+                "GE scan date-time is after the earliest acquisition",
+                tag=TAG_GE_SCAN,
+                value=moment.isoformat(),
+                expected=f"not after {acquired.isoformat()}",
+            )
+        return moment
     if acquired is None:
         return None
     if rule == "equal":

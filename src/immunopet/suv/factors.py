@@ -333,7 +333,7 @@ def _suv_factors(
         else:
             factors[name] = scale.direct_suv_factor * norm / stored_norm
     if scale.direct_suv_factor is None:
-        scaled = "" if scale.bqml_factor in (None, 1.0) else f"{steps.TAG_PHILIPS_BQML} x "
+        scaled = f"{steps.TAG_PHILIPS_BQML} x " if scale.branch.startswith("CNTS") else ""
         log.sources["suv_bw_factor"] = f"computed: {scaled}weight / decayed dose"
     elif stored_type == "BW":
         log.sources["suv_bw_factor"] = log.sources.get("stored_values", "stored as SUVbw")

@@ -169,11 +169,11 @@ def read_suv_volume(
         image = read_nifti(path)
         if image.sidecar is None:
             raise SuvError(
-                "a NIfTI PET needs its PET-BIDS sidecar",
-                file=sidecar_path(path),
+                "no PET-BIDS sidecar next to the image (a NIfTI PET needs its PET-BIDS sidecar)",
+                file=path,
                 tag="sidecar",
                 value="missing",
-                expected="the same-stem .json with Units, InjectedRadioactivity, timing",
+                expected=f"{sidecar_path(path).name} with Units, InjectedRadioactivity, timing",
             )
         derivation = derive_suv_from_sidecar(
             image.sidecar, overrides=overrides, source=sidecar_path(path)
