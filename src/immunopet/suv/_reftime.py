@@ -51,8 +51,8 @@ def t_ave_s(duration_s: float, half_life_s: float) -> float:
 
     Examples
     --------
-    >>> round(t_ave_s(600.0, 6586.2), 3)
-    297.472
+    >>> round(t_ave_s(600.0, 6586.2), 3)  # 18F, 10 min frame
+    298.421
     """
     if duration_s <= 0:
         return 0.0

@@ -103,31 +103,34 @@ def _public(keyword: str) -> Callable[[Dataset], Any]:
     return lambda ds: _value(ds, keyword)
 
 
-SLICE_VALUES: tuple[tuple[str, Callable[[Dataset], Any]], ...] = (
-    ("(0020,000E) SeriesInstanceUID", _public("SeriesInstanceUID")),
-    (TAG_UNITS, _public("Units")),
-    (TAG_DECAY, _public("DecayCorrection")),
-    (TAG_SUV_TYPE, _public("SUVType")),
-    (TAG_WEIGHT, _public("PatientWeight")),
-    (TAG_HEIGHT, _public("PatientSize")),
-    (TAG_SEX, _public("PatientSex")),
-    ("(0008,0201) TimezoneOffsetFromUTC", _public("TimezoneOffsetFromUTC")),
-    (TAG_DOSE, _from_item("RadionuclideTotalDose")),
-    (TAG_START_DT, _from_item("RadiopharmaceuticalStartDateTime")),
-    (TAG_START_TIME, _from_item("RadiopharmaceuticalStartTime")),
-    (TAG_HALF_LIFE, _from_item("RadionuclideHalfLife")),
+SLICE_VALUES: tuple[tuple[str, Callable[[Dataset], Any], bool], ...] = (
+    ("(0020,000E) SeriesInstanceUID", _public("SeriesInstanceUID"), False),
+    (TAG_UNITS, _public("Units"), False),
+    (TAG_DECAY, _public("DecayCorrection"), False),
+    (TAG_SUV_TYPE, _public("SUVType"), False),
+    (TAG_WEIGHT, _public("PatientWeight"), True),
+    (TAG_HEIGHT, _public("PatientSize"), True),
+    (TAG_SEX, _public("PatientSex"), False),
+    ("(0008,0201) TimezoneOffsetFromUTC", _public("TimezoneOffsetFromUTC"), False),
+    (TAG_DOSE, _from_item("RadionuclideTotalDose"), True),
+    (TAG_START_DT, _from_item("RadiopharmaceuticalStartDateTime"), False),
+    (TAG_START_TIME, _from_item("RadiopharmaceuticalStartTime"), False),
+    (TAG_HALF_LIFE, _from_item("RadionuclideHalfLife"), True),
 )
-"""Header values that enter the SUV and must be equal in every slice of a series."""
+"""Header values that enter the SUV and must be equal in every slice of a series (the flag:
+compared as numbers, so that "75" and "75.0" agree)."""
 
 
-def _comparable(value: Any) -> Any:
+def _comparable(value: Any, numeric: bool) -> Any:
     if value is None:
         return None
     text = _text(value)
-    try:
-        return float(text)
-    except ValueError:
-        return text.upper()
+    if numeric:
+        try:
+            return float(text)
+        except ValueError:
+            pass
+    return text.upper()
 
 
 def _same(a: Any, b: Any) -> bool:
@@ -145,12 +148,12 @@ def check_slices_agree(headers: Sequence[Dataset], names: Sequence[str], log: _L
     """
     if len(headers) < 2:
         return
-    for tag, read in SLICE_VALUES:
+    for tag, read, numeric in SLICE_VALUES:
         first_raw = read(headers[0])
-        first = _comparable(first_raw)
+        first = _comparable(first_raw, numeric)
         for name, ds in zip(names[1:], headers[1:], strict=True):
             raw = read(ds)
-            if not _same(first, _comparable(raw)):
+            if not _same(first, _comparable(raw, numeric)):
                 shown = ["missing" if v is None else _text(v) for v in (first_raw, raw)]
                 raise log.error(
                     f"differs between slices of one series: {names[0]} has {shown[0]!r}, "
