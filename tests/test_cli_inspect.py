@@ -18,10 +18,9 @@ import pytest
 
 from dicom_factory import make_ct_series, make_pet_series, make_pet_volume
 from immunopet.cli.main import main
-from immunopet.suv.record import SuvOverrides
-from immunopet.suv.sidecar import derive_suv_from_sidecar
 from immunopet.io.nifti import read_nifti
 from immunopet.suv.record import SuvOverrides
+from immunopet.suv.sidecar import derive_suv_from_sidecar
 from immunopet.suv.volume import read_suv_volume
 
 SUV_BW_FACTOR = 5.4650954e-3

@@ -168,8 +168,15 @@ def test_nifti_with_sidecar(tmp_path, capsys):
     # Updated: a NIfTI now goes through the one SUV entry point, so every override applies
     # (the injection date-time only dates the record) and SUL needs height and sex.
     _, out = _run(
-        [str(image), str(spheres), "--json", "--weight-kg", "70"]
-        + ["--injection-datetime", "2024-03-01T09:30"],
+        [
+            str(image),
+            str(spheres),
+            "--json",
+            "--weight-kg",
+            "70",
+            "--injection-datetime",
+            "2024-03-01T09:30",
+        ],
         capsys,
     )
     assert json.loads(out)[0]["suv_mean"] == pytest.approx(SUV_HOT, abs=1e-3)

@@ -373,9 +373,7 @@ def test_gml_lbm_by_rescaling() -> None:
     # Updated: the old test expected a warning that the image "is stored as SUVbw"; the
     # conversion is now the IBSI rule N_X / N_T with (0054,1006) SUVType BW.
     headers = make_headers(1)
-    set_all(
-        headers, Units="GML", SUVType="BW", PatientWeight=60, PatientSize=1.65, PatientSex="F"
-    )
+    set_all(headers, Units="GML", SUVType="BW", PatientWeight=60, PatientSize=1.65, PatientSex="F")
     d = derive_quietly(headers)
     # SUL factor = LBM/W = 39.286846 / 60 = 0.65478077
     assert d.suv_lbm_factor == pytest.approx(0.65478077, rel=1e-7)
