@@ -62,9 +62,13 @@ def suv_arithmetic(tree: ast.AST) -> list[tuple[int, str]]:
     """Lines that compute decay or SUV: 2 ** x, log(2), decay helpers, SUV factors, W/A."""
     hits: list[tuple[int, str]] = []
     for node in ast.walk(tree):
-        if isinstance(node, ast.BinOp) and isinstance(node.op, ast.Pow):
-            if isinstance(node.left, ast.Constant) and node.left.value in (2, 2.0):
-                hits.append((node.lineno, "2 ** x (decay)"))
+        if (
+            isinstance(node, ast.BinOp)
+            and isinstance(node.op, ast.Pow)
+            and isinstance(node.left, ast.Constant)
+            and node.left.value in (2, 2.0)
+        ):
+            hits.append((node.lineno, "2 ** x (decay)"))
         if isinstance(node, ast.Call):
             func = node.func
             name = func.id if isinstance(func, ast.Name) else getattr(func, "attr", "")
