@@ -16,7 +16,7 @@ from typing import Any
 
 from immunopet.errors import ImmunoPETError
 from immunopet.io.dicom import discover_dicom
-from immunopet.suv.factors import derive_suv
+from immunopet.suv.factors import derive_suv, with_normalisation
 from immunopet.suv.record import SuvDerivation, SuvOverrides
 
 
@@ -28,6 +28,12 @@ def register(subparsers: Any) -> None:
     )
     parser.add_argument("path", help="a DICOM folder tree (e.g. a PACS export) or one file")
     parser.add_argument("--json", action="store_true", help="print JSON (the stable contract)")
+    parser.add_argument(
+        "--normalisation",
+        choices=("bw", "lbm", "bsa", "ibw"),
+        default="bw",
+        help="the SUV normalisation to explain (default bw; all factors are shown)",
+    )
     add_override_arguments(parser)
     parser.set_defaults(func=run)
 
@@ -75,8 +81,11 @@ def run(args: argparse.Namespace) -> int:
     failures: list[str] = []
     for series in inventory.pet:
         try:
-            derivation = derive_suv(
-                series.headers, source=series.files[0], files=series.files, overrides=overrides
+            derivation = with_normalisation(
+                derive_suv(
+                    series.headers, source=series.files[0], files=series.files, overrides=overrides
+                ),
+                getattr(args, "normalisation", "bw"),
             )
         except ImmunoPETError as error:
             failures.append(str(error))
@@ -112,6 +121,7 @@ def describe(derivation: SuvDerivation, n_slices: int) -> str:
         line("slices", str(n_slices)),
         line("units", d.units, "(0054,1001) Units"),
         line("decay correction", d.decay_correction, "(0054,1102) DecayCorrection"),
+        line("normalisation", f"{d.normalisation} (factor {d.factor(d.normalisation):.6g})"),
         line("branch", d.branch),
         line(
             "stored values",

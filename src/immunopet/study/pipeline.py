@@ -168,6 +168,7 @@ def merged_overrides(ref: ScanRef) -> SuvOverrides:
 
     Examples
     --------
+    >>> from pathlib import Path
     >>> from immunopet.study.model import Injection, Scan
     >>> inj = Injection(series="tracer-only", weight_kg=70.0, injected_activity_bq=37e6)
     >>> scan = Scan(pet=Path("pet"), nominal_hours=120, overrides=SuvOverrides(weight_kg=68.0))

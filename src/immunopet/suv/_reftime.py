@@ -143,12 +143,24 @@ def _by_rule(
     if raw is None:
         return None
     reference_ms = _float(raw, log, TAG_FRAME_REF)
-    if _is_ge(ds):
-        return acquired - timedelta(milliseconds=reference_ms)
     duration = _value(ds, "ActualFrameDuration")
     duration_s = 0.0 if duration is None else _float(duration, log, TAG_FRAME) / 1000.0
+    if not (0 <= reference_ms <= 1e9 and 0 <= duration_s <= 1e6):
+        raise log.error(
+            "frame reference time or duration out of range",
+            tag=TAG_FRAME_REF,
+            value=f"{reference_ms:g} ms, frame {duration_s:g} s",
+            expected="0 to 1e9 ms, frame 0 to 1e6 s",
+        )
+    if _is_ge(ds):
+        return acquired - timedelta(milliseconds=reference_ms)
     offset_s = t_ave_s(duration_s, half_life_s) - reference_ms / 1000.0
-    return acquired + timedelta(seconds=offset_s)
+    try:
+        return acquired + timedelta(seconds=offset_s)
+    except OverflowError:
+        raise log.error(
+            "reference time out of the calendar", tag=TAG_FRAME_REF, value=reference_ms
+        ) from None
 
 
 def _qiba(

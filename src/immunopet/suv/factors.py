@@ -486,6 +486,25 @@ def derive_suv(
     overrides = SuvOverrides() if overrides is None else overrides
     if not headers:
         raise SuvError("no headers given", file=source, tag="headers", value=0)
+    try:
+        return _derive(headers, source, files, overrides, on_invalid)
+    except OverflowError as exc:  # date arithmetic at the ends of the calendar
+        raise SuvError(
+            f"a date-time is out of range ({exc})",
+            file=source,
+            tag="date-times",
+            value="out of range",
+            expected="dates between years 1 and 9999 (check the header or the overrides)",
+        ) from None
+
+
+def _derive(
+    headers: Sequence[Dataset],
+    source: str | Path | None,
+    files: Sequence[str | Path] | None,
+    overrides: SuvOverrides,
+    on_invalid: Literal["raise", "warn"],
+) -> SuvDerivation:
     first = headers[0]
     uid = _value(first, "SeriesInstanceUID")
     log = _Log(

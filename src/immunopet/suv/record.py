@@ -201,15 +201,15 @@ class SuvDerivation:
             "manufacturer": self.manufacturer,
             "units": self.units,
             "decay_correction": self.decay_correction,
-            "injected_activity_bq": self.injected_activity_bq,
+            "injected_activity_bq": _finite(self.injected_activity_bq),
             "injection_datetime": _iso(self.injection_datetime),
             "scan_datetime": _iso(self.scan_datetime),
-            "weight_kg": self.weight_kg,
+            "weight_kg": _finite(self.weight_kg),
             "half_life_s": self.half_life_s,
             "suv_bw_factor": self.suv_bw_factor,
             "warnings": list(self.warnings),
             "nuclide": self.nuclide,
-            "hours_after_injection": self.hours_after_injection,
+            "hours_after_injection": _finite(self.hours_after_injection),
             "height_m": self.height_m,
             "sex": self.sex,
             "bqml_factor": self.bqml_factor,
@@ -230,3 +230,8 @@ class SuvDerivation:
 
 def _iso(moment: datetime | None) -> str | None:
     return None if moment is None else moment.isoformat()
+
+
+def _finite(value: float) -> float | None:
+    """JSON has no NaN: an unknown number is null."""
+    return value if value == value else None

@@ -346,7 +346,12 @@ def derive_suv_from_sidecar(
         )
     delay = _scan_delay_s(sidecar, injection_start_s)
     injection = overrides.injection_datetime
-    scan = None if injection is None or delay is None else injection + timedelta(seconds=delay)
+    try:
+        scan = None if injection is None or delay is None else injection + timedelta(seconds=delay)
+    except OverflowError:
+        raise SuvError(
+            "scan time out of the calendar", file=source, tag="ScanStart", value=delay
+        ) from None
     decay_code = own.get("dicom_decay_correction")
     corrected = sidecar.get("ImageDecayCorrected")
     return SuvDerivation(
