@@ -52,8 +52,8 @@ def percent_injected_activity_per_litre(
 
     Examples
     --------
-    >>> percent_injected_activity_per_litre([370.0], [37e6]).tolist()
-    [0.1]
+    >>> percent_injected_activity_per_litre([370.0], [37e6]).tolist()  # 370 kBq/L of 37 MBq
+    [1.0]
     """
     concentration = np.asarray(bq_per_ml_at_injection, dtype=np.float64)
     return concentration * 1000.0 / np.asarray(injected_activity_bq, dtype=np.float64) * 100.0
