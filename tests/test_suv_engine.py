@@ -20,8 +20,9 @@ from immunopet.cli import inspect as inspect_cli
 from immunopet.cli import measure
 from immunopet.cli import suv as suv_cli
 from immunopet.errors import ImmunoPETError
+from immunopet.io.nifti import read_nifti
 from immunopet.suv.factors import derive_suv
-from immunopet.suv.volume import read_suv_volume
+from immunopet.suv.volume import read_suv_volume, suv_unit
 from test_cli_measure import _activity
 from test_suv_factors import make_headers
 
@@ -171,6 +172,7 @@ def test_nifti_round_trip_measures_like_the_dicom(pet_and_spheres, normalisation
     # read back with the one entry point: same normalisation and unit
     back = read_suv_volume(out, normalisation=normalisation)
     assert back.derivation.normalisation == normalisation
+    assert read_nifti(out).volume.unit == back.volume.unit == suv_unit(normalisation)
     assert back.derivation.input_format == "PET-BIDS"
 
 
