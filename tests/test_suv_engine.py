@@ -240,8 +240,14 @@ _NUMBER = st.one_of(
     st.floats(allow_nan=True, allow_infinity=True),
     st.sampled_from([0.0, -1.0, 1e-300, 1e300, 9999.0, 1000.0, 37.0]),
 )
-_PUBLIC = ("Units", "DecayCorrection", "SUVType", "SeriesDate", "SeriesTime", "AcquisitionDate")
-_PUBLIC += ("AcquisitionTime", "PatientSex", "TimezoneOffsetFromUTC", "Manufacturer")
+_CODES = {
+    "Units": ["BQML", "GML", "CM2ML", "CNTS", "PROPCPS"],
+    "DecayCorrection": ["START", "ADMIN", "NONE", "DECAY"],
+    "SUVType": ["BW", "LBM", "LBMJAMES128", "LBMJANMA", "IBW", "BSA", "XYZ"],
+    "PatientSex": ["M", "F", "O", "U"],
+}
+_PUBLIC = ("SeriesDate", "SeriesTime", "AcquisitionDate")
+_PUBLIC += ("AcquisitionTime", "TimezoneOffsetFromUTC", "Manufacturer")
 _NUMERIC = ("PatientWeight", "PatientSize", "RescaleSlope", "FrameReferenceTime")
 _ITEM_TEXT = ("RadiopharmaceuticalStartDateTime", "RadiopharmaceuticalStartTime")
 _ITEM_NUMERIC = ("RadionuclideTotalDose", "RadionuclideHalfLife")
@@ -263,16 +269,19 @@ def _set(ds: Dataset, keyword: str, value: object) -> None:
 @settings(max_examples=250, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(
     public=st.fixed_dictionaries({k: _TEXT for k in _PUBLIC}),
+    codes=st.fixed_dictionaries(
+        {k: st.one_of(st.none(), st.sampled_from(v), _TEXT) for k, v in _CODES.items()}
+    ),
     numeric=st.fixed_dictionaries({k: _NUMBER for k in _NUMERIC}),
     item_text=st.fixed_dictionaries({k: _TEXT for k in _ITEM_TEXT}),
     item_numeric=st.fixed_dictionaries({k: _NUMBER for k in _ITEM_NUMERIC}),
     which=st.integers(0, 1),
 )
-def test_no_traceback_for_any_header_value(public, numeric, item_text, item_numeric, which):
+def test_no_traceback_for_any_header_value(public, codes, numeric, item_text, item_numeric, which):
     headers = make_headers(2)
     ds = headers[which]
     item = ds.RadiopharmaceuticalInformationSequence[0]
-    for key, value in {**public, **numeric}.items():
+    for key, value in {**public, **codes, **numeric}.items():
         _set(ds, key, value)
     for key, value in {**item_text, **item_numeric}.items():
         _set(item, key, value)

@@ -149,6 +149,20 @@ def test_reference_time_acquisition_plus_t_ave_minus_frame_reference() -> None:
     assert "T_ave" in d.reference_time_rule
 
 
+def test_slices_with_different_reference_times_get_their_own_factor() -> None:
+    # slice 1 refers to 09:58:00, slice 2 (acquired 10 min later, same frame reference time)
+    # to 10:08:00: its stored values are decay-corrected 600 s later, so its factor is
+    # 2^(600 / 6586.2) = 1.0651817 times that of slice 1.
+    headers = f18_headers(2)
+    set_all(headers, FrameReferenceTime=(T_AVE_18F_600S + 120.0) * 1000.0)
+    headers[1].AcquisitionTime = "101000"
+    d = quiet(headers)
+    assert d.scan_datetime == datetime(2024, 3, 6, 9, 58, 0)
+    uids = [str(h.SOPInstanceUID) for h in headers]
+    assert d.slice_corrections[uids[0]] == pytest.approx(1.0, abs=1e-12)
+    assert d.slice_corrections[uids[1]] == pytest.approx(1.0651817, rel=1e-7)
+
+
 def test_reference_time_ge_acquisition_minus_frame_reference() -> None:
     headers = f18_headers()
     set_all(headers, Manufacturer="GE MEDICAL SYSTEMS", FrameReferenceTime=60000.0)
