@@ -18,9 +18,9 @@ import pytest
 
 from dicom_factory import make_ct_series, make_pet_series, make_pet_volume
 from immunopet.cli.main import main
-from immunopet.io.bids import suv_factor_from_sidecar
 from immunopet.io.nifti import read_nifti
 from immunopet.suv.record import SuvOverrides
+from immunopet.suv.sidecar import derive_suv_from_sidecar
 from immunopet.suv.volume import read_suv_volume
 
 SUV_BW_FACTOR = 5.4650954e-3
@@ -165,7 +165,9 @@ def test_suv_command_writes_nifti_that_reads_back(tmp_path, capsys):
     np.testing.assert_allclose(image.volume.array, direct.array, rtol=1e-6)
     np.testing.assert_allclose(image.volume.affine, direct.affine, atol=1e-4)
     # the NIfTI holds SUV already decay-corrected to injection: factor 1
-    assert suv_factor_from_sidecar(image.sidecar, weight_kg=70.0) == pytest.approx(1.0)
+    assert derive_suv_from_sidecar(
+        image.sidecar, overrides=SuvOverrides(weight_kg=70.0)
+    ).suv_bw_factor == pytest.approx(1.0)
     assert nib.load(out).header.get_xyzt_units()[0] == "mm"
 
 
@@ -174,5 +176,7 @@ def test_suv_command_activity_round_trip(tmp_path):
     out = tmp_path / "act_pet.nii.gz"
     assert main(["suv", str(folder), "-o", str(out), "--activity"]) == 0
     image = read_nifti(out)
-    factor = suv_factor_from_sidecar(image.sidecar, weight_kg=70.0)
+    factor = derive_suv_from_sidecar(
+        image.sidecar, overrides=SuvOverrides(weight_kg=70.0)
+    ).suv_bw_factor
     assert factor == pytest.approx(SUV_BW_FACTOR, rel=1e-6)

@@ -165,9 +165,22 @@ def test_nifti_with_sidecar(tmp_path, capsys):
     (core,) = json.loads(out)
     assert core["suv_mean"] == pytest.approx(SUV_HOT, abs=1e-3)
     assert core["n_voxels"] == 19
-    with pytest.raises(InputError, match=r"--injection-datetime: this option applies to DICOM"):
-        _run([str(image), str(spheres), "--injection-datetime", "2024-03-01T09:30"], capsys)
-    with pytest.raises(SuvError, match="only body-weight SUV"):
+    # Updated: a NIfTI now goes through the one SUV entry point, so every override applies
+    # (the injection date-time only dates the record) and SUL needs height and sex.
+    _, out = _run(
+        [
+            str(image),
+            str(spheres),
+            "--json",
+            "--weight-kg",
+            "70",
+            "--injection-datetime",
+            "2024-03-01T09:30",
+        ],
+        capsys,
+    )
+    assert json.loads(out)[0]["suv_mean"] == pytest.approx(SUV_HOT, abs=1e-3)
+    with pytest.raises(SuvError, match=r"'lbm' needs \(0010,1020\) PatientSize"):
         _run([str(image), str(spheres), "--normalisation", "lbm", "--weight-kg", "70"], capsys)
     bare = tmp_path / "bare.nii"
     write_nifti(_activity(), bare)

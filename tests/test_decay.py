@@ -167,8 +167,9 @@ def test_find_nuclide_unknown_raises(text: str) -> None:
         find_nuclide(text)
 
 
-def test_long_lived_threshold_is_24_hours() -> None:
-    # 64Cu (12.7 h) is short-lived; 89Zr (78.41 h) and 124I (4.176 d) are long-lived.
-    assert LONG_LIVED_HALF_LIFE_S == 86400.0
+def test_long_lived_threshold_is_11_5_hours() -> None:
+    # IBSI SUV manual: injection dates are repaired only below 11.5 h (updated from 24 h):
+    # 64Cu (12.7 h), 89Zr (78.41 h), 124I (4.176 d) and 177Lu (6.647 d) are long-lived.
+    assert LONG_LIVED_HALF_LIFE_S == 41400.0
     long_lived = sorted(n.name for n in NUCLIDES.values() if n.is_long_lived)
-    assert long_lived == ["124I", "89Zr"]
+    assert long_lived == ["124I", "177Lu", "64Cu", "89Zr"]

@@ -1,4 +1,4 @@
-"""PET-BIDS sidecars (immunopet.io.bids)."""
+"""PET-BIDS sidecars: writing (immunopet.io.bids) and reading back (immunopet.suv.sidecar)."""
 
 from __future__ import annotations
 
@@ -9,14 +9,19 @@ import pytest
 
 from immunopet.errors import InputError, SuvError, SuvWarning
 from immunopet.image import ImageVolume
-from immunopet.io.bids import (
-    IMMUNOPET_KEY,
-    derive_suv_from_sidecar,
-    pet_sidecar,
-    suv_factor_from_sidecar,
-)
+from immunopet.io.bids import IMMUNOPET_KEY, pet_sidecar
 from immunopet.io.nifti import read_nifti, write_nifti
-from immunopet.suv.record import SuvDerivation
+from immunopet.suv.record import SuvDerivation, SuvOverrides
+from immunopet.suv.sidecar import derive_suv_from_sidecar as _derive
+
+
+def derive_suv_from_sidecar(side, *, weight_kg=None, source=None):
+    return _derive(side, overrides=SuvOverrides(weight_kg=weight_kg), source=source)
+
+
+def suv_factor_from_sidecar(side, *, weight_kg=None, source=None):
+    return derive_suv_from_sidecar(side, weight_kg=weight_kg, source=source).suv_bw_factor
+
 
 HALF_LIFE_S = 78.41 * 3600  # 89Zr, 282276 s
 INJECTION = datetime(2024, 3, 1, 9, 30, 0)
@@ -133,9 +138,10 @@ def test_hand_computed_factor_120h_zr89():
     )
     # weight taken from the ImmunoPET object when not given
     result = derive_suv_from_sidecar(side)
-    assert result.factor == pytest.approx(FACTOR_START_120H, rel=1e-6)
+    assert result.suv_bw_factor == pytest.approx(FACTOR_START_120H, rel=1e-6)
     assert result.sources["weight_kg"] == "ImmunoPET.weight_kg"
-    assert result.decay_correction_time_s == 432000.0
+    assert result.input_format == "PET-BIDS"
+    assert result.delay_s == 432000.0
     admin = pet_sidecar(_record("ADMIN"))
     assert suv_factor_from_sidecar(admin, weight_kg=70.0) == pytest.approx(FACTOR_ADMIN, rel=1e-9)
 
@@ -145,7 +151,7 @@ def test_half_life_from_radionuclide_when_immunopet_object_absent():
     del side[IMMUNOPET_KEY]
     result = derive_suv_from_sidecar(side, weight_kg=70.0)
     assert result.sources["half_life_s"] == "TracerRadionuclide"
-    assert result.factor == pytest.approx(FACTOR_START_120H, rel=1e-6)
+    assert result.suv_bw_factor == pytest.approx(FACTOR_START_120H, rel=1e-6)
 
 
 def test_same_suv_from_injection_and_scan_corrected_files(tmp_path):
@@ -179,8 +185,8 @@ def test_same_suv_from_injection_and_scan_corrected_files(tmp_path):
 def test_suv_image_factor_is_one_when_corrected_to_injection():
     side = pet_sidecar(_record(), units="g/mL")
     result = derive_suv_from_sidecar(side)
-    assert result.factor == 1.0
-    assert result.weight_kg is None
+    assert result.suv_bw_factor == 1.0
+    assert result.weight_kg == 70.0  # from the ImmunoPET object, not needed for bw
 
 
 def test_not_decay_corrected_single_frame():
@@ -192,7 +198,7 @@ def test_not_decay_corrected_single_frame():
     expected = 70_000 / 37e6 * frame * 2.0 ** (432000.0 / HALF_LIFE_S)
     with pytest.warns(SuvWarning, match="not decay-corrected"):
         result = derive_suv_from_sidecar(side, weight_kg=70.0, source="x_pet.json")
-    assert result.factor == pytest.approx(expected, rel=1e-9)
+    assert result.suv_bw_factor == pytest.approx(expected, rel=1e-9)
     assert len(result.warnings) == 1
 
 

@@ -64,7 +64,7 @@ def test_non_positive_inputs_raise(weight_kg: float, height_m: float, name: str)
 
 def test_unknown_sex_raises() -> None:
     with pytest.raises(SuvError, match=r"\(0010,0040\) PatientSex"):
-        compute_lean_body_mass_kg(70.0, 1.7, "O")  # type: ignore[arg-type]
+        compute_lean_body_mass_kg(70.0, 1.7, "X")  # type: ignore[arg-type]
 
 
 @given(

@@ -353,18 +353,28 @@ def test_cnts_without_philips_tags_raises() -> None:
 
 def test_gml_is_already_suvbw() -> None:
     headers = make_headers(2)
-    set_all(headers, Units="GML")
+    set_all(headers, Units="GML", SUVType="BW")
     d = derive_quietly(headers)
     assert d.suv_bw_factor == 1.0
     assert d.bqml_factor is None
-    assert d.branch == "GML/START"
+    assert d.branch == "GML/BW/START"
+    assert d.suv_type == "BW"
 
 
-def test_gml_lbm_by_rescaling_warns() -> None:
+def test_gml_without_suv_type_is_read_as_bw_with_a_warning() -> None:
     headers = make_headers(1)
-    set_all(headers, Units="GML", PatientWeight=60, PatientSize=1.65, PatientSex="F")
-    with pytest.warns(SuvWarning, match="derived by rescaling"):
+    set_all(headers, Units="GML")
+    with pytest.warns(SuvWarning, match=r"\(0054,1006\) SUVType: missing for a GML image"):
         d = derive_suv(headers)
+    assert d.suv_bw_factor == 1.0
+
+
+def test_gml_lbm_by_rescaling() -> None:
+    # Updated: the old test expected a warning that the image "is stored as SUVbw"; the
+    # conversion is now the IBSI rule N_X / N_T with (0054,1006) SUVType BW.
+    headers = make_headers(1)
+    set_all(headers, Units="GML", SUVType="BW", PatientWeight=60, PatientSize=1.65, PatientSex="F")
+    d = derive_quietly(headers)
     # SUL factor = LBM/W = 39.286846 / 60 = 0.65478077
     assert d.suv_lbm_factor == pytest.approx(0.65478077, rel=1e-7)
     # SUVbsa factor = 16586.565 cm² / 60000 g = 0.27644275
@@ -374,7 +384,7 @@ def test_gml_lbm_by_rescaling_warns() -> None:
 # ----------------------------------------------------------------------------- unknown units
 
 
-@pytest.mark.parametrize("units", ["PROPCPS", "CM2ML", None])
+@pytest.mark.parametrize("units", ["PROPCPS", "MGMINML", None])
 def test_unknown_units_raise(units: str | None) -> None:
     headers = make_headers(1)
     set_all(headers, Units=units)
@@ -604,11 +614,14 @@ def test_nuclide_recognised_from_half_life_alone() -> None:
 # ----------------------------------------------------------------------------- dose, weight
 
 
-def test_dose_in_mbq_refused_with_hint() -> None:
+def test_dose_below_1e4_read_as_mbq() -> None:
+    # Updated: the dose in MBq used to be refused; the IBSI SUV manual reads it as MBq.
     headers = make_headers(1)
     set_item(headers, RadionuclideTotalDose=37.0)
-    with pytest.raises(SuvError, match="looks like MBq; the standard unit is Bq"):
-        derive_suv(headers)
+    with pytest.warns(SuvWarning, match="read as MBq"):
+        d = derive_suv(headers)
+    assert d.injected_activity_bq == 37e6
+    assert d.suv_bw_factor == pytest.approx(ZR89_BW_120H, rel=REL)
 
 
 def test_dose_missing_raises_and_override_fills_it() -> None:
@@ -678,8 +691,9 @@ def test_sul_and_bsa_female_by_hand() -> None:
 
 
 def test_height_without_sex_gives_bsa_but_no_sul() -> None:
+    # Updated: sex "O" used to mean unknown; it is now the mean of M and F (IBSI).
     headers = make_headers(1)
-    set_all(headers, PatientWeight=80, PatientSize=1.80, PatientSex="O")
+    set_all(headers, PatientWeight=80, PatientSize=1.80, PatientSex=None)
     d = derive_quietly(headers)
     assert d.suv_lbm_factor is None
     assert d.suv_bsa_factor == pytest.approx(0.0015586616, rel=1e-6)
@@ -773,9 +787,11 @@ def test_several_radiopharmaceutical_items_warn() -> None:
 
 
 def test_start_datetime_with_utc_offset_keeps_the_clock_time() -> None:
+    # Without (0008,0201) the scanner clock's offset is unknown: assumed the same, warned.
     headers = make_headers(1)
     set_item(headers, RadiopharmaceuticalStartDateTime="20240301090000.000000+0100")
-    d = derive_quietly(headers)
+    with pytest.warns(SuvWarning, match="TimezoneOffsetFromUTC is absent"):
+        d = derive_suv(headers)
     assert d.injection_datetime == datetime(2024, 3, 1, 9, 0)
     assert d.injection_datetime.tzinfo is None
 
@@ -783,7 +799,7 @@ def test_start_datetime_with_utc_offset_keeps_the_clock_time() -> None:
 def test_timezone_aware_override_refused() -> None:
 
     overrides = SuvOverrides(injection_datetime=datetime(2024, 3, 1, 9, tzinfo=UTC))
-    with pytest.raises(SuvError, match="injection_datetime: must be a naive date-time"):
+    with pytest.raises(SuvError, match="--injection-datetime: must be a naive date-time"):
         derive_suv(make_headers(1), overrides=overrides)
 
 

@@ -39,6 +39,8 @@ class Unit(StrEnum):
     """SUV normalised by lean body mass (SUL, Janmahasatian), g/mL."""
     SUV_BSA = "SUVbsa"
     """SUV normalised by body surface area (Du Bois), cm²/mL."""
+    SUV_IBW = "SUVibw"
+    """SUV normalised by ideal body weight (IBSI SUV manual), g/mL."""
     HU = "HU"
     """CT Hounsfield units."""
     LABEL = "LABEL"

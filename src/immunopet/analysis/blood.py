@@ -35,8 +35,12 @@ import pandas as pd
 
 from immunopet.errors import InputError
 from immunopet.io.jsonfile import read_json_object
-from immunopet.suv.decay import decay_factor
 from immunopet.suv.nuclides import find_nuclide
+from immunopet.suv.samples import (
+    decay_correct_back,
+    percent_injected_activity_per_litre,
+    suv_of_concentration,
+)
 
 __all__ = [
     "BLOOD_ACTIVITY_COLUMNS",
@@ -446,9 +450,6 @@ def blood_activity(
     counted = checked["counting_datetime"]
     to_sample_s = (counted - sampled).dt.total_seconds().to_numpy(dtype=np.float64)
     to_injection_s = (counted - injected).dt.total_seconds().to_numpy(dtype=np.float64)
-    # decay_factor of a negative interval = 2^(+t/T): the activity was higher back then
-    back_to_sample = np.asarray(decay_factor(-to_sample_s, half_life_s))
-    back_to_injection = np.asarray(decay_factor(-to_injection_s, half_life_s))
     hours_pi = (sampled - injected).dt.total_seconds().to_numpy(dtype=np.float64) / 3600.0
     activity_bq = checked["injected_activity_bq"].to_numpy(dtype=np.float64)
     weight = np.array(
@@ -463,7 +464,7 @@ def blood_activity(
     for matrix, column in _MATRIX_COLUMNS.items():
         cpm = checked[column].to_numpy(dtype=np.float64)
         at_counting = cpm / calibration.cpm_per_bq
-        at_injection = at_counting * back_to_injection
+        at_injection = decay_correct_back(at_counting, to_injection_s, half_life_s)
         part = pd.DataFrame(
             {
                 "patient": checked["patient"].to_numpy(),
@@ -476,12 +477,12 @@ def blood_activity(
                 "hours_pi": hours_pi,
                 "cpm_per_ml": cpm,
                 "bq_per_ml_at_counting": at_counting,
-                "bq_per_ml_at_sample": at_counting * back_to_sample,
+                "bq_per_ml_at_sample": decay_correct_back(at_counting, to_sample_s, half_life_s),
                 "bq_per_ml_at_injection": at_injection,
                 "injected_activity_bq": activity_bq,
-                "percent_ia_per_l": at_injection * 1000.0 / activity_bq * 100.0,
+                "percent_ia_per_l": percent_injected_activity_per_litre(at_injection, activity_bq),
                 "weight_kg": weight,
-                "suv": at_injection * weight * 1000.0 / activity_bq,
+                "suv": suv_of_concentration(at_injection, activity_bq, weight),
                 "_order": np.arange(len(checked)),
             }
         )

@@ -16,7 +16,7 @@ from typing import Any
 
 from immunopet.errors import ImmunoPETError
 from immunopet.io.dicom import discover_dicom
-from immunopet.suv.factors import derive_suv
+from immunopet.suv.factors import derive_suv, with_normalisation
 from immunopet.suv.record import SuvDerivation, SuvOverrides
 
 
@@ -28,6 +28,12 @@ def register(subparsers: Any) -> None:
     )
     parser.add_argument("path", help="a DICOM folder tree (e.g. a PACS export) or one file")
     parser.add_argument("--json", action="store_true", help="print JSON (the stable contract)")
+    parser.add_argument(
+        "--normalisation",
+        choices=("bw", "lbm", "bsa", "ibw"),
+        default="bw",
+        help="the SUV normalisation to explain (default bw; all factors are shown)",
+    )
     add_override_arguments(parser)
     parser.set_defaults(func=run)
 
@@ -44,7 +50,9 @@ def add_override_arguments(parser: argparse.ArgumentParser) -> None:
     )
     group.add_argument("--weight-kg", type=float, help="body weight in kg")
     group.add_argument("--height-m", type=float, help="body height in m (for SUL and SUVbsa)")
-    group.add_argument("--sex", choices=("M", "F"), help="sex (for SUL)")
+    group.add_argument(
+        "--sex", choices=("M", "F", "O"), help="sex (for SUL and SUVibw; O = mean of M and F)"
+    )
     group.add_argument(
         "--injected-activity-bq", type=float, help="injected activity at injection time, Bq"
     )
@@ -73,7 +81,12 @@ def run(args: argparse.Namespace) -> int:
     failures: list[str] = []
     for series in inventory.pet:
         try:
-            derivation = derive_suv(series.headers, source=series.files[0], overrides=overrides)
+            derivation = with_normalisation(
+                derive_suv(
+                    series.headers, source=series.files[0], files=series.files, overrides=overrides
+                ),
+                getattr(args, "normalisation", "bw"),
+            )
         except ImmunoPETError as error:
             failures.append(str(error))
             continue
@@ -102,21 +115,27 @@ def describe(derivation: SuvDerivation, n_slices: int) -> str:
     def line(label: str, value: str, source: str | None = None) -> str:
         return f"  {label:<18} {value:<34} {source or ''}".rstrip()
 
-    decayed_bq = d.weight_kg * 1000.0 / d.suv_bw_factor if d.bqml_factor == 1.0 else None
     lines = [
         f"PET series {d.series_uid}",
         line("manufacturer", d.manufacturer or "(not given)"),
         line("slices", str(n_slices)),
         line("units", d.units, "(0054,1001) Units"),
         line("decay correction", d.decay_correction, "(0054,1102) DecayCorrection"),
+        line("normalisation", f"{d.normalisation} (factor {d.factor(d.normalisation):.6g})"),
         line("branch", d.branch),
+        line(
+            "stored values",
+            f"SUV type {d.suv_type}" if d.suv_type else "activity",
+            src.get("stored_values", src.get("bqml_factor")),
+        ),
+        line("reference time", d.reference_time_rule or "(see source)"),
         line(
             "nuclide",
             f"{d.nuclide or '?'}, half-life {d.half_life_s / 3600:.2f} h",
             src.get("half_life_s"),
         ),
-        line("injection", d.injection_datetime.isoformat(sep=" "), d.injection_time_source),
-        line("scan reference", d.scan_datetime.isoformat(sep=" "), d.scan_time_source),
+        line("injection", _when(d.injection_datetime), d.injection_time_source),
+        line("scan reference", _when(d.scan_datetime), d.scan_time_source),
         line("after injection", f"{d.hours_after_injection:.2f} h"),
         line(
             "injected activity",
@@ -124,18 +143,31 @@ def describe(derivation: SuvDerivation, n_slices: int) -> str:
             src.get("injected_activity_bq"),
         ),
     ]
-    if decayed_bq is not None and d.decay_correction == "START":
-        lines.append(line("decayed to scan", f"{decayed_bq / 1e6:.3f} MBq"))
     lines.append(line("weight", f"{d.weight_kg:g} kg", src.get("weight_kg")))
     if d.height_m is not None:
         lines.append(line("height", f"{d.height_m:g} m", src.get("height_m")))
-    lines.append(line("SUVbw factor", f"{d.suv_bw_factor:.6g} (g/mL per stored unit)"))
-    if d.suv_lbm_factor is not None:
-        lines.append(line("SUL factor", f"{d.suv_lbm_factor:.6g} (g/mL per stored unit)"))
-    if d.suv_bsa_factor is not None:
-        lines.append(line("SUVbsa factor", f"{d.suv_bsa_factor:.6g} (cm2/mL per stored unit)"))
+    if d.sex is not None:
+        lines.append(line("sex", d.sex, src.get("sex")))
+    lines.append(
+        line(
+            "SUVbw factor",
+            f"{d.suv_bw_factor:.6g} (g/mL per stored unit)",
+            src.get("suv_bw_factor"),
+        )
+    )
+    for label, value, unit in (
+        ("SUL factor", d.suv_lbm_factor, "g/mL"),
+        ("SUVbsa factor", d.suv_bsa_factor, "cm2/mL"),
+        ("SUVibw factor", d.suv_ibw_factor, "g/mL"),
+    ):
+        text = "needs height and sex" if value is None else f"{value:.6g} ({unit} per stored unit)"
+        lines.append(line(label, text))
     if d.slice_corrections:
         lines.append(line("per-slice decay", f"{len(d.slice_corrections)} slice factors"))
     for warning in d.warnings:
         lines.append(f"  warning: {warning}")
     return "\n".join(lines) + "\n"
+
+
+def _when(moment: datetime | None) -> str:
+    return "(not known)" if moment is None else moment.isoformat(sep=" ")

@@ -1,8 +1,8 @@
 """``immunopet measure PET VOIS...``: SUV metrics of every VOI, one row per VOI.
 
-PET is a folder holding one PET series (SUV from the DICOM header, with the override options of
-``immunopet inspect``), or a NIfTI image with a PET-BIDS JSON sidecar of the same stem (SUVbw
-from the sidecar; ``--weight-kg`` when the sidecar lacks the weight). VOIS are label maps, DICOM
+PET is a folder holding one PET series or a NIfTI image with a PET-BIDS JSON sidecar of the
+same stem; both go through :func:`immunopet.suv.volume.read_suv_volume` with the override
+options of ``immunopet inspect``. VOIS are label maps, DICOM
 SEG or RTSTRUCT files and point tables (spheres or seeds), see
 :mod:`immunopet.voi.sources`.
 
@@ -30,14 +30,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from immunopet.cli.inspect import add_override_arguments, overrides_from
-from immunopet.errors import InputError, SuvError
-from immunopet.image import ImageVolume, Unit
-from immunopet.io.bids import derive_suv_from_sidecar
+from immunopet.errors import InputError
+from immunopet.image import ImageVolume
 from immunopet.io.dicom import find_one_pet
-from immunopet.io.nifti import read_nifti, sidecar_path
 from immunopet.metrics import describe_voi
 from immunopet.suv.volume import read_suv_volume
 from immunopet.voi.geometry import (
@@ -75,7 +71,6 @@ COLUMNS = (
 
 _DECIMALS = {"volume_ml": 3, "long_axis_mm": 1, "diameter_3d_mm": 1}
 _TEXT_COLUMNS = {"voi", "kind", "method", "source", "normalisation", "measurable", "warnings"}
-_NIFTI_ONLY_BW = "only body-weight SUV (--normalisation bw) can be derived from a PET-BIDS sidecar"
 
 
 @dataclass(frozen=True)
@@ -118,9 +113,10 @@ def register(subparsers: Any) -> None:
     output.add_argument("--csv", action="store_true", help="print comma-separated values")
     parser.add_argument(
         "--normalisation",
-        choices=("bw", "lbm", "bsa"),
+        choices=("bw", "lbm", "bsa", "ibw"),
         default="bw",
-        help="SUV normalisation: body weight (default), lean body mass (SUL), body surface area",
+        help="SUV normalisation: body weight (default), lean body mass (SUL, Janmahasatian), "
+        "body surface area (Du Bois), ideal body weight",
     )
     parser.add_argument(
         "--peak-radius-mm",
@@ -172,51 +168,16 @@ def read_pet_image(args: argparse.Namespace) -> PetImage:
     ------
     SuvError
         No SUV can be derived (DICOM header, or sidecar missing or incomplete).
-    InputError
-        A header override given for a NIfTI image (only ``--weight-kg`` applies there).
     """
-    path = Path(args.pet)
-    if not _is_nifti(path):
-        series = find_one_pet(path)
-        suv = read_suv_volume(
-            series, overrides=overrides_from(args), normalisation=args.normalisation
-        )
-        return PetImage(
-            volume=suv.volume,
-            normalisation=suv.normalisation,
-            frame_of_reference_uid=series.frame_of_reference_uid or None,
-            warnings=tuple(suv.derivation.warnings),
-            hours_after_injection=suv.derivation.hours_after_injection,
-        )
-    for option in ("injection_datetime", "height_m", "sex", "injected_activity_bq", "half_life_s"):
-        if getattr(args, option) is not None:
-            raise InputError(
-                "this option applies to DICOM input only; edit the PET-BIDS sidecar instead",
-                file=path,
-                tag="--" + option.replace("_", "-"),
-                value=str(getattr(args, option)),
-                expected="only --weight-kg for a NIfTI image",
-            )
-    if args.normalisation != "bw":
-        raise SuvError(_NIFTI_ONLY_BW, file=path, tag="--normalisation", value=args.normalisation)
-    image = read_nifti(path)
-    if image.sidecar is None:
-        raise SuvError(
-            "no PET-BIDS sidecar next to the image",
-            file=path,
-            tag="sidecar",
-            value="missing",
-            expected=f"{sidecar_path(path).name} with Units, InjectedRadioactivity, ...",
-        )
-    derived = derive_suv_from_sidecar(
-        image.sidecar, weight_kg=args.weight_kg, source=sidecar_path(path)
+    suv = read_suv_volume(
+        Path(args.pet), overrides=overrides_from(args), normalisation=args.normalisation
     )
-    values = np.asarray(image.volume.array, dtype=np.float32) * np.float32(derived.factor)
     return PetImage(
-        volume=image.volume.with_array(values, unit=Unit.SUV_BW),
-        normalisation="bw",
-        frame_of_reference_uid=None,
-        warnings=(*image.warnings, *derived.warnings),
+        volume=suv.volume,
+        normalisation=suv.normalisation,
+        frame_of_reference_uid=suv.frame_of_reference_uid,
+        warnings=tuple(suv.derivation.warnings),
+        hours_after_injection=suv.derivation.hours_after_injection,
     )
 
 

@@ -1,8 +1,9 @@
 """``immunopet suv DICOM_DIR -o out.nii.gz``: a PET series as an SUV (or activity) NIfTI.
 
 Writes the volume with a PET-BIDS ``_pet.json``-style sidecar next to it (same stem) that
-states the tracer, the injected activity, TimeZero and ScanStart (multi-day delays included)
-and the units, so that the file can be read back to the same SUV.
+states the tracer (from (0018,0031) Radiopharmaceutical), the injected activity, TimeZero and
+ScanStart (multi-day delays included), FrameDuration, the units and the normalisation, so that
+``immunopet measure`` reads the file back to the same SUV in the same normalisation.
 """
 
 from __future__ import annotations
@@ -11,14 +12,12 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from immunopet.cli.inspect import add_override_arguments, overrides_from
 from immunopet.io.bids import pet_sidecar
-from immunopet.io.dicom import find_one_pet, load_series_volume
+from immunopet.io.dicom import find_one_pet
 from immunopet.io.nifti import write_nifti
-from immunopet.suv.factors import derive_suv
-from immunopet.suv.volume import read_suv_volume
+from immunopet.suv.sidecar import SUV_SIDECAR_UNITS
+from immunopet.suv.volume import read_activity_volume, read_suv_volume
 
 
 def register(subparsers: Any) -> None:
@@ -32,9 +31,10 @@ def register(subparsers: Any) -> None:
     parser.add_argument("-o", "--output", required=True, help="output .nii.gz path")
     parser.add_argument(
         "--normalisation",
-        choices=("bw", "lbm", "bsa"),
+        choices=("bw", "lbm", "bsa", "ibw"),
         default="bw",
-        help="SUV normalisation: body weight (default), lean body mass (SUL) or body surface area",
+        help="SUV normalisation: body weight (default), lean body mass (SUL, Janmahasatian), "
+        "body surface area (Du Bois) or ideal body weight",
     )
     parser.add_argument(
         "--activity",
@@ -45,32 +45,47 @@ def register(subparsers: Any) -> None:
     parser.set_defaults(func=run)
 
 
+def _header_text(value: Any) -> str | None:
+    text = str(value).strip() if value is not None else ""
+    return text or None
+
+
+def _frame_duration_s(header: Any) -> float | None:
+    raw = header.get("ActualFrameDuration")
+    try:
+        return None if raw is None else float(raw) / 1000.0
+    except (TypeError, ValueError):
+        return None
+
+
 def run(args: argparse.Namespace) -> int:
     output = Path(args.output)
     overrides = overrides_from(args)
     series = find_one_pet(args.dicom_dir)
+    header = series.header
+    items = header.get("RadiopharmaceuticalInformationSequence") or []
+    tracer = _header_text(items[0].get("Radiopharmaceutical")) if items else None
+    frame_duration_s = _frame_duration_s(header)
     if args.activity:
-        derivation = derive_suv(series.headers, source=series.files[0], overrides=overrides)
-        stored = load_series_volume(series)
-        if derivation.bqml_factor is None:
-            from immunopet.errors import SuvError
-
-            raise SuvError(
-                "activity concentration is not known for this series, only its SUV",
-                file=series.files[0],
-                tag="(7053,1009) Activity Concentration Scale Factor",
-                value="missing",
-                expected="a factor to Bq/mL (write SUV instead: drop --activity)",
-            )
-        volume = stored.with_array(
-            np.asarray(stored.array, dtype=np.float32) * np.float32(derivation.bqml_factor),
-            unit="BQML",
+        activity = read_activity_volume(series, overrides=overrides)
+        volume, derivation = activity.volume, activity.derivation
+        sidecar = pet_sidecar(
+            derivation,
+            units="Bq/mL",
+            tracer_name=tracer,
+            frame_duration_s=frame_duration_s,
+            decay_reference=activity.decay_reference,
         )
-        sidecar = pet_sidecar(derivation, units="Bq/mL")
     else:
         suv = read_suv_volume(series, overrides=overrides, normalisation=args.normalisation)
         volume, derivation = suv.volume, suv.derivation
-        sidecar = pet_sidecar(derivation, units="g/mL")
+        sidecar = pet_sidecar(
+            derivation,
+            units=SUV_SIDECAR_UNITS[args.normalisation],  # type: ignore[arg-type]
+            normalisation=args.normalisation,
+            tracer_name=tracer,
+            frame_duration_s=frame_duration_s,
+        )
     output.parent.mkdir(parents=True, exist_ok=True)
     path = write_nifti(volume, output, sidecar=sidecar)
     print(f"wrote {path} ({volume.unit}, {derivation.hours_after_injection:.1f} h p.i.)")

@@ -15,7 +15,11 @@ Decay reference written in ``ImageDecayCorrectionTime`` (seconds after ``TimeZer
 - data not decay-corrected (DICOM ``NONE``): ``ImageDecayCorrected`` false and no
   ``ImageDecayCorrectionTime``.
 
-:func:`derive_suv_from_sidecar` reads exactly these fields back. What BIDS has no field for
+:func:`immunopet.suv.sidecar.derive_suv_from_sidecar` reads exactly these fields back (this
+module only writes: no SUV arithmetic outside :mod:`immunopet.suv`). An SUV image states its
+normalisation (``ImmunoPET.normalisation``), ``Units`` ``g/mL`` (bw, lbm, ibw) or ``cm2/mL``
+(bsa), and the body-size normalisers (``ImmunoPET.normalisers``: g, or cm² for bsa) so that it
+can be read back in any normalisation. What BIDS has no field for
 (body weight, which BIDS would keep in ``participants.tsv``; height; the half-life used; where
 each number came from) goes into an ``"ImmunoPET"`` object in the sidecar. No patient name,
 ID, birth date, sex or series UID is written.
@@ -23,30 +27,21 @@ ID, birth date, sex or series UID is written.
 
 from __future__ import annotations
 
-import math
-import warnings
 from collections.abc import Mapping
-from dataclasses import dataclass, field
-from os import PathLike
 from typing import Any, Literal
 
-from immunopet.errors import InputError, SuvError, SuvWarning
-from immunopet.suv.decay import elapsed_seconds, frame_decay_correction
+from immunopet.errors import InputError
+from immunopet.suv.decay import elapsed_seconds
 from immunopet.suv.nuclides import find_nuclide
 from immunopet.suv.record import SuvDerivation
 
-__all__ = [
-    "IMMUNOPET_KEY",
-    "SidecarSuv",
-    "derive_suv_from_sidecar",
-    "pet_sidecar",
-    "suv_factor_from_sidecar",
-]
+__all__ = ["IMMUNOPET_KEY", "pet_sidecar"]
 
 IMMUNOPET_KEY = "ImmunoPET"
 """Sidecar key of the object holding immunopet's own fields."""
 
-SidecarUnits = Literal["Bq/mL", "g/mL"]
+SidecarUnits = Literal["Bq/mL", "g/mL", "cm2/mL"]
+_SUV_UNITS = {"bw": "g/mL", "lbm": "g/mL", "ibw": "g/mL", "bsa": "cm2/mL"}
 DecayReference = Literal["scan", "injection"]
 
 _ACTIVITY_UNIT_BQ: dict[str, float] = {
@@ -90,6 +85,7 @@ def pet_sidecar(
     derivation: SuvDerivation,
     *,
     units: SidecarUnits = "Bq/mL",
+    normalisation: str | None = None,
     tracer_name: str | None = None,
     frame_duration_s: float | None = None,
     decay_reference: DecayReference | None = None,
@@ -101,9 +97,12 @@ def pet_sidecar(
     ----------
     derivation : SuvDerivation
         How the series' SUV was derived (injection, scan time, weight, half-life ...).
-    units : {"Bq/mL", "g/mL"}
-        What the NIfTI values will be: activity concentration, or SUVbw (stored value x
-        ``derivation.suv_bw_factor``, decay-corrected to injection by definition).
+    units : {"Bq/mL", "g/mL", "cm2/mL"}
+        What the NIfTI values will be: activity concentration, or SUV (decay-corrected to
+        injection by definition) in the normalisation ``normalisation``.
+    normalisation : {"bw", "lbm", "bsa", "ibw"}, optional
+        Of SUV values; default ``derivation.normalisation``. Must match ``units`` (``cm2/mL``
+        for bsa, ``g/mL`` for the others).
     tracer_name : str, optional
         ``TracerName`` (e.g. ``"89Zr-durvalumab"``); ``"n/a"`` when not given.
     frame_duration_s : float, optional, s
@@ -148,9 +147,28 @@ def pet_sidecar(
     >>> side["TracerRadionuclide"], side["InjectedRadioactivity"]
     ('Zr89', 37.0)
     """
-    if units not in ("Bq/mL", "g/mL"):
+    if units not in ("Bq/mL", "g/mL", "cm2/mL"):
         raise InputError(
-            "unsupported sidecar units", tag="units", value=units, expected="'Bq/mL' or 'g/mL'"
+            "unsupported sidecar units",
+            tag="units",
+            value=units,
+            expected="'Bq/mL', 'g/mL' or 'cm2/mL'",
+        )
+    norm = normalisation or derivation.normalisation
+    if units != "Bq/mL" and _SUV_UNITS.get(norm) != units:
+        raise InputError(
+            "SUV units do not match the normalisation",
+            tag="units",
+            value=f"{units} for {norm}",
+            expected=f"{_SUV_UNITS.get(norm, 'g/mL')} for normalisation {norm!r}",
+        )
+    if derivation.injection_datetime is None or derivation.scan_datetime is None:
+        raise InputError(
+            "the injection and scan date-times are needed to write a sidecar",
+            file=derivation.series_uid,
+            tag="injection_datetime",
+            value="missing",
+            expected="date-times (or --injection-datetime)",
         )
     time_zero = derivation.injection_datetime.replace(microsecond=0)
     injection_start_s = elapsed_seconds(time_zero, derivation.injection_datetime)
@@ -165,13 +183,13 @@ def pet_sidecar(
         )
 
     reference: DecayReference | None
-    if units == "g/mL":
+    if units != "Bq/mL":
         if decay_reference not in (None, "injection"):
             raise InputError(
                 "SUV images are decay-corrected to injection by definition",
                 tag="decay_reference",
                 value=decay_reference,
-                expected="'injection' or None with units='g/mL'",
+                expected="'injection' or None with SUV units",
             )
         reference = "injection"
     elif decay_reference is not None:
@@ -239,6 +257,13 @@ def pet_sidecar(
     }
     if derivation.height_m is not None:
         own["height_m"] = derivation.height_m
+    if units != "Bq/mL":
+        own["normalisation"] = norm
+        own["suv_type"] = derivation.suv_type
+    own["normalisers"] = {
+        name: value for name, value in derivation.normalisers.items() if value is not None
+    }
+    own["reference_time_rule"] = derivation.reference_time_rule
     sidecar[IMMUNOPET_KEY] = own
 
     for key, value in (extra or {}).items():
@@ -251,281 +276,3 @@ def pet_sidecar(
             )
         sidecar[key] = value
     return sidecar
-
-
-# ---------------------------------------------------------------------------- reading
-@dataclass(frozen=True)
-class SidecarSuv:
-    """How a NIfTI image's values become SUVbw, from its PET-BIDS sidecar.
-
-    Attributes
-    ----------
-    factor : float, g/Bq (Bq/mL images) or 1 (g/mL images)
-        Voxel value x factor = SUVbw decay-corrected to injection.
-    decay_factor : float
-        The part of ``factor`` that moves the decay reference back to injection
-        (:math:`2^{(t_c - t_i)/T_{1/2}}`, with the frame correction for uncorrected data).
-    weight_kg : float or None, kg
-        Body weight used (``None`` for g/mL images, where it is not needed).
-    injected_activity_bq : float or None, Bq
-    half_life_s : float, s
-    decay_correction_time_s : float, s
-        Decay reference of the image, seconds after injection.
-    sources : mapping of str to str
-        Where weight, activity and half-life came from (sidecar key or ``"argument"``).
-    warnings : tuple of str
-    """
-
-    factor: float
-    decay_factor: float
-    weight_kg: float | None
-    injected_activity_bq: float | None
-    half_life_s: float
-    decay_correction_time_s: float
-    sources: Mapping[str, str] = field(default_factory=dict)
-    warnings: tuple[str, ...] = ()
-
-
-def _require(sidecar: Mapping[str, Any], key: str, source: Any, expected: str) -> Any:
-    if key not in sidecar or sidecar[key] is None:
-        raise SuvError(
-            "sidecar field needed for the SUV is missing",
-            file=source,
-            tag=key,
-            value="missing",
-            expected=expected,
-        )
-    return sidecar[key]
-
-
-def _number(value: Any, key: str, source: Any, *, positive: bool = False) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
-        raise SuvError("sidecar field is not a number", file=source, tag=key, value=value)
-    if positive and value <= 0:
-        raise SuvError(
-            "sidecar field must be positive", file=source, tag=key, value=value, expected="> 0"
-        )
-    return float(value)
-
-
-def _half_life(sidecar: Mapping[str, Any], source: Any) -> tuple[float, str]:
-    own = sidecar.get(IMMUNOPET_KEY)
-    if isinstance(own, Mapping) and own.get("half_life_s") is not None:
-        key = f"{IMMUNOPET_KEY}.half_life_s"
-        return _number(own["half_life_s"], key, source, positive=True), key
-    name = _require(sidecar, "TracerRadionuclide", source, "a nuclide such as 'Zr89'")
-    try:
-        nuclide = find_nuclide(str(name))
-    except InputError as exc:
-        raise SuvError(
-            "unknown radionuclide",
-            file=source,
-            tag="TracerRadionuclide",
-            value=name,
-            expected=exc.expected,
-        ) from exc
-    return nuclide.half_life_s, "TracerRadionuclide"
-
-
-def derive_suv_from_sidecar(
-    sidecar: Mapping[str, Any],
-    *,
-    weight_kg: float | None = None,
-    normalisation: Literal["bw"] = "bw",
-    source: str | PathLike[str] | None = None,
-) -> SidecarSuv:
-    """Derive the voxel value -> SUVbw (decay-corrected to injection) factor from a sidecar.
-
-    Parameters
-    ----------
-    sidecar : mapping
-        PET-BIDS sidecar content.
-    weight_kg : float, optional, kg
-        Body weight; default the sidecar's ``ImmunoPET.weight_kg``.
-    normalisation : {"bw"}
-        Only body weight: height and sex (for SUL, SUVbsa) are not kept in the sidecar.
-    source : path-like, optional
-        The sidecar's file, named in error messages.
-
-    Returns
-    -------
-    SidecarSuv
-
-    Raises
-    ------
-    SuvError
-        When a needed field is missing or invalid (the message names ``source`` and the
-        key), or the image is not decay-corrected and has no single frame to correct it.
-
-    Notes
-    -----
-    With :math:`t_i` = ``InjectionStart``, :math:`t_c` = ``ImageDecayCorrectionTime`` (both
-    relative to ``TimeZero``), :math:`T` the half-life, :math:`A` = ``InjectedRadioactivity``
-    in Bq and :math:`W` the weight in g, a Bq/mL value :math:`C(t_c)` is the concentration
-    the tissue had at :math:`t_c`; at injection it was :math:`C(t_c)\\,2^{(t_c - t_i)/T}`, so
-
-    .. math:: \\mathrm{SUV_{bw}} = C(t_c) \\cdot \\frac{W}{A} \\cdot 2^{(t_c - t_i)/T}.
-
-    Decay-corrected to injection (:math:`t_c = t_i`) this is :math:`W/A`; corrected to scan
-    start (:math:`t_c` = ``ScanStart``) it includes :math:`2^{\\mathrm{ScanStart}/T}`.
-    For g/mL images the factor is the decay term alone. For images not decay-corrected, a
-    single frame (``FrameTimesStart`` :math:`t_0`, ``FrameDuration`` :math:`D`) gives
-    :math:`C(t_0) = \\bar C \\, \\lambda D / (1 - e^{-\\lambda D})` and :math:`t_c = t_0`,
-    recorded as a warning (a multi-bed scan has one start per bed, which BIDS does not keep).
-    """
-    if normalisation != "bw":
-        raise SuvError(
-            "only body-weight SUV can be derived from a PET-BIDS sidecar",
-            file=source,
-            tag="normalisation",
-            value=normalisation,
-            expected="'bw' (height and sex are not kept in the sidecar)",
-        )
-    notes: list[str] = []
-    sources: dict[str, str] = {}
-    units = _require(sidecar, "Units", source, "'Bq/mL' or 'g/mL'")
-    if units not in ("Bq/mL", "g/mL"):
-        raise SuvError(
-            "unsupported units for SUV",
-            file=source,
-            tag="Units",
-            value=units,
-            expected="'Bq/mL' or 'g/mL'",
-        )
-    half_life_s, sources["half_life_s"] = _half_life(sidecar, source)
-    if "InjectionStart" in sidecar:
-        injection_start_s = _number(sidecar["InjectionStart"], "InjectionStart", source)
-    else:
-        injection_start_s = 0.0
-        notes.append(f"{source}: InjectionStart missing; injection taken at TimeZero (0 s)")
-
-    corrected = _require(sidecar, "ImageDecayCorrected", source, "true or false")
-    if not isinstance(corrected, bool):
-        raise SuvError(
-            "sidecar field is not a boolean",
-            file=source,
-            tag="ImageDecayCorrected",
-            value=corrected,
-            expected="true or false",
-        )
-    frame_factor = 1.0
-    if corrected:
-        correction_time_s = _number(
-            _require(sidecar, "ImageDecayCorrectionTime", source, "seconds after TimeZero"),
-            "ImageDecayCorrectionTime",
-            source,
-        )
-    else:
-        starts = _require(sidecar, "FrameTimesStart", source, "one frame start (s)")
-        durations = _require(sidecar, "FrameDuration", source, "one frame duration (s)")
-        if not isinstance(starts, list) or not isinstance(durations, list) or len(starts) != 1:
-            raise SuvError(
-                "image is not decay-corrected and is not a single frame",
-                file=source,
-                tag="FrameTimesStart",
-                value=starts,
-                expected="ImageDecayCorrected true, or exactly one frame",
-            )
-        if len(durations) != 1:
-            raise SuvError(
-                "FrameDuration does not match FrameTimesStart",
-                file=source,
-                tag="FrameDuration",
-                value=durations,
-                expected="one duration",
-            )
-        correction_time_s = _number(starts[0], "FrameTimesStart", source)
-        duration_s = _number(durations[0], "FrameDuration", source)
-        frame_factor = frame_decay_correction(duration_s, half_life_s)
-        note = (
-            f"{source}: image not decay-corrected; corrected from its single frame "
-            f"(start {correction_time_s:g} s, duration {duration_s:g} s); bed-by-bed start "
-            "times of a multi-bed scan are not known from the sidecar"
-        )
-        warnings.warn(note, SuvWarning, stacklevel=2)
-        notes.append(note)
-
-    delay_s = correction_time_s - injection_start_s
-    decay_term = frame_factor * 2.0 ** (delay_s / half_life_s)
-
-    if units == "g/mL":
-        return SidecarSuv(
-            factor=decay_term,
-            decay_factor=decay_term,
-            weight_kg=None,
-            injected_activity_bq=None,
-            half_life_s=half_life_s,
-            decay_correction_time_s=delay_s,
-            sources=sources,
-            warnings=tuple(notes),
-        )
-
-    activity = _number(
-        _require(sidecar, "InjectedRadioactivity", source, "a positive number"),
-        "InjectedRadioactivity",
-        source,
-        positive=True,
-    )
-    activity_unit = _require(
-        sidecar, "InjectedRadioactivityUnits", source, "MBq (or Bq, kBq, GBq, mCi, uCi)"
-    )
-    if activity_unit not in _ACTIVITY_UNIT_BQ:
-        raise SuvError(
-            "unsupported activity unit",
-            file=source,
-            tag="InjectedRadioactivityUnits",
-            value=activity_unit,
-            expected=", ".join(_ACTIVITY_UNIT_BQ),
-        )
-    injected_bq = activity * _ACTIVITY_UNIT_BQ[activity_unit]
-    sources["injected_activity_bq"] = "InjectedRadioactivity"
-
-    if weight_kg is not None:
-        weight = _number(weight_kg, "weight_kg", source, positive=True)
-        sources["weight_kg"] = "argument"
-    else:
-        own = sidecar.get(IMMUNOPET_KEY)
-        key = f"{IMMUNOPET_KEY}.weight_kg"
-        if not isinstance(own, Mapping) or own.get("weight_kg") is None:
-            raise SuvError(
-                "body weight is needed for SUVbw",
-                file=source,
-                tag=key,
-                value="missing",
-                expected="weight in kg in the sidecar, or weight_kg=",
-            )
-        weight = _number(own["weight_kg"], key, source, positive=True)
-        sources["weight_kg"] = key
-    factor = weight * 1000.0 / injected_bq * decay_term
-    return SidecarSuv(
-        factor=factor,
-        decay_factor=decay_term,
-        weight_kg=weight,
-        injected_activity_bq=injected_bq,
-        half_life_s=half_life_s,
-        decay_correction_time_s=delay_s,
-        sources=sources,
-        warnings=tuple(notes),
-    )
-
-
-def suv_factor_from_sidecar(
-    sidecar: Mapping[str, Any],
-    *,
-    weight_kg: float | None = None,
-    normalisation: Literal["bw"] = "bw",
-    source: str | PathLike[str] | None = None,
-) -> float:
-    """The factor of :func:`derive_suv_from_sidecar` alone (voxel value -> SUVbw at injection).
-
-    Examples
-    --------
-    >>> side = {"Units": "Bq/mL", "TracerRadionuclide": "Zr89", "InjectionStart": 0,
-    ...         "ImageDecayCorrected": True, "ImageDecayCorrectionTime": 0,
-    ...         "InjectedRadioactivity": 37, "InjectedRadioactivityUnits": "MBq"}
-    >>> round(suv_factor_from_sidecar(side, weight_kg=70) * 1e3, 6)  # 70000 g / 37e6 Bq
-    1.891892
-    """
-    return derive_suv_from_sidecar(
-        sidecar, weight_kg=weight_kg, normalisation=normalisation, source=source
-    ).factor

@@ -52,7 +52,9 @@ LPS_TO_RAS = np.diag([-1.0, -1.0, 1.0, 1.0])
 _AXES_REORDER = [2, 1, 0, 3]
 """Column order turning a ``(k, j, i, t)`` affine into ``(i, j, k, t)`` (also its own inverse)."""
 
-_SIDECAR_UNITS: dict[str, Unit] = {"Bq/mL": Unit.BQML, "g/mL": Unit.SUV_BW}
+_SUV_UNIT_OF: dict[str, Unit] = {"lbm": Unit.SUV_LBM, "ibw": Unit.SUV_IBW}
+"""Unit of a ``g/mL`` image whose sidecar states another normalisation than body weight."""
+_SIDECAR_UNITS: dict[str, Unit] = {"Bq/mL": Unit.BQML, "g/mL": Unit.SUV_BW, "cm2/mL": Unit.SUV_BSA}
 """PET-BIDS ``Units`` values understood when reading, and the unit they give."""
 
 _NIFTI_SUFFIXES = (".nii.gz", ".nii")
@@ -266,6 +268,10 @@ def _unit_from(unit: Unit | str | None, sidecar: Mapping[str, Any] | None, path:
             value=text,
             expected=" or ".join(repr(k) for k in _SIDECAR_UNITS) + " (or pass unit=)",
         )
+    own = sidecar.get("ImmunoPET")
+    normalisation = own.get("normalisation") if isinstance(own, Mapping) else None
+    if text == "g/mL" and normalisation in _SUV_UNIT_OF:
+        return _SUV_UNIT_OF[str(normalisation)]
     return _SIDECAR_UNITS[text]
 
 
@@ -278,7 +284,8 @@ def read_nifti(path: str | Path, *, unit: Unit | str | None = None) -> NiftiImag
         ``.nii`` or ``.nii.gz`` file.
     unit : Unit or str, optional
         Meaning of the values. Default: from the sidecar ``"Units"`` (``"Bq/mL"`` -> BQML,
-        ``"g/mL"`` -> SUVbw), else ``NONE``.
+        ``"g/mL"`` -> SUVbw, or SUVlbm/SUVibw when ``ImmunoPET.normalisation`` says so,
+        ``"cm2/mL"`` -> SUVbsa), else ``NONE``.
 
     Returns
     -------

@@ -841,8 +841,8 @@ def qc_scan_volume(
     study : Study
         For its root and settings (normalisation).
     suv_bw_factor : float, optional
-        For a NIfTI PET: the factor the pipeline recorded in the scans table (stored values
-        x factor = SUVbw); a DICOM PET is converted from its headers and the overrides.
+        Ignored (kept for callers): DICOM and NIfTI PETs are both converted by
+        :func:`immunopet.suv.volume.read_suv_volume`, as in the pipeline.
 
     Returns
     -------
@@ -852,32 +852,18 @@ def qc_scan_volume(
     Raises
     ------
     InputError
-        A NIfTI PET without a factor; and whatever reading the PET or VOIs raises.
+        Whatever reading the PET or VOIs raises.
     """
-    from immunopet.io.nifti import read_nifti
     from immunopet.study.pipeline import merged_overrides
     from immunopet.suv.volume import read_suv_volume
     from immunopet.voi.sources import load_vois
 
     root = Path(study.root)
     pet = _resolved(ref.scan.pet, root)
-    if pet.name.lower().endswith((".nii", ".nii.gz")):
-        if suv_bw_factor is None or not math.isfinite(suv_bw_factor):
-            raise InputError(
-                "a NIfTI PET needs the SUV factor of the scans table",
-                file=pet,
-                tag="suv_bw_factor",
-                value="missing",
-                expected="the run's scans table row of this scan",
-            )
-        image = read_nifti(pet).volume
-        volume = image.with_array(
-            np.asarray(image.array, dtype=np.float32) * np.float32(suv_bw_factor), unit="SUVbw"
-        )
-    else:
-        volume = read_suv_volume(
-            pet, overrides=merged_overrides(ref), normalisation=study.settings.normalisation
-        ).volume
+    # the same entry point as the pipeline, DICOM or NIfTI + sidecar (suv_bw_factor unused)
+    volume = read_suv_volume(
+        pet, overrides=merged_overrides(ref), normalisation=study.settings.normalisation
+    ).volume
     masks: dict[str, np.ndarray] = {}
     for source in ref.scan.vois:
         resolved = VoiSource(_resolved(source.path, root), source.kind)

@@ -65,14 +65,14 @@ from tqdm import tqdm
 from immunopet import __version__
 from immunopet.errors import ImmunoPETWarning, InputError
 from immunopet.image import ImageVolume, Unit
-from immunopet.io.bids import IMMUNOPET_KEY, DecayReference, pet_sidecar
-from immunopet.io.dicom import find_one_pet, load_series_volume
+from immunopet.io.bids import IMMUNOPET_KEY, pet_sidecar
+from immunopet.io.dicom import find_one_pet
 from immunopet.io.nifti import read_nifti, sidecar_path, write_nifti, write_sidecar
 from immunopet.study.model import ScanRef, Study
 from immunopet.study.pipeline import merged_overrides
 from immunopet.suv.decay import elapsed_seconds
-from immunopet.suv.factors import derive_suv
 from immunopet.suv.record import SuvOverrides
+from immunopet.suv.volume import read_activity_volume
 
 __all__ = ["BIDS_VERSION", "bids_label", "export_bids"]
 
@@ -312,27 +312,9 @@ def _load_dicom_scan(
     ref: ScanRef, pet: Path, overrides: SuvOverrides, tracer: str, tracer_mass_mg: float | None
 ) -> _LoadedScan:
     series = find_one_pet(pet)
-    derivation = derive_suv(series.headers, source=series.files[0], overrides=overrides)
+    activity = read_activity_volume(series, overrides=overrides)
+    derivation, reference, how = activity.derivation, activity.decay_reference, activity.how
     header = series.header
-    stored = load_series_volume(series)
-    values = np.asarray(stored.array, dtype=np.float64)
-    code = derivation.decay_correction.strip().upper()
-    reference: DecayReference | None
-    if derivation.bqml_factor is not None and code in ("START", "ADMIN"):
-        bqml = values * derivation.bqml_factor
-        how = "as stored by the scanner"
-        reference = None  # follows (0054,1102) DecayCorrection
-    else:
-        # SUVbw (decay-corrected to injection) x activity / weight = Bq/mL at injection
-        suv = values * derivation.suv_bw_factor
-        if derivation.slice_corrections:
-            per_slice = np.array(
-                [derivation.slice_corrections[str(h.SOPInstanceUID)] for h in series.headers]
-            )
-            suv = suv * per_slice[:, np.newaxis, np.newaxis]
-        bqml = suv * derivation.injected_activity_bq / (derivation.weight_kg * 1000.0)
-        how = "converted from SUVbw; decay-corrected to injection"
-        reference = "injection"
     fields, notes, attenuation_corrected = _dicom_fields(header)
     if not tracer:
         items = header.get("RadiopharmaceuticalInformationSequence") or [Dataset()]
@@ -359,7 +341,9 @@ def _load_dicom_scan(
     own["source_format"] = "DICOM"
     sidecar[IMMUNOPET_KEY] = own
     return _LoadedScan(
-        volume=stored.with_array(bqml.astype(np.float32), unit=Unit.BQML),
+        volume=activity.volume.with_array(
+            np.asarray(activity.volume.array, dtype=np.float32), unit=Unit.BQML
+        ),
         sidecar=sidecar,
         attenuation_corrected=attenuation_corrected,
         hours_after_injection=derivation.hours_after_injection,

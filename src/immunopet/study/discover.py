@@ -66,6 +66,11 @@ SAME_INJECTION_S = 60.0
 _TOLERANCE = 0.10
 
 
+def _when(moment: datetime | None) -> datetime:
+    """A DICOM SUV record's date-time (always known for DICOM; the earliest otherwise)."""
+    return datetime.min if moment is None else moment
+
+
 def nominal_hours(hours: float) -> float:
     """The protocol time point of a scan taken ``hours`` after injection.
 
@@ -227,7 +232,7 @@ def _match_ct(
         candidates = [s for s in cts if s.study_uid and s.study_uid == pet.series.study_uid]
     if not candidates:
         return None, None
-    moment = pet.derivation.scan_datetime
+    moment = _when(pet.derivation.scan_datetime)
 
     def distance(ct: DicomSeries) -> float:
         when = _series_moment(ct)
@@ -318,7 +323,7 @@ def draft_manifest_from_dicom(root: str | os.PathLike[str], *, progress: bool = 
         by_patient.setdefault(item.patient_key, []).append(item)
     order = sorted(
         by_patient,
-        key=lambda k: min(p.derivation.injection_datetime for p in by_patient[k]),
+        key=lambda k: min(_when(p.derivation.injection_datetime) for p in by_patient[k]),
     )
     width = max(2, len(str(len(order))))
     patients: list[Patient] = []
@@ -328,12 +333,15 @@ def draft_manifest_from_dicom(root: str | os.PathLike[str], *, progress: bool = 
         pseudonym = f"P{number:0{width}d}"
         items = sorted(
             by_patient[key],
-            key=lambda p: (p.derivation.injection_datetime, p.derivation.scan_datetime),
+            key=lambda p: (
+                _when(p.derivation.injection_datetime),
+                _when(p.derivation.scan_datetime),
+            ),
         )
         groups: list[list[_Placed]] = []
         for item in items:
-            start = groups[-1][0].derivation.injection_datetime if groups else None
-            moment = item.derivation.injection_datetime
+            start = _when(groups[-1][0].derivation.injection_datetime) if groups else None
+            moment = _when(item.derivation.injection_datetime)
             if start is not None and (moment - start).total_seconds() <= SAME_INJECTION_S:
                 groups[-1].append(item)
             else:
@@ -394,7 +402,7 @@ def _draft_injection(
     notes: list[str] = []
     hours: dict[str, float] = {}
     kept: dict[float, _Placed] = {}
-    for item in sorted(group, key=lambda p: p.derivation.scan_datetime):
+    for item in sorted(group, key=lambda p: _when(p.derivation.scan_datetime)):
         nominal = nominal_hours(item.derivation.hours_after_injection)
         if nominal in kept:
             unplaced.append(

@@ -18,7 +18,7 @@ analysis. Paths are relative to the manifest's folder. An example::
     lesions = "lesions.csv"
 
     [settings]                    # each optional; defaults = AnalysisSettings
-    normalisation = "bw"          # bw | lbm | bsa
+    normalisation = "bw"          # bw | lbm | bsa | ibw
     peak = "local"                # local | global
     peak_radius_mm = 6.2
     min_long_axis_mm = 20.0

@@ -17,7 +17,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Literal
 
-from immunopet.suv.record import SuvOverrides
+from immunopet.suv.record import Normalisation, SuvOverrides
 
 __all__ = [
     "AnalysisSettings",
@@ -33,7 +33,6 @@ __all__ = [
 
 VoiKind = Literal["lesion", "organ"]
 PeakMethod = Literal["local", "global"]
-Normalisation = Literal["bw", "lbm", "bsa"]
 
 
 @dataclass(frozen=True)

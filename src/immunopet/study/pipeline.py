@@ -9,12 +9,11 @@ Steps
 1. **SUV.** A DICOM PET (a folder with one PET series) goes through
    :func:`~immunopet.suv.volume.read_suv_volume` with the scan's overrides completed by the
    injection's (``injection_datetime``, ``injected_activity_bq``, ``weight_kg``; a value set on
-   the scan wins). A NIfTI PET (``.nii``/``.nii.gz``) needs its PET-BIDS sidecar
-   (:func:`~immunopet.io.bids.derive_suv_from_sidecar`): only body-weight SUV; a weight
-   override replaces the sidecar's weight, an activity override rescales the factor by
-   sidecar activity / override; the sidecar's relative timing (``ScanStart`` -
-   ``InjectionStart``) gives the hours after injection, and a date-time override of the
-   injection only fills the ``injection_datetime``/``scan_datetime`` columns.
+   the scan wins). A NIfTI PET (``.nii``/``.nii.gz``) goes through the same entry point with
+   its PET-BIDS sidecar (:func:`~immunopet.suv.sidecar.derive_suv_from_sidecar`), in any
+   normalisation the sidecar allows; weight and activity overrides replace the sidecar's
+   values; the sidecar's relative timing (``ScanStart`` - ``InjectionStart``) gives the hours
+   after injection, and an injection date-time override only dates the row.
 2. **VOIs** from every :class:`~immunopet.study.model.VoiSource` of the scan
    (:func:`~immunopet.voi.sources.load_vois`, the source's kind). Two VOIs of one kind with
    the same name in one scan are an error, as is a VOI whose kind nobody states.
@@ -43,16 +42,10 @@ import math
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
-from datetime import timedelta
-from pathlib import Path
 from typing import Any
 
-import numpy as np
-
-from immunopet.errors import ImmunoPETWarning, InputError, SuvError
-from immunopet.image import ImageVolume, Unit
-from immunopet.io.bids import IMMUNOPET_KEY, derive_suv_from_sidecar
-from immunopet.io.nifti import read_nifti, sidecar_path
+from immunopet.errors import ImmunoPETWarning, InputError
+from immunopet.image import ImageVolume
 from immunopet.metrics import describe_voi
 from immunopet.study.model import AnalysisSettings, Exclusion, ScanRef
 from immunopet.suv.record import SuvOverrides
@@ -175,6 +168,7 @@ def merged_overrides(ref: ScanRef) -> SuvOverrides:
 
     Examples
     --------
+    >>> from pathlib import Path
     >>> from immunopet.study.model import Injection, Scan
     >>> inj = Injection(series="tracer-only", weight_kg=70.0, injected_activity_bq=37e6)
     >>> scan = Scan(pet=Path("pet"), nominal_hours=120, overrides=SuvOverrides(weight_kg=68.0))
@@ -196,10 +190,6 @@ def merged_overrides(ref: ScanRef) -> SuvOverrides:
     )
 
 
-def _is_nifti(path: Path) -> bool:
-    return path.name.lower().endswith((".nii", ".nii.gz"))
-
-
 def _scan_row(ref: ScanRef, settings: AnalysisSettings, **values: Any) -> dict[str, Any]:
     row: dict[str, Any] = {
         "scan_id": ref.scan_id,
@@ -213,7 +203,8 @@ def _scan_row(ref: ScanRef, settings: AnalysisSettings, **values: Any) -> dict[s
     return row
 
 
-def _load_dicom_pet(ref: ScanRef, settings: AnalysisSettings) -> _LoadedPet:
+def _load_pet(ref: ScanRef, settings: AnalysisSettings) -> _LoadedPet:
+    """The scan's PET as SUV through the one entry point (DICOM or NIfTI + sidecar)."""
     suv = read_suv_volume(
         ref.scan.pet, overrides=merged_overrides(ref), normalisation=settings.normalisation
     )
@@ -233,89 +224,6 @@ def _load_dicom_pet(ref: ScanRef, settings: AnalysisSettings) -> _LoadedPet:
         injected_activity_bq=d.injected_activity_bq,
     )
     return _LoadedPet(volume=suv.volume, row=row, warnings=tuple(d.warnings))
-
-
-def _sidecar_seconds(sidecar: dict[str, Any], key: str, source: Path) -> float:
-    value = sidecar.get(key, 0.0 if key == "InjectionStart" else None)
-    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
-        raise SuvError(
-            "sidecar time needed for the hours after injection is missing or not a number",
-            file=source,
-            tag=key,
-            value="missing" if value is None else value,
-            expected="seconds after TimeZero",
-        )
-    return float(value)
-
-
-def _load_nifti_pet(ref: ScanRef, settings: AnalysisSettings) -> _LoadedPet:
-    path = ref.scan.pet
-    image = read_nifti(path)
-    json_path = sidecar_path(path)
-    if image.sidecar is None:
-        raise SuvError(
-            "a NIfTI PET needs its PET-BIDS sidecar",
-            file=json_path,
-            value="missing",
-            expected="the same-stem .json with Units, InjectedRadioactivity, timing",
-        )
-    if settings.normalisation != "bw":
-        raise SuvError(
-            "only body-weight SUV can be derived for a NIfTI PET",
-            file=path,
-            tag="normalisation",
-            value=settings.normalisation,
-            expected="'bw' (height and sex are not kept in the sidecar)",
-        )
-    overrides = merged_overrides(ref)
-    sidecar = image.sidecar
-    suv = derive_suv_from_sidecar(sidecar, weight_kg=overrides.weight_kg, source=json_path)
-    notes = list(image.warnings) + list(suv.warnings)
-    factor = suv.factor
-    activity = suv.injected_activity_bq
-    if overrides.injected_activity_bq is not None and activity is not None:
-        factor *= activity / overrides.injected_activity_bq
-        activity = overrides.injected_activity_bq
-    unused = [
-        name for name in ("height_m", "sex", "half_life_s") if getattr(overrides, name) is not None
-    ]
-    if unused:
-        notes.append(
-            f"{path}: override(s) {', '.join(unused)} not used for a NIfTI PET "
-            "(body-weight SUV from the sidecar)"
-        )
-    hours = (
-        _sidecar_seconds(sidecar, "ScanStart", json_path)
-        - _sidecar_seconds(sidecar, "InjectionStart", json_path)
-    ) / 3600.0
-    injection = overrides.injection_datetime
-    scan_time = None if injection is None else injection + timedelta(hours=hours)
-    corrected = sidecar.get("ImageDecayCorrected")
-    own = sidecar.get(IMMUNOPET_KEY)
-    decay = (
-        str(own.get("dicom_decay_correction"))
-        if isinstance(own, dict) and own.get("dicom_decay_correction")
-        else ("NONE" if corrected is False else f"{suv.decay_correction_time_s:g} s")
-    )
-    units = str(sidecar.get("Units"))
-    row = _scan_row(
-        ref,
-        settings,
-        hours_pi=hours,
-        injection_datetime=injection,
-        scan_datetime=scan_time,
-        manufacturer=str(sidecar.get("Manufacturer", "")),
-        units=units,
-        decay_correction=decay,
-        branch=f"PET-BIDS/{units}",
-        suv_bw_factor=factor,
-        weight_kg=suv.weight_kg,
-        injected_activity_bq=activity,
-    )
-    values = np.asarray(image.volume.array, dtype=np.float32) * np.float32(factor)
-    return _LoadedPet(
-        volume=image.volume.with_array(values, unit=Unit.SUV_BW), row=row, warnings=tuple(notes)
-    )
 
 
 # ---------------------------------------------------------------------------- VOIs
@@ -481,11 +389,7 @@ def process_scan(
     """
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", ImmunoPETWarning)
-        pet = (
-            _load_nifti_pet(ref, settings)
-            if _is_nifti(ref.scan.pet)
-            else _load_dicom_pet(ref, settings)
-        )
+        pet = _load_pet(ref, settings)
         vois = _load_scan_vois(ref, pet.volume)
         boxes = [_box(voi) for voi in vois]
         rows = [_measure(ref, pet, voi, settings) for voi in vois]

@@ -12,7 +12,7 @@ import re
 import sys
 import warnings
 from dataclasses import dataclass, field
-from datetime import date, datetime, time
+from datetime import date, datetime, time, timedelta
 from typing import Any, Literal
 
 from pydicom import Dataset
@@ -143,6 +143,55 @@ def _parse_datetime(value: Any, log: _Log, tag: str) -> tuple[datetime, bool]:
             "not a DICOM date-time", tag=tag, value=text, expected="YYYYMMDDHHMMSS.FFFFFF"
         )
     return _plain(parsed), len(digits) >= 12
+
+
+def _parse_datetime_offset(
+    value: Any, log: _Log, tag: str
+) -> tuple[datetime, bool, timedelta | None]:
+    """As :func:`_parse_datetime`, plus the UTC offset written in the value (``None``: none)."""
+    moment, has_time = _parse_datetime(value, log, tag)
+    text = _text(value)
+    match = re.search(r"([+-])(\d{2})(\d{2})$", text)
+    if match is None or len(re.split(r"[+-]", text, maxsplit=1)[0]) < 4:
+        return moment, has_time, None
+    sign = 1 if match.group(1) == "+" else -1
+    offset = sign * timedelta(hours=int(match.group(2)), minutes=int(match.group(3)))
+    return moment, has_time, offset
+
+
+def _scanner_offset(ds: Dataset, log: _Log) -> timedelta | None:
+    """(0008,0201) TimezoneOffsetFromUTC as a timedelta, ``None`` when absent."""
+    raw = _value(ds, "TimezoneOffsetFromUTC")
+    if raw is None:
+        return None
+    text = _text(raw)
+    match = re.fullmatch(r"([+-])(\d{2})(\d{2})", text)
+    if match is None:
+        raise log.error(
+            "not a UTC offset",
+            tag="(0008,0201) TimezoneOffsetFromUTC",
+            value=text,
+            expected="+HHMM or -HHMM",
+        )
+    sign = 1 if match.group(1) == "+" else -1
+    return sign * timedelta(hours=int(match.group(2)), minutes=int(match.group(3)))
+
+
+def _to_scanner_clock(
+    moment: datetime, offset: timedelta | None, scanner: timedelta | None, tag: str, log: _Log
+) -> datetime:
+    """A date-time written with a UTC offset, moved to the scanner clock (series times)."""
+    if offset is None:
+        return moment
+    if scanner is None:
+        log.warn(
+            "date-time carries a UTC offset but (0008,0201) TimezoneOffsetFromUTC is absent; "
+            "assumed the scanner clock has the same offset",
+            tag=tag,
+            value=f"{offset}",
+        )
+        return moment
+    return moment - offset + scanner
 
 
 def _combine(

@@ -12,10 +12,29 @@ from dataclasses import dataclass
 
 from immunopet.errors import InputError
 
-__all__ = ["NUCLIDES", "Nuclide", "find_nuclide"]
+__all__ = ["NUCLIDES", "PLAUSIBLE_ACTIVITY_BQ", "Nuclide", "find_nuclide"]
 
-LONG_LIVED_HALF_LIFE_S = 24 * 3600.0
-"""Nuclides above this half-life (s) are imaged days after injection: no same-day guesses."""
+LONG_LIVED_HALF_LIFE_S = 11.5 * 3600.0
+"""Nuclides above this half-life (s) may be imaged days after injection: their injection date
+is never assumed nor repaired (IBSI SUV manual: 11.5 h; 89Zr, 64Cu, 124I, 177Lu)."""
+
+PLAUSIBLE_ACTIVITY_BQ: dict[str, tuple[float, float]] = {
+    "11C": (20e6, 2e9),
+    "15O": (50e6, 5e9),
+    "18F": (10e6, 1.5e9),
+    "64Cu": (10e6, 1e9),
+    "68Ga": (10e6, 1e9),
+    "82Rb": (100e6, 5e9),
+    "89Zr": (1e6, 500e6),
+    "124I": (1e6, 1e9),
+    "177Lu": (10e6, 40e9),
+}
+"""Injected activities (Bq) outside these ranges are refused unless given as an override:
+wide enough for any adult or paediatric diagnostic (or 177Lu therapeutic) administration,
+narrow enough to catch a kBq, MBq or mCi mix-up."""
+
+DEFAULT_ACTIVITY_RANGE_BQ = (1e5, 1e11)
+"""Plausible range for a nuclide not in :data:`PLAUSIBLE_ACTIVITY_BQ`."""
 
 
 @dataclass(frozen=True)
@@ -71,6 +90,7 @@ NUCLIDES: dict[str, Nuclide] = {
         Nuclide("82Rb", "Rubidium", 76.4),
         Nuclide("89Zr", "Zirconium", 78.41 * 3600),
         Nuclide("124I", "Iodine", 4.1760 * 24 * 3600),
+        Nuclide("177Lu", "Lutetium", 6.647 * 24 * 3600),
     )
 }
 """Known nuclides by canonical name."""

@@ -1,29 +1,56 @@
-"""PET series -> SUV volume: the join of the DICOM reader and the SUV derivation.
+"""THE one PET -> SUV entry point: DICOM series or NIfTI + PET-BIDS sidecar in, SUV image out.
 
-The stored values of a PET series (after per-slice rescale) are multiplied by the series' SUV
-factor; images stored without decay correction get each slice's own correction as well. The
-returned :class:`SuvVolume` keeps the :class:`~immunopet.suv.record.SuvDerivation` so that every
-SUV can be explained.
+:func:`read_suv_volume` is what every caller (the study pipeline, ``immunopet measure``,
+``immunopet suv``, the QC figures) uses to turn a PET into SUV; :func:`read_activity_volume`
+gives activity concentration (Bq/mL) with the same record, for exports. Both return the
+:class:`~immunopet.suv.record.SuvDerivation` that explains every number: the normalisation,
+each input value with its source, the rule taken and every warning. No SUV arithmetic exists
+outside :mod:`immunopet.suv` (``tests/test_suv_engine.py`` checks it).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Literal
 
 import numpy as np
 
+from immunopet.errors import SuvError
 from immunopet.image import ImageVolume, Unit
 from immunopet.io.dicom import DicomSeries, find_one_pet, load_series_volume
+from immunopet.io.nifti import read_nifti, sidecar_path
 from immunopet.suv.factors import derive_suv
-from immunopet.suv.record import SuvDerivation, SuvOverrides
+from immunopet.suv.record import NORMALISATIONS, Normalisation, SuvDerivation, SuvOverrides
+from immunopet.suv.sidecar import derive_suv_from_sidecar
 
-__all__ = ["Normalisation", "SuvVolume", "read_suv_volume"]
+__all__ = [
+    "ActivityVolume",
+    "Normalisation",
+    "SuvVolume",
+    "is_nifti",
+    "read_activity_volume",
+    "read_suv_volume",
+    "suv_unit",
+]
 
-Normalisation = Literal["bw", "lbm", "bsa"]
+_UNITS: dict[str, Unit] = {
+    "bw": Unit.SUV_BW,
+    "lbm": Unit.SUV_LBM,
+    "bsa": Unit.SUV_BSA,
+    "ibw": Unit.SUV_IBW,
+}
 
-_UNITS: dict[str, Unit] = {"bw": Unit.SUV_BW, "lbm": Unit.SUV_LBM, "bsa": Unit.SUV_BSA}
+
+def suv_unit(normalisation: str) -> Unit:
+    """The image unit of an SUV of this normalisation.
+
+    Examples
+    --------
+    >>> suv_unit("bsa").value
+    'SUVbsa'
+    """
+    return _UNITS[normalisation]
 
 
 @dataclass(frozen=True)
@@ -33,55 +60,188 @@ class SuvVolume:
     Attributes
     ----------
     volume : ImageVolume
-        SUV decay-corrected to injection, unit ``SUVbw``, ``SUVlbm`` or ``SUVbsa``.
+        SUV decay-corrected to injection, unit ``SUVbw``, ``SUVlbm``, ``SUVbsa`` or ``SUVibw``.
     derivation : SuvDerivation
-        Tags, branch, factors and warnings.
-    normalisation : {"bw", "lbm", "bsa"}
+        Tags, rule, factors and warnings; ``derivation.normalisation`` is ``normalisation``.
+    normalisation : {"bw", "lbm", "bsa", "ibw"}
+    frame_of_reference_uid : str or None
+        Of the DICOM series (None for NIfTI).
     """
 
     volume: ImageVolume
     derivation: SuvDerivation
     normalisation: Normalisation
+    frame_of_reference_uid: str | None = None
+
+
+@dataclass(frozen=True)
+class ActivityVolume:
+    """Activity concentration (Bq/mL) of a PET series, with its SUV record.
+
+    Attributes
+    ----------
+    volume : ImageVolume
+        Bq/mL, unit ``BQML``.
+    derivation : SuvDerivation
+    decay_reference : {"scan", "injection"} or None
+        What the values are decay-corrected to: ``None`` = as (0054,1102) DecayCorrection
+        says (values as stored), ``"injection"`` = converted from SUV.
+    how : str
+        One line for provenance.
+    """
+
+    volume: ImageVolume
+    derivation: SuvDerivation
+    decay_reference: Literal["scan", "injection"] | None
+    how: str
+
+
+def is_nifti(path: str | Path) -> bool:
+    """Whether ``path`` names a NIfTI file (``.nii`` or ``.nii.gz``)."""
+    return Path(path).name.lower().endswith((".nii", ".nii.gz"))
+
+
+def _check_normalisation(normalisation: str, where: object) -> None:
+    if normalisation not in NORMALISATIONS:
+        raise SuvError(
+            "unknown SUV normalisation",
+            file=str(where),
+            tag="--normalisation",
+            value=normalisation,
+            expected="bw, lbm, bsa or ibw",
+        )
+
+
+def _dicom_stored(
+    source: str | Path | DicomSeries, overrides: SuvOverrides | None, on_invalid: str
+) -> tuple[DicomSeries, SuvDerivation, np.ndarray, ImageVolume]:
+    series = source if isinstance(source, DicomSeries) else find_one_pet(source)
+    derivation = derive_suv(
+        series.headers,
+        source=series.files[0],
+        files=series.files,
+        overrides=overrides,
+        on_invalid="warn" if on_invalid == "warn" else "raise",
+    )
+    stored = load_series_volume(series)
+    per_slice = np.ones(len(series.headers), dtype=np.float64)
+    if derivation.slice_corrections:
+        per_slice = np.array(
+            [derivation.slice_corrections[str(h.SOPInstanceUID)] for h in series.headers],
+            dtype=np.float64,
+        )
+    return series, derivation, per_slice, stored
 
 
 def read_suv_volume(
     source: str | Path | DicomSeries,
     *,
     overrides: SuvOverrides | None = None,
-    normalisation: Normalisation = "bw",
+    normalisation: Normalisation | str = "bw",
+    on_invalid: Literal["raise", "warn"] = "raise",
 ) -> SuvVolume:
-    """Read one PET series and convert it to SUV.
+    """Read one PET (DICOM series or NIfTI + PET-BIDS sidecar) and convert it to SUV.
 
     Parameters
     ----------
     source : path or DicomSeries
-        A folder holding exactly one PET series, or a series from
-        :func:`immunopet.io.dicom.discover_dicom`.
+        A folder holding exactly one PET series, a series from
+        :func:`immunopet.io.dicom.discover_dicom`, or a ``.nii``/``.nii.gz`` file with its
+        same-stem JSON sidecar.
     overrides : SuvOverrides, optional
         Values that replace or complete the header (recorded as overrides).
-    normalisation : {"bw", "lbm", "bsa"}
-        Body weight (g/mL), lean body mass (SUL, g/mL) or body surface area (cm²/mL).
+    normalisation : {"bw", "lbm", "bsa", "ibw"}
+        Body weight (g/mL), lean body mass (SUL, Janmahasatian, g/mL), body surface area
+        (Du Bois, cm²/mL) or ideal body weight (g/mL).
+    on_invalid : {"raise", "warn"}
+        For DICOM validation problems that leave the number computable.
 
     Raises
     ------
     SuvError
-        When no SUV can be derived (the message names the file and tag).
-    DicomInputError, GeometryError
-        When the series cannot be read or stacked.
+        When no SUV can be derived (the message names the file, the tag and the override).
+    DicomInputError, GeometryError, InputError
+        When the image cannot be read or stacked.
     """
-    series = source if isinstance(source, DicomSeries) else find_one_pet(source)
-    derivation = derive_suv(series.headers, source=series.files[0], overrides=overrides)
-    stored = load_series_volume(series)
-    factor = derivation.factor(normalisation)
-    values = np.asarray(stored.array, dtype=np.float32) * np.float32(factor)
-    if derivation.slice_corrections:
-        per_slice = np.array(
-            [derivation.slice_corrections[str(h.SOPInstanceUID)] for h in series.headers],
-            dtype=np.float32,
+    _check_normalisation(str(normalisation), source)
+    if not isinstance(source, DicomSeries) and is_nifti(source):
+        path = Path(source)
+        image = read_nifti(path)
+        if image.sidecar is None:
+            raise SuvError(
+                "no PET-BIDS sidecar next to the image (a NIfTI PET needs its PET-BIDS sidecar)",
+                file=path,
+                tag="sidecar",
+                value="missing",
+                expected=f"{sidecar_path(path).name} with Units, InjectedRadioactivity, timing",
+            )
+        derivation = derive_suv_from_sidecar(
+            image.sidecar, overrides=overrides, source=sidecar_path(path)
         )
-        values *= per_slice[:, np.newaxis, np.newaxis]
+        factor = derivation.factor(normalisation)
+        values = np.asarray(image.volume.array, dtype=np.float64) * factor
+        derivation = replace(
+            derivation,
+            normalisation=normalisation,  # type: ignore[arg-type]
+            warnings=(*image.warnings, *derivation.warnings),
+        )
+        return SuvVolume(
+            volume=image.volume.with_array(values.astype(np.float32), unit=suv_unit(normalisation)),
+            derivation=derivation,
+            normalisation=normalisation,  # type: ignore[arg-type]
+        )
+    series, derivation, per_slice, stored = _dicom_stored(source, overrides, on_invalid)
+    factor = derivation.factor(normalisation)
+    values = np.asarray(stored.array, dtype=np.float64) * factor
+    values *= per_slice[:, np.newaxis, np.newaxis]
     return SuvVolume(
-        volume=stored.with_array(values, unit=_UNITS[normalisation]),
+        volume=stored.with_array(values.astype(np.float32), unit=suv_unit(normalisation)),
+        derivation=replace(derivation, normalisation=normalisation),  # type: ignore[arg-type]
+        normalisation=normalisation,  # type: ignore[arg-type]
+        frame_of_reference_uid=series.frame_of_reference_uid or None,
+    )
+
+
+def read_activity_volume(
+    source: str | Path | DicomSeries, *, overrides: SuvOverrides | None = None
+) -> ActivityVolume:
+    """Read one DICOM PET series as activity concentration (Bq/mL).
+
+    Values stored as Bq/mL (or counts with the Philips (7053,1009) factor) and decay-corrected
+    to scan start or injection are returned as stored. Otherwise (GML/CM2ML images, Philips
+    SUV factor only, DecayCorrection NONE) the SUVbw decay-corrected to injection is turned
+    back into Bq/mL at injection: :math:`C = \\mathrm{SUV_{bw}} \\cdot A / W_g`.
+
+    Raises
+    ------
+    SuvError
+        When the series has no SUV; or no activity is known for an image stored as SUV.
+    """
+    series, derivation, per_slice, stored = _dicom_stored(source, overrides, "raise")
+    values = np.asarray(stored.array, dtype=np.float64)
+    if derivation.bqml_factor is not None and derivation.decay_correction in ("START", "ADMIN"):
+        bqml = values * derivation.bqml_factor
+        if derivation.slice_corrections and derivation.decay_correction == "START":
+            bqml = bqml * per_slice[:, np.newaxis, np.newaxis]
+        reference: Literal["scan", "injection"] | None = None
+        how = "as stored by the scanner"
+    else:
+        activity = derivation.injected_activity_bq
+        if not activity > 0:  # NaN for a GML image without a dose
+            raise SuvError(
+                "activity concentration is not known for this series, only its SUV",
+                file=series.files[0],
+                tag="(0018,1074) RadionuclideTotalDose",
+                value="missing",
+                expected="the injected activity (--injected-activity-bq), or write SUV",
+            )
+        suv = values * derivation.suv_bw_factor * per_slice[:, np.newaxis, np.newaxis]
+        bqml = suv * activity / (derivation.weight_kg * 1000.0)
+        reference = "injection"
+        how = "converted from SUVbw; decay-corrected to injection"
+    return ActivityVolume(
+        volume=stored.with_array(bqml, unit=Unit.BQML),
         derivation=derivation,
-        normalisation=normalisation,
+        decay_reference=reference,
+        how=how,
     )
