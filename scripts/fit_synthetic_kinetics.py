@@ -28,7 +28,7 @@ from immunopet.synthetic.kinetics import (
 )
 
 HOURS = np.asarray(ANCHOR_HOURS)
-K2_BOUNDS = (0.02, 20.0)  # 1/h
+K2_BOUNDS = (0.2, 20.0)  # 1/h: reversible exchange within hours (Patlak regime)
 
 
 def fit_blood(anchors: tuple[float, ...]) -> BiExponential:
@@ -51,7 +51,7 @@ def fit_tissue(anchors: tuple[float, ...], blood: BiExponential) -> Compartments
         return np.log(model.tissue_suv(HOURS, blood)) - target
 
     best = None
-    for k2 in (0.05, 0.3, 1.0, 3.0):
+    for k2 in (0.3, 1.0, 3.0):
         start = [np.log(0.2), np.log(k2), np.log(0.01), 0.05]
         low = [-14.0, np.log(K2_BOUNDS[0]), -14.0, 0.0]
         high = [3.0, np.log(K2_BOUNDS[1]), 1.0, 0.5]

@@ -175,12 +175,13 @@ def test_compartments_follow_the_anchor_curves(series: str) -> None:
         if organ == "blood_pool":
             continue
         fitted = COMPARTMENTS[series][organ].tissue_suv(hours, blood)  # type: ignore[index]
-        # an irreversible model cannot fall after the tracer-only spleen's 72 h peak
-        tolerance = 0.15 if (series, organ) == ("tracer-only", "spleen") else 0.12
+        # an irreversible model with exchange within hours cannot follow the tracer-only
+        # plateaus and peaks exactly (the spleen falls after its 72 h peak): 15 %
+        tolerance = 0.15 if series == "tracer-only" else 0.07
         assert fitted == pytest.approx(anchors, rel=tolerance), organ
     factor = PREDOSE_LESION_FACTOR if series == "predose" else 1.0
     tumour = COMPARTMENTS[series]["tumour"].tissue_suv(hours, blood)  # type: ignore[index]
-    assert tumour == pytest.approx(np.asarray(LESION_RELATIVE_ANCHORS) * factor, rel=0.12)
+    assert tumour == pytest.approx(np.asarray(LESION_RELATIVE_ANCHORS) * factor, rel=0.15)
 
 
 def test_predose_lowers_the_true_ki_of_spleen_marrow_liver_and_tumour() -> None:

@@ -298,37 +298,37 @@ BLOOD_BIEXPONENTIAL: Mapping[Series, BiExponential] = {
 COMPARTMENTS: Mapping[Series, Mapping[str, Compartments]] = {
     "tracer-only": {
         "liver": Compartments(
-            k1_per_h=0.7018, k2_per_h=1.02, k3_per_h=0.009856, blood_fraction=0.1875
+            k1_per_h=0.7019, k2_per_h=1.02, k3_per_h=0.009856, blood_fraction=0.1875
         ),
         "spleen": Compartments(
-            k1_per_h=1.803, k2_per_h=0.7988, k3_per_h=0.00875, blood_fraction=2.591e-16
+            k1_per_h=1.803, k2_per_h=0.7988, k3_per_h=0.00875, blood_fraction=3.218e-13
         ),
         "kidney": Compartments(
-            k1_per_h=0.007137, k2_per_h=0.02188, k3_per_h=0.005024, blood_fraction=0.4049
+            k1_per_h=0.3674, k2_per_h=1.025, k3_per_h=0.005356, blood_fraction=0.02875
         ),
         "lung": Compartments(
             k1_per_h=0.09177, k2_per_h=1.027, k3_per_h=0.00299, blood_fraction=0.08399
         ),
         "bone_marrow": Compartments(
-            k1_per_h=0.007254, k2_per_h=0.02, k3_per_h=0.005157, blood_fraction=0.3024
+            k1_per_h=0.3009, k2_per_h=1.012, k3_per_h=0.007648, blood_fraction=1.494e-12
         ),
         "brain": Compartments(
             k1_per_h=0.02071, k2_per_h=1.027, k3_per_h=0.003496, blood_fraction=0.02681
         ),
         "soft_tissue": Compartments(
-            k1_per_h=0.05074, k2_per_h=0.6679, k3_per_h=0.007847, blood_fraction=2.586e-21
+            k1_per_h=0.05074, k2_per_h=0.6679, k3_per_h=0.007847, blood_fraction=1.565e-17
         ),
         "fat": Compartments(
-            k1_per_h=0.0008802, k2_per_h=0.02185, k3_per_h=0.003658, blood_fraction=0.02631
+            k1_per_h=0.02284, k2_per_h=0.6959, k3_per_h=0.006528, blood_fraction=2.628e-21
         ),
         "bone": Compartments(
-            k1_per_h=0.04492, k2_per_h=0.9689, k3_per_h=0.01124, blood_fraction=2.355e-21
+            k1_per_h=0.04492, k2_per_h=0.9689, k3_per_h=0.01124, blood_fraction=3.209e-18
         ),
         "myocardium": Compartments(
-            k1_per_h=0.172, k2_per_h=1.026, k3_per_h=0.004305, blood_fraction=0.06857
+            k1_per_h=0.172, k2_per_h=1.026, k3_per_h=0.004305, blood_fraction=0.06858
         ),
         "tumour": Compartments(
-            k1_per_h=0.003608, k2_per_h=0.02, k3_per_h=0.006548, blood_fraction=0.05606
+            k1_per_h=0.04791, k2_per_h=0.5421, k3_per_h=0.01446, blood_fraction=1.033e-19
         ),
     },
     "predose": {
@@ -339,31 +339,31 @@ COMPARTMENTS: Mapping[Series, Mapping[str, Compartments]] = {
             k1_per_h=0.5034, k2_per_h=1.894, k3_per_h=0.006528, blood_fraction=0.5
         ),
         "kidney": Compartments(
-            k1_per_h=0.02663, k2_per_h=1.065, k3_per_h=0.03802, blood_fraction=0.4454
+            k1_per_h=0.02669, k2_per_h=1.066, k3_per_h=0.03798, blood_fraction=0.4453
         ),
         "lung": Compartments(
-            k1_per_h=1.237, k2_per_h=10.97, k3_per_h=0.001748, blood_fraction=1.288e-06
+            k1_per_h=1.237, k2_per_h=10.97, k3_per_h=0.001748, blood_fraction=1.033e-06
         ),
         "bone_marrow": Compartments(
-            k1_per_h=0.00217, k2_per_h=0.8389, k3_per_h=0.3717, blood_fraction=0.2812
+            k1_per_h=0.002278, k2_per_h=0.8837, k3_per_h=0.3652, blood_fraction=0.2811
         ),
         "brain": Compartments(
-            k1_per_h=0.3284, k2_per_h=10.75, k3_per_h=0.001189, blood_fraction=5.905e-08
+            k1_per_h=0.3283, k2_per_h=10.74, k3_per_h=0.001189, blood_fraction=1.076e-08
         ),
         "soft_tissue": Compartments(
-            k1_per_h=0.001508, k2_per_h=0.03207, k3_per_h=0.005927, blood_fraction=0.05835
+            k1_per_h=0.05724, k2_per_h=0.992, k3_per_h=0.005503, blood_fraction=1.915e-11
         ),
         "fat": Compartments(
-            k1_per_h=0.000595, k2_per_h=0.03684, k3_per_h=0.007227, blood_fraction=0.02605
+            k1_per_h=0.02578, k2_per_h=1.097, k3_per_h=0.005143, blood_fraction=0.0008042
         ),
         "bone": Compartments(
             k1_per_h=0.02128, k2_per_h=1.093, k3_per_h=0.01033, blood_fraction=0.0256
         ),
         "myocardium": Compartments(
-            k1_per_h=0.01495, k2_per_h=1.079, k3_per_h=0.02405, blood_fraction=0.2279
+            k1_per_h=0.01493, k2_per_h=1.078, k3_per_h=0.02407, blood_fraction=0.2279
         ),
         "tumour": Compartments(
-            k1_per_h=0.0018, k2_per_h=0.022, k3_per_h=0.00468, blood_fraction=0.04869
+            k1_per_h=0.04425, k2_per_h=0.7709, k3_per_h=0.00897, blood_fraction=1.804e-12
         ),
     },
 }
