@@ -61,6 +61,17 @@ def test_demo_writes_results_report_and_truth(demo: tuple[Path, int, str]) -> No
     ]
     assert set(kinetics["input"]) == {"sampled"}
     assert (kinetics["flag"] == "fewer than 3 time points").all()
+    residence = pd.read_csv(outdir / "results" / "analysis" / "residence_times.csv")
+    assert set(residence["source_organ"]) == {
+        "Liver",
+        "Spleen",
+        "Kidneys",
+        "Lungs",
+        "Red Marrow",
+        "Brain",
+    }
+    assert (residence["residence_time_h"] > 0).all()
+    assert (outdir / "results" / "analysis" / "time_integrated_activity.csv").is_file()
     index = outdir / "report" / "index.html"
     assert index.is_file() and "Biodistribution" in index.read_text(encoding="utf-8")
     assert f"report:  {index}" in out

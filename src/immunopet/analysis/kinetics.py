@@ -51,6 +51,7 @@ from scipy.optimize import least_squares
 from scipy.stats import linregress
 
 from immunopet.analysis.blood import blood_activity, read_blood_samples, read_counter_calibration
+from immunopet.analysis.dosimetry import write_analysis_csv, write_dosimetry
 from immunopet.errors import ImmunoPETError, InputError
 from immunopet.study.model import Study
 from immunopet.study.store import ResultsStore
@@ -664,22 +665,34 @@ def write_kinetics(
     table = patlak_table(measurements, blood=blood, scans=scans, settings=settings)
     target = folder / "analysis" / "kinetics.csv"
     target.parent.mkdir(parents=True, exist_ok=True)
-    partial = target.with_name(target.name + ".partial")
-    table.to_csv(partial, index=False, lineterminator="\n", float_format="%.6g")
-    partial.replace(target)
+    write_analysis_csv(table, target)
     return target, notes
 
 
 def kinetics_step(results_dir: str | Path, study: Study) -> list[str]:
-    """The kinetics step of ``immunopet run``: :func:`write_kinetics`, never raising.
+    """The kinetics step of ``immunopet run``, never raising.
+
+    Writes ``RESULTS_DIR/analysis/kinetics.csv`` (:func:`write_kinetics`) and the
+    time-integrated activities ``time_integrated_activity.csv`` and ``residence_times.csv``
+    (:func:`immunopet.analysis.dosimetry.write_dosimetry`).
 
     Returns
     -------
     list of str
         Notes for the user (including why the table could not be written).
     """
+    notes: list[str] = []
     try:
-        _, notes = write_kinetics(results_dir, study)
+        notes.extend(write_kinetics(results_dir, study)[1])
     except ImmunoPETError as exc:
-        return [f"kinetics: not computed ({str(exc).splitlines()[0] if str(exc) else exc!r})"]
+        notes.append(f"kinetics: not computed ({_first_line(exc)})")
+    try:
+        write_dosimetry(results_dir)
+    except ImmunoPETError as exc:
+        notes.append(f"time-integrated activity: not computed ({_first_line(exc)})")
     return notes
+
+
+def _first_line(exc: Exception) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
