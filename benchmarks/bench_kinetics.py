@@ -59,11 +59,11 @@ def main() -> int:
         for patient, rows in spleen.groupby("patient"):
             by = rows.set_index("series")
             if {"tracer-only", "predose"} <= set(by.index):
+                ki, true = by["ki_ul_per_g_per_h"], by["ki_ul_per_g_per_h_true"]
                 print(
-                    f"spleen Ki {patient}: tracer-only {by.loc['tracer-only', 'ki_ul_per_g_per_h']:.2f}"
-                    f" -> predose {by.loc['predose', 'ki_ul_per_g_per_h']:.2f} (truth "
-                    f"{by.loc['tracer-only', 'ki_ul_per_g_per_h_true']:.2f} -> "
-                    f"{by.loc['predose', 'ki_ul_per_g_per_h_true']:.2f})"
+                    f"spleen Ki {patient}: tracer-only {ki['tracer-only']:.2f} -> predose "
+                    f"{ki['predose']:.2f} (truth {true['tracer-only']:.2f} -> "
+                    f"{true['predose']:.2f})"
                 )
         lesions = merged[(merged["kind"] == "lesion") & merged["ki_ul_per_g_per_h"].notna()]
         if not lesions.empty:

@@ -47,7 +47,8 @@ def fit_tissue(anchors: tuple[float, ...], blood: BiExponential) -> Compartments
     target = np.log(np.asarray(interpolate_suv(HOURS, anchors)))
 
     def residual(p: np.ndarray) -> np.ndarray:
-        model = Compartments(*np.exp(p[:3]), p[3])
+        k1, k2, k3 = (float(v) for v in np.exp(p[:3]))
+        model = Compartments(k1, k2, k3, float(p[3]))
         return np.log(model.tissue_suv(HOURS, blood)) - target
 
     best = None
