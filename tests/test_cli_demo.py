@@ -46,6 +46,32 @@ def test_demo_writes_results_report_and_truth(demo: tuple[Path, int, str]) -> No
     # every organ of every scan was measured: 3 patients x 2 series x 2 time points x 7 organs
     assert (measurements["kind"] == "organ").sum() == 3 * 2 * 2 * 7
     assert (outdir / "truth" / "organs.csv").is_file()
+    # the Patlak table: tiny scans twice per series, so every VOI is flagged without a Ki
+    kinetics = pd.read_csv(outdir / "results" / "analysis" / "kinetics.csv")
+    assert list(kinetics.columns[:9]) == [
+        "patient",
+        "series",
+        "voi",
+        "kind",
+        "ki_ul_per_g_per_h",
+        "vt_ml_per_g",
+        "r",
+        "n_points",
+        "input",
+    ]
+    assert set(kinetics["input"]) == {"sampled"}
+    assert (kinetics["flag"] == "fewer than 3 time points").all()
+    residence = pd.read_csv(outdir / "results" / "analysis" / "residence_times.csv")
+    assert set(residence["source_organ"]) == {
+        "Liver",
+        "Spleen",
+        "Kidneys",
+        "Lungs",
+        "Red Marrow",
+        "Brain",
+    }
+    assert (residence["residence_time_h"] > 0).all()
+    assert (outdir / "results" / "analysis" / "time_integrated_activity.csv").is_file()
     index = outdir / "report" / "index.html"
     assert index.is_file() and "Biodistribution" in index.read_text(encoding="utf-8")
     assert f"report:  {index}" in out

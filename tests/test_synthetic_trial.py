@@ -309,3 +309,24 @@ def test_tiny_preset(tmp_path: Path) -> None:
     # every lesion appears once per scan with the same diameter
     assert len(truth) == len(lesions) * 4
     assert truth.groupby(["patient", "lesion"])["diameter_mm"].nunique().max() == 1
+
+
+def test_kinetics_truth(two_series: Path) -> None:
+    truth = pd.read_csv(two_series / "truth" / "kinetics.csv", dtype={"voi": str})
+    assert list(truth.columns) == [
+        "patient",
+        "series",
+        "voi",
+        "kind",
+        "ki_ul_per_g_per_h",
+        "vt_ml_per_g",
+    ]
+    organs = truth[truth["kind"] == "organ"]
+    assert set(organs["voi"]) == {"liver", "spleen", "kidney", "lung", "bone_marrow", "brain"}
+    lesions = pd.read_csv(two_series / "lesions.csv")
+    tumours = {str(n) for n in lesions.loc[lesions["fdg_positive"], "lesion"]}
+    assert set(truth.loc[truth["kind"] == "lesion", "voi"]) == tumours  # nodes have no truth
+    assert len(truth) == 2 * (6 + len(tumours))
+    assert (truth["ki_ul_per_g_per_h"] > 0).all() and (truth["vt_ml_per_g"] > 0).all()
+    spleen = organs[organs["voi"] == "spleen"].set_index("series")["ki_ul_per_g_per_h"]
+    assert spleen["predose"] < spleen["tracer-only"]

@@ -90,6 +90,10 @@ def run(args: argparse.Namespace) -> int:
     for failure in summary.failures:
         print(f"failed {failure.scan_id}: {failure.message}", file=sys.stderr)
     _say(progress, "3/3 analysing the study and writing the report")
+    from immunopet.analysis.kinetics import kinetics_step
+
+    for note in kinetics_step(outdir / "results", study):  # results/analysis/kinetics.csv
+        print(note, file=sys.stderr)
     built = build_report(
         outdir / "results", outdir / "report", study=study, qc=not args.no_qc, progress=progress
     )

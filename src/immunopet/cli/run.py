@@ -96,7 +96,11 @@ def run(args: argparse.Namespace) -> int:
         for failure in summary.failures:
             print(f"failed {failure.scan_id}: {failure.message}", file=sys.stderr)
     if not args.no_report:
+        from immunopet.analysis.kinetics import kinetics_step
         from immunopet.report.build import build_report
+
+        for note in kinetics_step(output, study):  # RESULTS_DIR/analysis/kinetics.csv
+            print(note, file=sys.stderr)
 
         report_dir = args.report if args.report is not None else manifest.parent / "report"
         built = build_report(

@@ -8,7 +8,7 @@ Layout under ``outdir`` (see also the ``README.txt`` written there)::
     vois/<patient>/<series>/<hours>h/organ_points.csv    2 cm reference spheres per organ
     scans.csv, lesions.csv, clinical.csv, adverse_events.csv, blood_samples.csv,
     counter_calibration.json, README.txt, study.toml
-    truth/organs.csv, truth/lesions.csv, truth/blood.csv
+    truth/organs.csv, truth/lesions.csv, truth/blood.csv, truth/kinetics.csv
 
 Everything is deterministic per seed: random streams come from ``numpy.random.SeedSequence``
 keyed by (seed, patient, purpose), and DICOM UIDs from a seed string.
@@ -61,6 +61,7 @@ from immunopet.synthetic.clinical import (
     make_clinical_sheet,
 )
 from immunopet.synthetic.kinetics import (
+    KINETIC_ORGANS,
     LESION_RELATIVE_ANCHORS,
     NECROTIC_CORE_FRACTION,
     ORGAN_ANCHORS,
@@ -68,6 +69,7 @@ from immunopet.synthetic.kinetics import (
     TISSUE_ORGAN,
     Series,
     interpolate_suv,
+    true_kinetics,
 )
 from immunopet.synthetic.manifest import write_trial_manifest
 from immunopet.synthetic.presets import PRESETS, TrialConfig
@@ -136,6 +138,7 @@ class TrialManifest:
     tables : dict of str to Path
         ``clinical``, ``lesions``, ``scans``, ``adverse_events``, ``blood_samples``,
         ``counter_calibration``, ``truth_organs``, ``truth_lesions``, ``truth_blood``,
+        ``truth_kinetics``,
         ``study`` (the ``study.toml`` manifest).
     """
 
@@ -160,7 +163,16 @@ class _PatientModel:
     node_level: dict[int, float]
 
 
-_ROW_KEYS = ("scans", "truth_organs", "truth_lesions", "blood_samples", "truth_blood")
+_ROW_KEYS = (
+    "scans",
+    "truth_organs",
+    "truth_lesions",
+    "blood_samples",
+    "truth_blood",
+    "truth_kinetics",
+)
+KINETICS_TRUTH_COLUMNS = ("patient", "series", "voi", "kind", "ki_ul_per_g_per_h", "vt_ml_per_g")
+"""Columns of ``truth/kinetics.csv``."""
 
 
 @dataclass
@@ -496,7 +508,70 @@ def _generate_patient(
             blood_truth.extend(truth)
         if progress is not None:
             progress()
+    result.rows["truth_kinetics"].extend(_kinetics_truth(model, scans, lesion_truth))
     return result
+
+
+def _kinetics_truth(
+    model: _PatientModel, scans: list[ScanRecord], lesion_truth: list[dict[str, object]]
+) -> list[dict[str, object]]:
+    """True Patlak Ki and VT of the organs and FDG-positive tumours for each scanned series.
+
+    A tumour's truth refers to the mean over its voxels (the VOI of a visible lesion): its
+    rim curve times the constant ratio of that mean to the rim (necrotic core). FDG-negative
+    nodes follow the blood pool with a contrast redrawn per scan and have no kinetic truth.
+    """
+    rows: list[dict[str, object]] = []
+    blood_scale = model.organ_scale["blood_pool"]
+    for series in dict.fromkeys(scan.series for scan in scans):
+        series_name: Series = "predose" if series == "predose" else "tracer-only"
+        for organ in KINETIC_ORGANS:
+            ki, vt = true_kinetics(
+                series_name,
+                organ,
+                tissue_scale=model.organ_scale[organ],
+                blood_scale=blood_scale,
+            )
+            rows.append(
+                {
+                    "patient": model.pseudonym,
+                    "series": series,
+                    "voi": organ,
+                    "kind": "organ",
+                    "ki_ul_per_g_per_h": ki,
+                    "vt_ml_per_g": vt,
+                }
+            )
+        for lesion in model.lesions:
+            if not lesion.fdg_positive:
+                continue
+            voxel_ratio = next(
+                (
+                    float(row["suv_true"]) / float(row["suv_rim"])  # type: ignore[arg-type]
+                    for row in lesion_truth
+                    if row["series"] == series
+                    and row["lesion"] == lesion.number
+                    and int(row["n_voxels"]) > 0  # type: ignore[call-overload]
+                ),
+                1.0,
+            )
+            ki, vt = true_kinetics(
+                series_name,
+                "tumour",
+                tissue_scale=model.tumour_suv120[lesion.number] * voxel_ratio,
+                blood_scale=blood_scale,
+            )
+            rows.append(
+                {
+                    "patient": model.pseudonym,
+                    "series": series,
+                    "voi": str(lesion.number),
+                    "kind": "lesion",
+                    "ki_ul_per_g_per_h": ki,
+                    "vt_ml_per_g": vt,
+                }
+            )
+    return rows
 
 
 def _scan_plan(config: TrialConfig, model: _PatientModel) -> list[tuple[int, str, float]]:
@@ -627,6 +702,10 @@ truth/organs.csv      true organ SUVmean per scan (before blur and noise).
 truth/lesions.csv     true lesion SUVmean per scan (mean over the lesion's voxels before blur
                       and noise), whether it was visible, its rim SUV.
 truth/blood.csv       true blood-pool SUV and plasma %IA/L per blood sample.
+truth/kinetics.csv    true Patlak Ki (uL/g/h) and VT (mL/g) per patient, series and organ or
+                      FDG-positive tumour (voi = lesion number), at a tissue density of
+                      1 g/mL: the irreversible two-tissue compartment model fitted to the
+                      synthetic curves (immunopet.synthetic.kinetics).
 Series: tracer-only (first injection), predose (750 mg unlabelled antibody before the tracer,
 {gap} days later). hours_pi = actual hours after injection; nominal_hours = schedule.
 """
@@ -691,6 +770,10 @@ def _write_tables(
     )
     tables["truth_blood"] = _write_csv(
         pd.DataFrame(rows["truth_blood"]), out / "truth" / "blood.csv"
+    )
+    tables["truth_kinetics"] = _write_csv(
+        pd.DataFrame(rows["truth_kinetics"], columns=list(KINETICS_TRUTH_COLUMNS)),
+        out / "truth" / "kinetics.csv",
     )
     (out / "README.txt").write_text(
         _README.format(preset=config.name, seed=seed, gap=config.series_gap_days)

@@ -1,0 +1,83 @@
+"""Body-weight SUV and fractions of the injected activity: the conversions between them.
+
+Blood samples are reported as % injected activity per litre (%IA/L) and dosimetry wants the
+fraction of the injected activity in an organ; PET reports SUVbw. All three are activity
+concentrations divided by the injected activity (decay-corrected to injection), so they differ
+by the body weight and fixed unit factors only:
+
+.. math::
+
+    \\mathrm{SUV_{bw}} = \\frac{C\\,[\\mathrm{Bq/mL}]\\; W\\,[\\mathrm{g}]}{A\\,[\\mathrm{Bq}]},
+    \\qquad
+    \\%\\mathrm{IA/L} = \\frac{C \\cdot 1000}{A} \\cdot 100
+    \\quad\\Rightarrow\\quad
+    \\mathrm{SUV_{bw}} = \\%\\mathrm{IA/L} \\cdot \\frac{W\\,[\\mathrm{kg}]}{100}
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import numpy.typing as npt
+
+__all__ = ["percent_ia_per_l_to_suv_bw", "suv_bw_to_fraction_ia_per_ml"]
+
+
+def _weight(weight_kg: float) -> float:
+    if not (isinstance(weight_kg, int | float) and math.isfinite(weight_kg) and weight_kg > 0):
+        raise ValueError(f"weight_kg must be a positive number, got {weight_kg!r}")
+    return float(weight_kg)
+
+
+def percent_ia_per_l_to_suv_bw(
+    percent_ia_per_l: float | npt.ArrayLike, weight_kg: float
+) -> float | np.ndarray:
+    """Body-weight SUV of a concentration given as % injected activity per litre.
+
+    Parameters
+    ----------
+    percent_ia_per_l : float or array, %IA/L
+        Decay-corrected to injection (as blood samples are reported).
+    weight_kg : float, kg
+        Body weight at the injection.
+
+    Returns
+    -------
+    float or array, SUVbw (g/mL)
+
+    Examples
+    --------
+    >>> percent_ia_per_l_to_suv_bw(10.0, 60.0)  # 1e-4 of the IA per mL x 60000 g
+    6.0
+    """
+    weight = _weight(weight_kg)
+    if np.isscalar(percent_ia_per_l):
+        return float(percent_ia_per_l) * weight / 100.0  # type: ignore[arg-type]
+    return np.asarray(percent_ia_per_l, dtype=np.float64) * weight / 100.0
+
+
+def suv_bw_to_fraction_ia_per_ml(
+    suv_bw: float | npt.ArrayLike, weight_kg: float
+) -> float | np.ndarray:
+    """Fraction of the injected activity per mL (decay-corrected) of a body-weight SUV.
+
+    Parameters
+    ----------
+    suv_bw : float or array, g/mL
+    weight_kg : float, kg
+
+    Returns
+    -------
+    float or array, 1/mL
+        :math:`\\mathrm{SUV} / W[\\mathrm{g}]`.
+
+    Examples
+    --------
+    >>> suv_bw_to_fraction_ia_per_ml(7.0, 70.0)
+    0.0001
+    """
+    weight = _weight(weight_kg)
+    if np.isscalar(suv_bw):
+        return float(suv_bw) / (weight * 1000.0)  # type: ignore[arg-type]
+    return np.asarray(suv_bw, dtype=np.float64) / (weight * 1000.0)
