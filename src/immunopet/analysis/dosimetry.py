@@ -30,6 +30,7 @@ import pandas as pd
 
 from immunopet.errors import InputError
 from immunopet.study.store import ResultsStore
+from immunopet.suv.decay import integrate_physical_activity
 from immunopet.suv.fractions import suv_bw_to_fraction_ia_per_ml
 from immunopet.suv.nuclides import find_nuclide
 
@@ -144,17 +145,7 @@ def integrate_activity(
     >>> round(tiac / (1e-5 * 78.41), 6), round(tail, 6)
     (1.442695, 0.5)
     """
-    t = np.asarray(hours, dtype=np.float64)
-    a = np.asarray(fraction_per_ml, dtype=np.float64)
-    order = np.argsort(t, kind="stable")
-    t, a = t[order], a[order]
-    rate = math.log(2.0) / half_life_h
-    physical = a * np.exp(-rate * t)
-    # injection to first scan: decay-corrected value constant, physical decay exact
-    head = float(a[0]) * -math.expm1(-rate * float(t[0])) / rate
-    middle = float(np.sum(np.diff(t) * (physical[1:] + physical[:-1]) / 2.0))
-    tail = float(physical[-1] / rate)
-    total = head + middle + tail
+    total, tail = integrate_physical_activity(hours, fraction_per_ml, half_life_h)
     return total, tail / total if total > 0 else math.nan
 
 
