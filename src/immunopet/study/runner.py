@@ -61,10 +61,12 @@ from immunopet.errors import ImmunoPETError, InputError, ManifestError
 from immunopet.study import pipeline
 from immunopet.study.model import AnalysisSettings, Exclusion, ScanRef, Study, VoiSource
 from immunopet.study.pipeline import ScanResult
+from immunopet.study.privacy import PathRedactor
 from immunopet.study.provenance import (
     fingerprint_inputs,
     hash_file,
     library_versions,
+    manifest_reference,
     scan_inputs,
     scan_key,
     settings_json,
@@ -300,6 +302,24 @@ def _dask(jobs: Sequence[_Job], client: Any) -> Iterator[_Outcome]:
         yield outcome
 
 
+def _redacted(outcome: _Outcome, redactor: PathRedactor) -> _Outcome:
+    """The outcome with every path of the study rewritten (:mod:`~immunopet.study.privacy`)."""
+    result = outcome.result
+    if result is not None:
+        result = replace(
+            result,
+            scan=redactor.redact_row(result.scan),
+            measurements=redactor.redact_rows(result.measurements),
+            warnings=tuple(redactor.redact(text) for text in result.warnings),
+        )
+    return replace(
+        outcome,
+        result=result,
+        message=redactor.redact(outcome.message),
+        detail=redactor.redact(outcome.detail),
+    )
+
+
 # ---------------------------------------------------------------------------- study inputs
 def _resolve(ref: ScanRef, root: Path) -> ScanRef:
     scan = ref.scan
@@ -328,7 +348,7 @@ def _read_sheet(path: Path) -> pd.DataFrame:
         raise ManifestError(f"cannot read the study sheet ({exc})", file=path) from exc
 
 
-def _safe_sheet(path: Path, notes: list[str]) -> pd.DataFrame:
+def _safe_sheet(path: Path, label: str, notes: list[str]) -> pd.DataFrame:
     frame = _read_sheet(path)
     dropped = [
         str(column)
@@ -338,7 +358,7 @@ def _safe_sheet(path: Path, notes: list[str]) -> pd.DataFrame:
     ]
     if dropped:
         notes.append(
-            f"{path.name}: identifying column(s) not copied: {', '.join(dropped)} "
+            f"{label}: identifying column(s) not copied: {', '.join(dropped)} "
             "(only the study pseudonym 'patient' is kept)"
         )
     return frame.drop(columns=dropped)
@@ -470,8 +490,13 @@ def run_study(
     refs = [_resolve(ref, Path(study.root)) for ref in study.scans()]
     _check_unique(refs)
     notes: list[str] = []
+    redactor = PathRedactor.for_study(study)
     sheets = {
-        table: _safe_sheet(Path(study.root) / path, notes) if path is not None else None
+        table: (
+            _safe_sheet(Path(study.root) / path, redactor.path(Path(study.root) / path), notes)
+            if path is not None
+            else None
+        )
         for table, path in (
             ("clinical", study.inputs.clinical),
             ("blood", study.inputs.blood_samples),
@@ -534,6 +559,7 @@ def run_study(
                 outcomes = _local_pool(jobs, n_workers)
 
             for outcome in outcomes:
+                outcome = _redacted(outcome, redactor)
                 ref = by_id[outcome.scan_id]
                 job_seconds[outcome.scan_id] = outcome.seconds
                 if outcome.result is not None:
@@ -582,7 +608,9 @@ def run_study(
                 "library_versions": json.dumps(library_versions(), sort_keys=True),
                 "settings": settings_json(settings),
                 "study_name": study.name,
-                "manifest_path": None if manifest is None else str(manifest),
+                "manifest_path": (
+                    None if manifest is None else manifest_reference(manifest, results_dir)
+                ),
                 "manifest_hash": (
                     hash_file(manifest) if manifest is not None and manifest.is_file() else None
                 ),
