@@ -220,7 +220,8 @@ def test_cli_run(exact_trial: Path, tmp_path: Path, capsys: pytest.CaptureFixtur
     assert "Biodistribution" in (tmp_path / "report" / "index.html").read_text()
     with ResultsStore(tmp_path / "results") as store:
         provenance = store.read_table("provenance")
-    assert provenance["manifest_path"][0] == str(manifest)
+    # relative to the results folder: no absolute path is stored
+    assert provenance["manifest_path"][0] == "../study.toml"
     assert len(provenance["manifest_hash"][0]) == 64
     # a failing scan: exit code 2 after writing the rest
     text = manifest.read_text()
