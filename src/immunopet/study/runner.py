@@ -59,6 +59,7 @@ from tqdm import tqdm
 from immunopet import __version__
 from immunopet.errors import ImmunoPETError, InputError, ManifestError
 from immunopet.study import pipeline
+from immunopet.study._lifeline import new_pool, stop_pool
 from immunopet.study.model import AnalysisSettings, Exclusion, ScanRef, Study, VoiSource
 from immunopet.study.pipeline import ScanResult
 from immunopet.study.privacy import PathRedactor
@@ -237,7 +238,7 @@ def _isolated(jobs: Sequence[_Job]) -> Iterator[_Outcome]:
     try:
         for job in jobs:
             if pool is None:
-                pool = ProcessPoolExecutor(max_workers=1, mp_context=_mp_context())
+                pool = new_pool(1, _mp_context())
             try:
                 outcome = pool.submit(_run_job, *job).result()
             except BrokenProcessPool:
@@ -245,6 +246,11 @@ def _isolated(jobs: Sequence[_Job]) -> Iterator[_Outcome]:
                 pool.shutdown(wait=True, cancel_futures=True)
                 pool = None
             yield outcome
+    except BaseException:  # interrupted (Ctrl-C, SIGTERM) or closed early: stop now
+        if pool is not None:
+            stop_pool(pool)
+            pool = None
+        raise
     finally:
         if pool is not None:
             pool.shutdown(wait=True, cancel_futures=True)
@@ -254,8 +260,9 @@ def _local_pool(jobs: Sequence[_Job], workers: int) -> Iterator[_Outcome]:
     pending = deque(jobs)
     while pending:
         suspects: list[_Job] = []
-        pool = ProcessPoolExecutor(max_workers=workers, mp_context=_mp_context())
+        pool = new_pool(workers, _mp_context())
         in_flight: dict[Future[_Outcome], _Job] = {}
+        finished = False
         try:
             while pending or in_flight:
                 while pending and len(in_flight) < 2 * workers and not suspects:
@@ -276,8 +283,12 @@ def _local_pool(jobs: Sequence[_Job], workers: int) -> Iterator[_Outcome]:
                     yield outcome
                 if suspects and not in_flight:
                     break
+            finished = True
         finally:
-            pool.shutdown(wait=True, cancel_futures=True)
+            if finished:
+                pool.shutdown(wait=True, cancel_futures=True)
+            else:  # interrupted (Ctrl-C, SIGTERM) or closed early: stop the workers now
+                stop_pool(pool)
         if suspects:
             _LOG.warning("a worker process died; rerunning %d scan(s) one by one", len(suspects))
             yield from _isolated(suspects)
