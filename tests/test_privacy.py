@@ -10,6 +10,7 @@ is searched for the canaries and for the study's absolute path.
 
 from __future__ import annotations
 
+import contextlib
 import gzip
 import os
 import subprocess
@@ -67,10 +68,8 @@ def _break_one_voi_file(root: Path) -> None:
 def _output_bytes(path: Path) -> bytes:
     data = path.read_bytes()
     if path.name.endswith(".gz"):
-        try:
+        with contextlib.suppress(OSError):
             data += gzip.decompress(data)
-        except OSError:
-            pass
     return data
 
 

@@ -111,7 +111,7 @@ def _wait_for_workers(run: subprocess.Popen[bytes]) -> set[tuple[int, int]]:
         if run.poll() is not None:
             break
         time.sleep(0.1)
-    out, err = run.communicate(timeout=30)
+    _, err = run.communicate(timeout=30)
     pytest.fail(f"the run did not start its workers: {run.returncode} {err.decode()[-2000:]}")
 
 
