@@ -157,3 +157,20 @@ def test_redactor_writes_relative_paths_when_the_study_allows(tmp_path: Path) ->
     assert redactor.redact(f"{root}/pet/IM1.dcm: bad") == "pet/IM1.dcm: bad"
     assert redactor.path(tmp_path / "other" / "x.csv") == "x.csv"
     assert redactor.redact_row({"source": root / "v.csv", "n": 3}) == {"source": "v.csv", "n": 3}
+
+
+def test_manifest_show_paths_round_trip_and_type(tmp_path: Path) -> None:
+    from dataclasses import replace
+
+    from immunopet.study.manifest import load_manifest, validate_manifest, write_manifest
+
+    manifest = tmp_path / "study.toml"
+    manifest.write_text('[study]\nname = "x"\n\n[[patients]]\nid = "P01"\n')
+    study = load_manifest(manifest)
+    assert study.show_paths is False
+    written = write_manifest(replace(study, show_paths=True), tmp_path / "again.toml")
+    assert "show_paths = true" in written.read_text()
+    assert load_manifest(written).show_paths is True
+    manifest.write_text('[study]\nname = "x"\nshow_paths = "yes"\n\n[[patients]]\nid = "P01"\n')
+    problems = validate_manifest(manifest)
+    assert [p.message for p in problems] == ["not a boolean"]

@@ -714,7 +714,7 @@ def validate_manifest(path: str | os.PathLike[str]) -> list[Problem]:
     ...     _ = manifest.write_text('[study]\\nname = "x"\\nnmae = "y"\\n[[patients]]\\nid = "P01"\\n')
     ...     for problem in validate_manifest(manifest):
     ...         print(str(problem).replace(str(manifest), "study.toml"))
-    study.toml:3: study.nmae: unknown key; did you mean 'name'? (found 'nmae'; expected one of name, tracer)
+    study.toml:3: study.nmae: unknown key; did you mean 'name'? (found 'nmae'; expected one of name, tracer, show_paths)
     """  # noqa: E501
     return _check(path)[1]
 

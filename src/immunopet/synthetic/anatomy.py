@@ -527,7 +527,8 @@ def place_lesions(
     n_nodes: int,
     near_spleen: bool,
     rng: np.random.Generator,
-    field_of_view_mm: tuple[Sequence[float], Sequence[float]] | None = None,
+    field_of_view_mm: tuple[Sequence[float] | np.ndarray, Sequence[float] | np.ndarray]
+    | None = None,
 ) -> tuple[Lesion, ...]:
     """Draw lesion positions and sizes for one patient.
 
