@@ -297,3 +297,27 @@ def test_figure_that_cannot_be_written_is_an_error(
     monkeypatch.setattr(figures, "plot_biomarkers", full)
     with pytest.raises(OSError, match="No space left"):
         figures.draw_all(_empty_analysis(), tmp_path)  # type: ignore[arg-type]
+
+
+def test_database_in_use_by_another_process_says_so(tmp_path: Path) -> None:
+    ResultsStore(tmp_path).close()
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import duckdb, sys, time; c = duckdb.connect(sys.argv[1]); print('open', flush=True);"
+            " time.sleep(60)",
+            str(tmp_path / DATABASE_NAME),
+        ],
+        stdout=subprocess.PIPE,
+    )
+    try:
+        assert holder.stdout is not None and holder.stdout.readline() == b"open\n"
+        with pytest.raises(ImmunoPETError) as caught:
+            ResultsStore(tmp_path)
+        message = str(caught.value)
+        assert "in use by another process" in message
+        assert str(tmp_path / DATABASE_NAME) in message
+    finally:
+        holder.kill()
+        holder.wait()
