@@ -248,7 +248,7 @@ def test_study_level_problems_stop_before_any_scan(
     missing = dataclasses.replace(
         study, inputs=dataclasses.replace(study.inputs, clinical=tmp_path / "nope.csv")
     )
-    with pytest.raises(ManifestError, match=r"nope.csv: study sheet not found"):
+    with pytest.raises(ManifestError, match=r"^the clinical sheet: study sheet not found$"):
         runner.run_study(missing, tmp_path / "a", workers=1, progress=False)
     twice = replace_scan(study, 1, nth_scan(study, 0))  # P01 72 h listed twice
     with pytest.raises(ManifestError, match=r"found 'P01/tracer-only/72h'"):

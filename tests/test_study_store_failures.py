@@ -321,3 +321,42 @@ def test_database_in_use_by_another_process_says_so(tmp_path: Path) -> None:
     finally:
         holder.kill()
         holder.wait()
+
+
+def _grandchildren() -> set[int]:
+    """Processes two levels below this one (pool workers under the forkserver)."""
+    tree: dict[int, list[int]] = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            with contextlib.suppress(OSError):
+                stat_line = Path(f"/proc/{entry}/stat").read_bytes()
+                fields = stat_line[stat_line.rfind(b")") + 2 :].split()
+                if fields[0] != b"Z":
+                    tree.setdefault(int(fields[1]), []).append(int(entry))
+    return {g for child in tree.get(os.getpid(), []) for g in tree.get(child, [])}
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
+def test_write_failure_mid_run_is_one_line_and_stops_the_workers(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import time
+
+    from immunopet.synthetic.trial import generate_trial
+
+    generate_trial(tmp_path / "trial", preset="tiny", seed=3)
+
+    def full(self: ResultsStore, *args: object, **kwargs: object) -> None:
+        raise StorageError(f"cannot write the results database: {self.path}: No space left")
+
+    monkeypatch.setattr(ResultsStore, "write_scan", full)
+    code = main(
+        ["run", str(tmp_path / "trial" / "study.toml"), "--workers", "2", "--quiet", "--no-report"]
+    )
+    assert code == 2
+    line = _one_line(capsys.readouterr().err)
+    assert line.startswith("immunopet run: error: cannot write the results database: ")
+    deadline = time.monotonic() + 10
+    while _grandchildren() and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert not _grandchildren()

@@ -45,7 +45,7 @@ import time
 import traceback
 import uuid
 from collections import deque
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Generator, Iterator, Mapping, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field, replace
@@ -359,8 +359,12 @@ def _read_sheet(path: Path) -> pd.DataFrame:
         raise ManifestError(f"cannot read the study sheet ({exc})", file=path) from exc
 
 
-def _safe_sheet(path: Path, label: str, notes: list[str]) -> pd.DataFrame:
-    frame = _read_sheet(path)
+def _safe_sheet(path: Path, redactor: PathRedactor, notes: list[str]) -> pd.DataFrame:
+    label = redactor.path(path)
+    try:
+        frame = _read_sheet(path)
+    except ManifestError as exc:  # name the sheet as every output does
+        raise ManifestError(redactor.redact(str(exc))) from None
     dropped = [
         str(column)
         for column in frame.columns
@@ -503,11 +507,7 @@ def run_study(
     notes: list[str] = []
     redactor = PathRedactor.for_study(study)
     sheets = {
-        table: (
-            _safe_sheet(Path(study.root) / path, redactor.path(Path(study.root) / path), notes)
-            if path is not None
-            else None
-        )
+        table: (_safe_sheet(Path(study.root) / path, redactor, notes) if path is not None else None)
         for table, path in (
             ("clinical", study.inputs.clinical),
             ("blood", study.inputs.blood_samples),
@@ -542,6 +542,7 @@ def run_study(
             disable=not progress,
         )
         client: Any = None
+        outcomes: Iterator[_Outcome] = iter(())
         cluster: Any = None
         try:
             if scheduler is not None or backend == "dask":
@@ -595,6 +596,8 @@ def run_study(
                 bar.update(1)
         finally:
             bar.close()
+            if isinstance(outcomes, Generator):  # ended early (an error, Ctrl-C): stop workers
+                outcomes.close()
             if client is not None:
                 client.close()
             if cluster is not None:
