@@ -220,7 +220,8 @@ def test_cli_run(exact_trial: Path, tmp_path: Path, capsys: pytest.CaptureFixtur
     assert "Biodistribution" in (tmp_path / "report" / "index.html").read_text()
     with ResultsStore(tmp_path / "results") as store:
         provenance = store.read_table("provenance")
-    assert provenance["manifest_path"][0] == str(manifest)
+    # relative to the results folder: no absolute path is stored
+    assert provenance["manifest_path"][0] == "../study.toml"
     assert len(provenance["manifest_hash"][0]) == 64
     # a failing scan: exit code 2 after writing the rest
     text = manifest.read_text()
@@ -247,7 +248,7 @@ def test_study_level_problems_stop_before_any_scan(
     missing = dataclasses.replace(
         study, inputs=dataclasses.replace(study.inputs, clinical=tmp_path / "nope.csv")
     )
-    with pytest.raises(ManifestError, match=r"nope.csv: study sheet not found"):
+    with pytest.raises(ManifestError, match=r"^the clinical sheet: study sheet not found$"):
         runner.run_study(missing, tmp_path / "a", workers=1, progress=False)
     twice = replace_scan(study, 1, nth_scan(study, 0))  # P01 72 h listed twice
     with pytest.raises(ManifestError, match=r"found 'P01/tracer-only/72h'"):

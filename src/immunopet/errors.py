@@ -8,6 +8,7 @@ expected (see :func:`describe_problem`).
 
 from __future__ import annotations
 
+import errno
 from os import PathLike
 from typing import Any
 
@@ -19,8 +20,10 @@ __all__ = [
     "ImmunoPETWarning",
     "InputError",
     "ManifestError",
+    "StorageError",
     "SuvError",
     "SuvWarning",
+    "describe_os_error",
     "describe_problem",
 ]
 
@@ -116,6 +119,43 @@ class GeometryError(InputError):
 
 class ManifestError(InputError):
     """A study manifest or clinical sheet is invalid."""
+
+
+class StorageError(ImmunoPETError, OSError):
+    """An output (results database, export, report) cannot be written or saved whole.
+
+    The message names the path, what went wrong and what to do (:func:`describe_os_error`).
+    """
+
+
+_ADVICE = {
+    errno.ENOSPC: "free disk space (or choose another output folder) and run again",
+    errno.EDQUOT: "free space within your disk quota (or choose another folder) and run again",
+    errno.EROFS: "choose an output folder on a writable file system",
+    errno.EACCES: "choose an output folder you may write to (or change its permissions)",
+    errno.EPERM: "choose an output folder you may write to (or change its permissions)",
+}
+
+
+def describe_os_error(error: OSError, *, path: str | PathLike[str] | None = None) -> str:
+    """One line for a failed file operation: the path, what went wrong, what to do.
+
+    Parameters
+    ----------
+    error : OSError
+    path : path-like, optional
+        The path to name when the error carries none.
+
+    Examples
+    --------
+    >>> import errno
+    >>> describe_os_error(OSError(errno.ENOSPC, "No space left on device", "results/x.csv"))
+    'results/x.csv: No space left on device (free disk space (or choose another output folder) and run again)'
+    """  # noqa: E501
+    where = error.filename if error.filename is not None else path
+    what = error.strerror or str(error) or type(error).__name__
+    advice = _ADVICE.get(error.errno or 0, "check the path and its folder, then run again")
+    return f"{where if where is not None else 'a file'}: {what} ({advice})"
 
 
 class ImmunoPETWarning(UserWarning):

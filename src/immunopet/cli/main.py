@@ -3,7 +3,10 @@
 Each subcommand module defines ``register(subparsers)`` (adds its parser and sets
 ``func``) and a ``run(args) -> int``. ``main(argv)`` is callable from tests without a
 subprocess. An :class:`~immunopet.errors.ImmunoPETError` becomes one line on stderr and exit
-code 2; anything else is a bug and keeps its traceback.
+code 2; so does an :class:`OSError` (a read-only folder, a full disk: the path and what to do).
+Ctrl-C ends the command with one line and exit code 130, SIGTERM with exit code 143, after
+the same clean-up (worker processes stopped, the results database closed with every finished
+scan kept). Anything else is a bug and keeps its traceback.
 """
 
 from __future__ import annotations
@@ -14,7 +17,7 @@ import sys
 from collections.abc import Sequence
 
 from immunopet import __version__
-from immunopet.errors import ImmunoPETError
+from immunopet.errors import ImmunoPETError, describe_os_error
 
 __all__ = ["build_parser", "main"]
 
@@ -56,11 +59,25 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not getattr(args, "func", None):
         parser.print_help()
         return 1
+    from immunopet.study._lifeline import Terminated, install_interrupt_handlers
+
+    restore = install_interrupt_handlers()
     try:
         return int(args.func(args))
     except ImmunoPETError as error:
         print(f"immunopet {args.command}: error: {error}", file=sys.stderr)
         return 2
+    except Terminated:
+        print(f"immunopet {args.command}: terminated (SIGTERM)", file=sys.stderr)
+        return 143
+    except KeyboardInterrupt:
+        print(f"immunopet {args.command}: interrupted", file=sys.stderr)
+        return 130
+    except OSError as error:
+        print(f"immunopet {args.command}: error: {describe_os_error(error)}", file=sys.stderr)
+        return 2
+    finally:
+        restore()
 
 
 if __name__ == "__main__":  # pragma: no cover

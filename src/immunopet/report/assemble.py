@@ -96,6 +96,7 @@ from immunopet.stats.results import BiomarkerComparison, CoxResult, SurvivalSumm
 from immunopet.study.manifest import load_manifest
 from immunopet.study.model import AnalysisSettings, Study
 from immunopet.study.pipeline import MEASUREMENT_COLUMNS, SCAN_COLUMNS, WARNING_SEPARATOR
+from immunopet.study.provenance import recorded_manifest
 from immunopet.study.store import DATABASE_NAME, ResultsStore
 
 __all__ = [
@@ -268,11 +269,12 @@ def _latest_provenance(provenance: pd.DataFrame | None) -> dict[str, Any]:
     return out
 
 
-def _study_from_provenance(provenance: dict[str, Any], notes: list[str]) -> Study | None:
-    path = provenance.get("manifest_path")
-    if not path:
+def _study_from_provenance(
+    provenance: dict[str, Any], notes: list[str], folder: Path
+) -> Study | None:
+    manifest = recorded_manifest(provenance.get("manifest_path"), folder)
+    if manifest is None:
         return None
-    manifest = Path(str(path))
     if not manifest.is_file():
         notes.append(
             f"the manifest named in the provenance no longer exists ({manifest.name}); "
@@ -676,7 +678,7 @@ def assemble_analysis(
     tables = read_results(folder, notes=early_notes)
     provenance = _latest_provenance(tables.get("provenance"))
     if study is None:
-        study = _study_from_provenance(provenance, early_notes)
+        study = _study_from_provenance(provenance, early_notes, folder)
     settings = _settings(study, provenance, early_notes)
     scans = _frame(tables, "scans", SCAN_COLUMNS)
     measurements = _frame(tables, "measurements", MEASUREMENT_COLUMNS)

@@ -16,6 +16,7 @@ from immunopet.report.figures import draw_all, qc_pages
 from immunopet.report.html import render_report
 from immunopet.study.manifest import load_manifest
 from immunopet.study.model import Study
+from immunopet.study.provenance import recorded_manifest
 
 __all__ = ["BuiltReport", "build_report"]
 
@@ -69,7 +70,8 @@ def build_report(
     results_dir, outdir = Path(results_dir), Path(outdir)
     analysis = assemble_analysis(results_dir, study=study, progress=progress)
     if study is None:
-        study = _recorded_study(analysis.provenance.get("manifest_path"))
+        recorded = analysis.provenance.get("manifest_path")
+        study = _recorded_study(recorded_manifest(recorded, results_dir))
     figures = draw_all(analysis, outdir / "figures", progress=progress)
     n_figures = len(figures)
     notes: list[str] = []

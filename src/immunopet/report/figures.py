@@ -997,6 +997,9 @@ def draw_all(
         name = _qc_file(key[3:]) if key.startswith("qc ") else f"{key}.png"
         try:
             drawn[key] = draw(out / name)
-        except Exception as exc:  # one figure never stops the others
-            _LOG.warning("figure %s not drawn: %s", key, exc, exc_info=True)
+        except OSError:  # the folder cannot be written: an error, not a missing figure
+            raise
+        except Exception as exc:  # one figure never stops the others; one line, no traceback
+            _LOG.debug("figure %s not drawn", key, exc_info=True)
+            _LOG.warning("figure %s not drawn: %s", key, exc)
     return drawn

@@ -9,6 +9,7 @@ analysis. Paths are relative to the manifest's folder. An example::
     [study]
     name = "Synthetic 89Zr-durvalumab trial"
     tracer = "89Zr-durvalumab"
+    show_paths = false            # true: outputs may name files (relative to this folder)
 
     [inputs]                      # each optional
     clinical = "clinical.csv"
@@ -122,7 +123,7 @@ __all__ = [
 
 
 _TOP_KEYS: Final = ("study", "inputs", "settings", "exclusions", "patients")
-_STUDY_KEYS: Final = ("name", "tracer")
+_STUDY_KEYS: Final = ("name", "tracer", "show_paths")
 _INPUT_KEYS: Final = tuple(f.name for f in fields(StudyInputs))
 _SETTING_KEYS: Final = tuple(f.name for f in fields(AnalysisSettings))
 _EXCLUSION_KEYS: Final = ("patient", "lesion", "reason")
@@ -467,11 +468,15 @@ def _build(c: _Checker, data: dict[str, Any]) -> Study | None:
     top = c.table(data, (), _TOP_KEYS, ("study", "patients"))
     if top is None:  # pragma: no cover - tomllib always returns a table
         return None
-    name, tracer = "", ""
+    name, tracer, show_paths = "", "", False
     study = c.table(data["study"], ("study",), _STUDY_KEYS, ("name",)) if "study" in data else None
     if study is not None:
         name = c.text(study, "name", ("study",), nonempty=True) or ""
         tracer = c.text(study, "tracer", ("study",)) or ""
+        show_paths = study.get("show_paths", False)
+        if not isinstance(show_paths, bool):
+            c.add(("study", "show_paths"), "not a boolean", _shown(show_paths), "true or false")
+            show_paths = False
     inputs = _build_inputs(c, data.get("inputs", {}))
     settings = _build_settings(c, data.get("settings", {}))
     patients = _build_patients(c, data)
@@ -488,6 +493,7 @@ def _build(c: _Checker, data: dict[str, Any]) -> Study | None:
         settings=settings,
         exclusions=tuple(exclusions),
         tracer=tracer,
+        show_paths=show_paths,
     )
 
 
@@ -708,7 +714,7 @@ def validate_manifest(path: str | os.PathLike[str]) -> list[Problem]:
     ...     _ = manifest.write_text('[study]\\nname = "x"\\nnmae = "y"\\n[[patients]]\\nid = "P01"\\n')
     ...     for problem in validate_manifest(manifest):
     ...         print(str(problem).replace(str(manifest), "study.toml"))
-    study.toml:3: study.nmae: unknown key; did you mean 'name'? (found 'nmae'; expected one of name, tracer)
+    study.toml:3: study.nmae: unknown key; did you mean 'name'? (found 'nmae'; expected one of name, tracer, show_paths)
     """  # noqa: E501
     return _check(path)[1]
 
@@ -827,6 +833,8 @@ def format_manifest(
     put("name", study.name)
     if study.tracer:
         put("tracer", study.tracer)
+    if study.show_paths:
+        put("show_paths", True)
     inputs = {f.name: getattr(study.inputs, f.name) for f in fields(StudyInputs)}
     if any(v is not None for v in inputs.values()):
         out += ["", "[inputs]"]

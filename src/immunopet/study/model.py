@@ -178,7 +178,13 @@ class StudyInputs:
 
 @dataclass(frozen=True)
 class Study:
-    """A whole study as described by its manifest."""
+    """A whole study as described by its manifest.
+
+    ``show_paths`` is the study's declaration that its folder and file names identify nobody:
+    only then do outputs name input files (by their path relative to ``root``); otherwise they
+    name them by scan and role (``P01/tracer-only/120h PET``), see
+    :mod:`immunopet.study.privacy`.
+    """
 
     name: str
     root: Path
@@ -187,6 +193,7 @@ class Study:
     settings: AnalysisSettings = field(default_factory=AnalysisSettings)
     exclusions: tuple[Exclusion, ...] = ()
     tracer: str = ""
+    show_paths: bool = False
 
     def scans(self) -> Iterator[ScanRef]:
         """Every scan of every injection of every patient, in manifest order."""

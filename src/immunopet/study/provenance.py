@@ -42,6 +42,8 @@ __all__ = [
     "fingerprint_inputs",
     "hash_file",
     "library_versions",
+    "manifest_reference",
+    "recorded_manifest",
     "scan_inputs",
     "scan_key",
     "settings_json",
@@ -249,3 +251,32 @@ def library_versions() -> dict[str, str]:
         except importlib.metadata.PackageNotFoundError:
             versions[name] = "not installed"
     return versions
+
+
+def manifest_reference(manifest: str | Path, results_dir: str | Path) -> str:
+    """How the provenance names the manifest: relative to the results folder, never absolute.
+
+    ``"../study.toml"`` when the manifest lies in a folder above the results folder (the
+    default layout), else the manifest's file name alone (a report then needs the manifest
+    given explicitly): no folder name of the study is recorded.
+
+    Examples
+    --------
+    >>> manifest_reference("/data/trial/study.toml", "/data/trial/results")
+    '../study.toml'
+    >>> manifest_reference("/data/trial/study.toml", "/elsewhere/results")
+    'study.toml'
+    """
+    manifest_abs = os.path.abspath(manifest)
+    relative = Path(os.path.relpath(manifest_abs, os.path.abspath(results_dir)))
+    if all(part == ".." for part in relative.parts[:-1]):
+        return relative.as_posix()
+    return Path(manifest_abs).name
+
+
+def recorded_manifest(value: object, results_dir: str | Path) -> Path | None:
+    """The manifest a run recorded (:func:`manifest_reference`), as a path; None when unknown."""
+    if not value or not isinstance(value, str | os.PathLike):
+        return None
+    path = Path(value)
+    return path if path.is_absolute() else Path(results_dir) / path

@@ -45,7 +45,7 @@ import time
 import traceback
 import uuid
 from collections import deque
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Generator, Iterator, Mapping, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field, replace
@@ -59,12 +59,15 @@ from tqdm import tqdm
 from immunopet import __version__
 from immunopet.errors import ImmunoPETError, InputError, ManifestError
 from immunopet.study import pipeline
+from immunopet.study._lifeline import new_pool, stop_pool
 from immunopet.study.model import AnalysisSettings, Exclusion, ScanRef, Study, VoiSource
 from immunopet.study.pipeline import ScanResult
+from immunopet.study.privacy import PathRedactor
 from immunopet.study.provenance import (
     fingerprint_inputs,
     hash_file,
     library_versions,
+    manifest_reference,
     scan_inputs,
     scan_key,
     settings_json,
@@ -235,7 +238,7 @@ def _isolated(jobs: Sequence[_Job]) -> Iterator[_Outcome]:
     try:
         for job in jobs:
             if pool is None:
-                pool = ProcessPoolExecutor(max_workers=1, mp_context=_mp_context())
+                pool = new_pool(1, _mp_context())
             try:
                 outcome = pool.submit(_run_job, *job).result()
             except BrokenProcessPool:
@@ -243,6 +246,11 @@ def _isolated(jobs: Sequence[_Job]) -> Iterator[_Outcome]:
                 pool.shutdown(wait=True, cancel_futures=True)
                 pool = None
             yield outcome
+    except BaseException:  # interrupted (Ctrl-C, SIGTERM) or closed early: stop now
+        if pool is not None:
+            stop_pool(pool)
+            pool = None
+        raise
     finally:
         if pool is not None:
             pool.shutdown(wait=True, cancel_futures=True)
@@ -252,8 +260,9 @@ def _local_pool(jobs: Sequence[_Job], workers: int) -> Iterator[_Outcome]:
     pending = deque(jobs)
     while pending:
         suspects: list[_Job] = []
-        pool = ProcessPoolExecutor(max_workers=workers, mp_context=_mp_context())
+        pool = new_pool(workers, _mp_context())
         in_flight: dict[Future[_Outcome], _Job] = {}
+        finished = False
         try:
             while pending or in_flight:
                 while pending and len(in_flight) < 2 * workers and not suspects:
@@ -274,8 +283,12 @@ def _local_pool(jobs: Sequence[_Job], workers: int) -> Iterator[_Outcome]:
                     yield outcome
                 if suspects and not in_flight:
                     break
+            finished = True
         finally:
-            pool.shutdown(wait=True, cancel_futures=True)
+            if finished:
+                pool.shutdown(wait=True, cancel_futures=True)
+            else:  # interrupted (Ctrl-C, SIGTERM) or closed early: stop the workers now
+                stop_pool(pool)
         if suspects:
             _LOG.warning("a worker process died; rerunning %d scan(s) one by one", len(suspects))
             yield from _isolated(suspects)
@@ -298,6 +311,24 @@ def _dask(jobs: Sequence[_Job], client: Any) -> Iterator[_Outcome]:
             outcome = _Outcome(job[0].scan_id, None, type(exc).__name__, f"Dask task failed: {exc}")
         future.release()
         yield outcome
+
+
+def _redacted(outcome: _Outcome, redactor: PathRedactor) -> _Outcome:
+    """The outcome with every path of the study rewritten (:mod:`~immunopet.study.privacy`)."""
+    result = outcome.result
+    if result is not None:
+        result = replace(
+            result,
+            scan=redactor.redact_row(result.scan),
+            measurements=redactor.redact_rows(result.measurements),
+            warnings=tuple(redactor.redact(text) for text in result.warnings),
+        )
+    return replace(
+        outcome,
+        result=result,
+        message=redactor.redact(outcome.message),
+        detail=redactor.redact(outcome.detail),
+    )
 
 
 # ---------------------------------------------------------------------------- study inputs
@@ -328,8 +359,12 @@ def _read_sheet(path: Path) -> pd.DataFrame:
         raise ManifestError(f"cannot read the study sheet ({exc})", file=path) from exc
 
 
-def _safe_sheet(path: Path, notes: list[str]) -> pd.DataFrame:
-    frame = _read_sheet(path)
+def _safe_sheet(path: Path, redactor: PathRedactor, notes: list[str]) -> pd.DataFrame:
+    label = redactor.path(path)
+    try:
+        frame = _read_sheet(path)
+    except ManifestError as exc:  # name the sheet as every output does
+        raise ManifestError(redactor.redact(str(exc))) from None
     dropped = [
         str(column)
         for column in frame.columns
@@ -338,7 +373,7 @@ def _safe_sheet(path: Path, notes: list[str]) -> pd.DataFrame:
     ]
     if dropped:
         notes.append(
-            f"{path.name}: identifying column(s) not copied: {', '.join(dropped)} "
+            f"{label}: identifying column(s) not copied: {', '.join(dropped)} "
             "(only the study pseudonym 'patient' is kept)"
         )
     return frame.drop(columns=dropped)
@@ -470,8 +505,9 @@ def run_study(
     refs = [_resolve(ref, Path(study.root)) for ref in study.scans()]
     _check_unique(refs)
     notes: list[str] = []
+    redactor = PathRedactor.for_study(study)
     sheets = {
-        table: _safe_sheet(Path(study.root) / path, notes) if path is not None else None
+        table: (_safe_sheet(Path(study.root) / path, redactor, notes) if path is not None else None)
         for table, path in (
             ("clinical", study.inputs.clinical),
             ("blood", study.inputs.blood_samples),
@@ -506,6 +542,7 @@ def run_study(
             disable=not progress,
         )
         client: Any = None
+        outcomes: Iterator[_Outcome] = iter(())
         cluster: Any = None
         try:
             if scheduler is not None or backend == "dask":
@@ -534,6 +571,7 @@ def run_study(
                 outcomes = _local_pool(jobs, n_workers)
 
             for outcome in outcomes:
+                outcome = _redacted(outcome, redactor)
                 ref = by_id[outcome.scan_id]
                 job_seconds[outcome.scan_id] = outcome.seconds
                 if outcome.result is not None:
@@ -558,6 +596,8 @@ def run_study(
                 bar.update(1)
         finally:
             bar.close()
+            if isinstance(outcomes, Generator):  # ended early (an error, Ctrl-C): stop workers
+                outcomes.close()
             if client is not None:
                 client.close()
             if cluster is not None:
@@ -582,7 +622,9 @@ def run_study(
                 "library_versions": json.dumps(library_versions(), sort_keys=True),
                 "settings": settings_json(settings),
                 "study_name": study.name,
-                "manifest_path": None if manifest is None else str(manifest),
+                "manifest_path": (
+                    None if manifest is None else manifest_reference(manifest, results_dir)
+                ),
                 "manifest_hash": (
                     hash_file(manifest) if manifest is not None and manifest.is_file() else None
                 ),

@@ -18,18 +18,34 @@ insert the new ones, record the key), so a run killed midway keeps every scan it
 a rerun skips exactly those (:meth:`ResultsStore.is_current`). DuckDB keeps committed
 transactions in its write-ahead log, so they survive a killed process.
 
-:meth:`ResultsStore.export` writes every table as ``<name>.csv`` and ``<name>.parquet``, each
-through a temporary file renamed into place, so a reader never sees half a file.
+:meth:`ResultsStore.export` writes every table as ``<name>.csv`` and ``<name>.parquet``, as one
+set: all files are first written into a staging folder ``RESULTS_DIR/.export-*``, which gets a
+``.complete`` marker once every file is whole; only then are the files renamed into place. A
+failed write (full disk, read-only folder) removes the staging folder and leaves the previous
+set untouched; a run killed while renaming leaves a complete staging folder, whose renames the
+next :class:`ResultsStore` opened on the folder finishes (an incomplete one is removed). So the
+folder holds either the old set or the new one, never a mix.
+
+Failures to write are errors (:class:`~immunopet.errors.StorageError`, one line naming the
+path and what to do): a write-ahead log that cannot be written (full disk), a checkpoint that
+fails when the store is closed, an export that cannot be written. SIGINT/SIGTERM arriving
+during a transaction, a checkpoint or the swap of the export set take effect when it is done
+(:func:`~immunopet.study._lifeline.deferred_interrupts`).
+
+Files are created with the permissions the umask allows (mode ``0666 & ~umask``), the
+database and the exports alike.
 """
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import os
 import re
+import shutil
 import tempfile
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import datetime
-from functools import partial
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -39,7 +55,8 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from immunopet.errors import InputError
+from immunopet.errors import InputError, StorageError, describe_os_error
+from immunopet.study._lifeline import deferred_interrupts
 from immunopet.study.pipeline import MEASUREMENT_COLUMNS, SCAN_COLUMNS, ScanResult
 
 __all__ = ["DATABASE_NAME", "EXPORTED_TABLES", "ResultsStore"]
@@ -160,17 +177,43 @@ def _create_sql(name: str, schema: pa.Schema) -> str:
     return f"CREATE TABLE IF NOT EXISTS {name} ({columns})"
 
 
-def _atomic_write(target: Path, write: Callable[[Path], None]) -> None:
-    handle, temporary = tempfile.mkstemp(
-        dir=target.parent, prefix=f".{target.name}.", suffix=".tmp"
-    )
-    os.close(handle)
-    try:
-        write(Path(temporary))
-        os.replace(temporary, target)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
+_STAGING_PREFIX = ".export-"
+_COMPLETE = ".complete"
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def _follow_umask(path: Path) -> None:
+    """Give a file the mode a plain ``open(path, "w")`` would have (``0666 & ~umask``)."""
+    os.chmod(path, 0o666 & ~_umask())
+
+
+def _storage_error(error: OSError, path: Path, what: str) -> StorageError:
+    return StorageError(f"{what}: {describe_os_error(error, path=path)}")
+
+
+def _finish_swap(staging: Path, target: Path) -> None:
+    """Rename every file of a complete staging folder into ``target``, then remove it."""
+    for item in sorted(staging.iterdir()):
+        if item.name != _COMPLETE:
+            os.replace(item, target / item.name)
+    shutil.rmtree(staging, ignore_errors=True)
+
+
+def _recover_exports(target: Path) -> None:
+    """Finish the swap of a complete staging folder left by a killed run; drop incomplete ones."""
+    with contextlib.suppress(OSError):
+        for staging in sorted(target.glob(_STAGING_PREFIX + "*")):
+            if not staging.is_dir():
+                continue
+            if (staging / _COMPLETE).is_file():
+                _finish_swap(staging, target)
+            else:
+                shutil.rmtree(staging, ignore_errors=True)
 
 
 def _write_csv(frame: pd.DataFrame, path: Path) -> None:
@@ -204,23 +247,87 @@ class ResultsStore:
 
     def __init__(self, results_dir: str | Path) -> None:
         self.results_dir = Path(results_dir)
-        self.results_dir.mkdir(parents=True, exist_ok=True)
         self.path = self.results_dir / DATABASE_NAME
+        self._closed = False
         try:
-            self._con = duckdb.connect(str(self.path))
-        except duckdb.Error as exc:
-            raise InputError(
-                f"cannot open the results database ({exc})",
+            self.results_dir.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise _storage_error(exc, self.results_dir, "cannot create the results folder") from exc
+        new = not self.path.exists()
+        with deferred_interrupts():
+            try:
+                self._con = duckdb.connect(str(self.path))
+            except duckdb.Error as exc:
+                raise self._open_error(exc) from exc
+            try:
+                for name, schema in _SCHEMAS.items():
+                    self._con.execute(_create_sql(name, schema))
+            except duckdb.Error as exc:
+                self._con.close()
+                raise self._database_error(exc, "cannot write the results database") from exc
+        if new:
+            with contextlib.suppress(OSError):
+                _follow_umask(self.path)
+        _recover_exports(self.results_dir)
+
+    def _open_error(self, exc: duckdb.Error) -> InputError | StorageError:
+        text = str(exc)
+        if "lock" in text.lower():
+            return InputError(
+                "the results database is in use by another process",
                 file=self.path,
-                expected="a DuckDB file no other process is writing",
-            ) from exc
-        for name, schema in _SCHEMAS.items():
-            self._con.execute(_create_sql(name, schema))
+                expected="no other immunopet run or DuckDB client writing this results folder "
+                "(wait for it to end, or choose another folder with -o)",
+            )
+        return self._database_error(exc, "cannot open the results database")
+
+    def _database_error(self, exc: duckdb.Error, what: str) -> StorageError:
+        """One line for a failed database write: the path, the cause, what to do."""
+        text = str(exc)
+        for number, marker in (
+            (errno.ENOSPC, "No space left on device"),
+            (errno.EDQUOT, "Disk quota exceeded"),
+            (errno.EROFS, "Read-only file system"),
+            (errno.EACCES, "Permission denied"),
+        ):
+            if marker.lower() in text.lower():
+                return _storage_error(OSError(number, marker), self.path, what)
+        if not os.access(self.results_dir, os.W_OK):
+            return _storage_error(
+                OSError(errno.EACCES, "Permission denied"), self.results_dir, what
+            )
+        return StorageError(
+            f"{what}: {self.path}: {text} (check the disk and the folder, then run again; "
+            "scans already stored are kept)"
+        )
 
     # ------------------------------------------------------------------ lifecycle
     def close(self) -> None:
-        """Close the database (idempotent)."""
-        self._con.close()
+        """Write everything into the database file (a checkpoint) and close it (idempotent).
+
+        Raises
+        ------
+        StorageError
+            When the checkpoint fails (e.g. the disk is full): the committed transactions stay
+            in the write-ahead log beside the database, and the next opening replays them once
+            the cause is removed.
+        """
+        if self._closed:
+            return
+        self._closed = True
+        with deferred_interrupts():
+            try:
+                self._checkpoint()
+            except duckdb.Error as exc:
+                with contextlib.suppress(duckdb.Error):
+                    self._con.close()
+                raise self._database_error(
+                    exc, "cannot save the results database (checkpoint)"
+                ) from exc
+            self._con.close()
+
+    def _checkpoint(self) -> None:
+        self._con.execute("CHECKPOINT")
 
     def __enter__(self) -> ResultsStore:
         return self
@@ -231,7 +338,11 @@ class ResultsStore:
         exc: BaseException | None,
         traceback: TracebackType | None,
     ) -> None:
-        self.close()
+        if exc is None:
+            self.close()
+            return
+        with contextlib.suppress(Exception):  # already failing: keep the first error
+            self.close()
 
     def __repr__(self) -> str:
         return f"ResultsStore({str(self.results_dir)!r})"
@@ -251,13 +362,22 @@ class ResultsStore:
             self._con.unregister("_immunopet_rows")
 
     def _transaction(self, work: Callable[[], None]) -> None:
-        self._con.begin()
-        try:
-            work()
-        except BaseException:
-            self._con.rollback()
-            raise
-        self._con.commit()
+        with deferred_interrupts():
+            self._con.begin()
+            try:
+                work()
+            except BaseException as exc:
+                with contextlib.suppress(duckdb.Error):
+                    self._con.rollback()
+                if isinstance(exc, duckdb.Error):
+                    raise self._database_error(exc, "cannot write the results database") from exc
+                raise
+            try:
+                self._con.commit()
+            except duckdb.Error as exc:
+                with contextlib.suppress(duckdb.Error):
+                    self._con.rollback()
+                raise self._database_error(exc, "cannot write the results database") from exc
 
     def _delete_scan(self, scan_id: str) -> None:
         for name in _PER_SCAN:
@@ -318,11 +438,12 @@ class ResultsStore:
             The scan ids removed, sorted.
         """
         wanted = set(keep)
-        present = {
-            row[0]
-            for name in _PER_SCAN
-            for row in self._con.execute(f"SELECT DISTINCT scan_id FROM {name}").fetchall()
-        }
+        with deferred_interrupts():
+            present = {
+                row[0]
+                for name in _PER_SCAN
+                for row in self._con.execute(f"SELECT DISTINCT scan_id FROM {name}").fetchall()
+            }
         stale = sorted(present - wanted)
 
         def work() -> None:
@@ -361,20 +482,23 @@ class ResultsStore:
     # ------------------------------------------------------------------ reading
     def is_current(self, scan_id: str, key: str) -> bool:
         """True when the stored results of ``scan_id`` were computed with ``key``."""
-        found = self._con.execute(
-            "SELECT key FROM scan_keys WHERE scan_id = ?", [scan_id]
-        ).fetchall()  # fetchall: a half-read result would block the connection
+        with deferred_interrupts():
+            found = self._con.execute(
+                "SELECT key FROM scan_keys WHERE scan_id = ?", [scan_id]
+            ).fetchall()  # fetchall: a half-read result would block the connection
         return bool(found) and found[0][0] == key
 
     def stored_keys(self) -> dict[str, str]:
         """Scan id -> key of every scan with stored results."""
-        return dict(self._con.execute("SELECT scan_id, key FROM scan_keys").fetchall())
+        with deferred_interrupts():
+            return dict(self._con.execute("SELECT scan_id, key FROM scan_keys").fetchall())
 
     def tables(self) -> list[str]:
         """Names of the tables in the database, sorted."""
-        rows = self._con.execute(
-            "SELECT table_name FROM information_schema.tables WHERE table_schema = 'main'"
-        ).fetchall()
+        with deferred_interrupts():
+            rows = self._con.execute(
+                "SELECT table_name FROM information_schema.tables WHERE table_schema = 'main'"
+            ).fetchall()
         return sorted(row[0] for row in rows)
 
     def _query(self, name: str) -> str:
@@ -402,16 +526,18 @@ class ResultsStore:
         InputError
             When the table does not exist.
         """
-        return self._con.sql(self._query(name)).df()
+        with deferred_interrupts():
+            return self._con.sql(self._query(name)).df()
 
     def read_arrow(self, name: str) -> pa.Table:
         """One table as a :class:`pyarrow.Table` with the database's column types."""
-        table: pa.Table = self._con.sql(self._query(name)).to_arrow_table()
+        with deferred_interrupts():
+            table: pa.Table = self._con.sql(self._query(name)).to_arrow_table()
         return table
 
     # ------------------------------------------------------------------ export
     def export(self, directory: str | Path | None = None) -> dict[str, Path]:
-        """Write every table of :data:`EXPORTED_TABLES` as CSV and Parquet.
+        """Write every table of :data:`EXPORTED_TABLES` as CSV and Parquet, as one set.
 
         Parameters
         ----------
@@ -422,20 +548,52 @@ class ResultsStore:
         -------
         dict
             ``"<table>.csv"`` / ``"<table>.parquet"`` -> path written.
+
+        Raises
+        ------
+        StorageError
+            When a file cannot be written (full disk, read-only folder); the previous set
+            of exports is then left as it was.
         """
         target = self.results_dir if directory is None else Path(directory)
-        target.mkdir(parents=True, exist_ok=True)
+        try:
+            target.mkdir(parents=True, exist_ok=True)
+            _recover_exports(target)
+            staging = Path(tempfile.mkdtemp(dir=target, prefix=_STAGING_PREFIX))
+        except OSError as exc:
+            raise _storage_error(exc, target, "cannot write the exports") from exc
+        try:
+            with deferred_interrupts():
+                names = self._write_exports(staging)
+                (staging / _COMPLETE).touch()
+        except BaseException as exc:
+            shutil.rmtree(staging, ignore_errors=True)
+            if isinstance(exc, OSError) and not isinstance(exc, StorageError):
+                raise _storage_error(exc, target, "cannot write the exports") from exc
+            raise
+        with deferred_interrupts():
+            try:
+                for name in EXPORTED_TABLES:  # a table no longer present: its old files go
+                    for suffix in (".csv", ".parquet"):
+                        if f"{name}{suffix}" not in names:
+                            (target / f"{name}{suffix}").unlink(missing_ok=True)
+                _finish_swap(staging, target)
+            except OSError as exc:
+                raise _storage_error(exc, target, "cannot put the exports in place") from exc
+        return {name: target / name for name in names}
+
+    def _write_exports(self, staging: Path) -> list[str]:
         present = set(self.tables())
-        written: dict[str, Path] = {}
+        names: list[str] = []
         for name in EXPORTED_TABLES:
             if name not in present:
                 continue
             table = self.read_arrow(name)
-            frame = table.to_pandas()
-            csv_path = target / f"{name}.csv"
-            parquet_path = target / f"{name}.parquet"
-            _atomic_write(csv_path, partial(_write_csv, frame))
-            _atomic_write(parquet_path, partial(_write_parquet, table))
-            written[csv_path.name] = csv_path
-            written[parquet_path.name] = parquet_path
-        return written
+            csv_path = staging / f"{name}.csv"
+            parquet_path = staging / f"{name}.parquet"
+            _write_csv(table.to_pandas(), csv_path)
+            _write_parquet(table, parquet_path)
+            for path in (csv_path, parquet_path):
+                _follow_umask(path)
+                names.append(path.name)
+        return names

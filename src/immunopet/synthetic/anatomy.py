@@ -18,6 +18,7 @@ Lesions are ellipsoids (axis-aligned) with a stable 1-based number per patient; 
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import IntEnum
 
@@ -526,6 +527,8 @@ def place_lesions(
     n_nodes: int,
     near_spleen: bool,
     rng: np.random.Generator,
+    field_of_view_mm: tuple[Sequence[float] | np.ndarray, Sequence[float] | np.ndarray]
+    | None = None,
 ) -> tuple[Lesion, ...]:
     """Draw lesion positions and sizes for one patient.
 
@@ -541,13 +544,35 @@ def place_lesions(
     near_spleen : bool
         Make the last large tumour an adrenal lesion touching the spleen.
     rng : numpy.random.Generator
+    field_of_view_mm : ((float, float, float), (float, float, float)), mm, optional
+        LPS corners ``(low, high)`` of the box every lesion must lie in whole (the scans'
+        field of view less a margin): a position whose lesion would reach beyond it is drawn
+        again, and the last draw is moved inside when no draw fits.
 
     Returns
     -------
     tuple of Lesion
-        Lesions keep clear of each other and of the organ reference spheres.
+        Lesions keep clear of each other and of the organ reference spheres, and lie inside
+        ``field_of_view_mm``.
     """
     s = patient.length_scale
+    low = None if field_of_view_mm is None else np.asarray(field_of_view_mm[0], dtype=np.float64)
+    high = None if field_of_view_mm is None else np.asarray(field_of_view_mm[1], dtype=np.float64)
+
+    def fits(centre: np.ndarray, reach: float) -> bool:
+        if low is None or high is None:
+            return True
+        return bool(np.all(centre - reach >= low) and np.all(centre + reach <= high))
+
+    def moved_inside(centre: np.ndarray, reach: float) -> np.ndarray:
+        if low is None or high is None or fits(centre, reach):
+            return centre
+        if np.any(high - low < 2.0 * reach):
+            raise ValueError(
+                f"a lesion of reach {reach:.1f} mm does not fit the field of view {low}..{high}"
+            )
+        return np.clip(centre, low + reach, high - reach)
+
     keep_clear = [np.asarray(p) for p in organ_points_mm(patient).values()]
     clear_radius = [10.0] * len(keep_clear)
     lesions: list[Lesion] = []
@@ -561,11 +586,15 @@ def place_lesions(
             else:
                 centre = _site_centre(site, s, rng)
             reach = float(np.max(semi))
-            if spleen or all(
-                np.linalg.norm(centre - other) > reach + r + 3.0
-                for other, r in zip(keep_clear, clear_radius, strict=True)
+            if fits(centre, reach) and (
+                spleen
+                or all(
+                    np.linalg.norm(centre - other) > reach + r + 3.0
+                    for other, r in zip(keep_clear, clear_radius, strict=True)
+                )
             ):
                 break
+        centre = moved_inside(centre, float(np.max(semi)))
         keep_clear.append(centre)
         clear_radius.append(float(np.max(semi)))
         lesions.append(

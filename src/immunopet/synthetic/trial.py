@@ -81,6 +81,7 @@ __all__ = [
     "ScanRecord",
     "TrialManifest",
     "generate_trial",
+    "lesion_field_of_view_mm",
 ]
 
 BOR_LESION_SUV = {"PD": 2.4, "SD": 4.6, "PR": 5.9, "CR": 6.5, "NE": 3.5}
@@ -195,6 +196,39 @@ def _cps_factor(cps: str) -> float:
         return 1.0
 
 
+def lesion_field_of_view_mm(config: TrialConfig) -> tuple[np.ndarray, np.ndarray]:
+    """LPS corners (mm) of the box every synthetic lesion lies in whole.
+
+    The voxel-centre extent common to the PET and CT grids, less one PET voxel (the largest
+    spacing) on every side, so each lesion, its 1 cm³ sphere and its peak sphere are inside
+    the field of view of both scans.
+    """
+    lows, highs = [], []
+    grids = ((config.pet_shape, config.pet_spacing_mm), (config.ct_shape, config.ct_spacing_mm))
+    for shape, spacing in grids:
+        grid = VoxelGrid.centred(shape=shape, spacing_mm=spacing, top_z_mm=config.top_z_mm)
+        z, y, x = grid.axes_mm()
+        lows.append([x.min(), y.min(), z.min()])
+        highs.append([x.max(), y.max(), z.max()])
+    margin = max(config.pet_spacing_mm)
+    return np.max(lows, axis=0) + margin, np.min(highs, axis=0) - margin
+
+
+def _nearest_voxel_centre_mm(
+    grid: VoxelGrid, point_mm: tuple[float, float, float]
+) -> tuple[float, float, float]:
+    """LPS centre (mm) of the voxel of ``grid`` nearest ``point_mm``.
+
+    A lesion's 1 cm³ sphere (radius 6.2 mm) is centred there: on a coarse grid (8 mm voxels,
+    half-diagonal 6.9 mm) a sphere centred between voxel centres can select no voxel at all.
+    """
+    affine = grid.affine
+    index = np.linalg.solve(affine[:3, :3], np.asarray(point_mm) - affine[:3, 3])
+    index = np.clip(np.rint(index), 0, np.asarray(grid.shape) - 1)
+    centre = affine[:3, :3] @ index + affine[:3, 3]
+    return float(centre[0]), float(centre[1]), float(centre[2])
+
+
 def _make_patient(config: TrialConfig, index: int, seed: int) -> _PatientModel:
     pseudonym = config.pseudonyms[index]
     row = TABLE1[config.clinical_rows[index] - 1]
@@ -215,6 +249,7 @@ def _make_patient(config: TrialConfig, index: int, seed: int) -> _PatientModel:
         n_nodes=config.nodes_per_patient[index],
         near_spleen=config.spleen_lesion_patient == pseudonym,
         rng=_rng(seed, index, 1),
+        field_of_view_mm=lesion_field_of_view_mm(config),
     )
     rng = _rng(seed, index, 2)
     # per-patient organ variability: log-normal, sigma 0.08, clipped to +-2 sigma
@@ -411,12 +446,13 @@ def _generate_patient(
             if visible:
                 visible_map[mask] = lesion.number
             elif lesion.fdg_positive:
+                x, y, z = _nearest_voxel_centre_mm(pet_grid, lesion.centre_mm)
                 spheres.append(
                     {
                         "lesion": lesion.number,
-                        "x_mm": round(lesion.centre_mm[0], 2),
-                        "y_mm": round(lesion.centre_mm[1], 2),
-                        "z_mm": round(lesion.centre_mm[2], 2),
+                        "x_mm": round(x, 2),
+                        "y_mm": round(y, 2),
+                        "z_mm": round(z, 2),
                         "volume_ml": 1.0,
                     }
                 )

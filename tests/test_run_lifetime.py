@@ -1,0 +1,155 @@
+"""No process of ``immunopet run`` outlives it, however it ends (SIGKILL, SIGTERM, Ctrl-C).
+
+A running ``immunopet run --workers 2`` (the synthetic tiny trial, its patients repeated so
+that the run lasts) is ended once its workers exist; every process it started (the
+forkserver, the resource tracker, the workers) must be gone a few seconds later. SIGTERM and
+Ctrl-C end it with exit codes 143 and 130 and one line on stderr, no traceback.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from immunopet.study._lifeline import process_start_ticks
+from immunopet.synthetic.trial import generate_trial
+
+pytestmark = pytest.mark.skipif(
+    not sys.platform.startswith("linux"), reason="reads the process tree from /proc"
+)
+
+REPEATS = 12
+"""Copies of each patient in the long manifest (12 scans each: 432 scans)."""
+
+
+def _children() -> dict[int, list[int]]:
+    tree: dict[int, list[int]] = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            stat = Path(f"/proc/{entry}/stat").read_bytes()
+        except OSError:
+            continue
+        fields = stat[stat.rfind(b")") + 2 :].split()
+        tree.setdefault(int(fields[1]), []).append(int(entry))
+    return tree
+
+
+def _descendants(pid: int) -> set[tuple[int, int]]:
+    """(pid, start ticks) of every living process below ``pid``."""
+    tree, found, todo = _children(), set(), [pid]
+    while todo:
+        for child in tree.get(todo.pop(), []):
+            ticks = process_start_ticks(child)
+            if ticks is not None:
+                found.add((child, ticks))
+            todo.append(child)
+    return found
+
+
+def _alive(processes: set[tuple[int, int]]) -> set[tuple[int, int]]:
+    return {(pid, ticks) for pid, ticks in processes if process_start_ticks(pid) == ticks}
+
+
+@pytest.fixture(scope="module")
+def long_study(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("lifetime") / "trial"
+    generate_trial(root, preset="tiny", seed=3, progress=False)
+    text = (root / "study.toml").read_text()
+    head, *patients = text.split("[[patients]]\n")
+    copies = [
+        re.sub(r'^id = "(P\d+)"', rf'id = "R{n:02d}\1"', block, count=1, flags=re.M)
+        for n in range(REPEATS)
+        for block in patients
+    ]
+    head = re.sub(r"exclusions = \[.*?\]\n", "", head, flags=re.S)
+    (root / "long.toml").write_text(head + "".join("[[patients]]\n" + b for b in copies))
+    return root
+
+
+def _start(root: Path, tmp_path: Path) -> subprocess.Popen[bytes]:
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).parents[1] / "src")}
+    return subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "immunopet.cli.main",
+            "run",
+            "long.toml",
+            "-o",
+            str(tmp_path / "results"),
+            "--workers",
+            "2",
+            "--no-report",
+            "--quiet",
+        ],
+        cwd=root,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        start_new_session=True,
+    )
+
+
+def _wait_for_workers(run: subprocess.Popen[bytes]) -> set[tuple[int, int]]:
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        found = _descendants(run.pid)
+        # the resource tracker, the forkserver and two workers
+        if len(found) >= 4:
+            time.sleep(1.0)  # let the workers take their first scans
+            return _descendants(run.pid)
+        if run.poll() is not None:
+            break
+        time.sleep(0.1)
+    _, err = run.communicate(timeout=30)
+    pytest.fail(f"the run did not start its workers: {run.returncode} {err.decode()[-2000:]}")
+
+
+def _end_and_check(run: subprocess.Popen[bytes], how: str) -> tuple[int, str]:
+    processes = _wait_for_workers(run)
+    try:
+        if how == "SIGINT":  # Ctrl-C in a terminal: the whole foreground process group
+            os.killpg(run.pid, signal.SIGINT)
+        else:
+            run.send_signal(getattr(signal, how))
+        _, err = run.communicate(timeout=60)
+        deadline = time.monotonic() + 10
+        while _alive(processes) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        left = _alive(processes)
+        assert not left, f"still running after {how}: {sorted(left)}"
+    finally:
+        for pid, ticks in _alive(processes):  # clean up what this test started
+            if process_start_ticks(pid) == ticks:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGKILL)
+    return run.returncode, err.decode()
+
+
+def test_kill_9_leaves_no_process(long_study: Path, tmp_path: Path) -> None:
+    code, _ = _end_and_check(_start(long_study, tmp_path), "SIGKILL")
+    assert code == -signal.SIGKILL
+
+
+def test_sigterm_leaves_no_process_and_says_so(long_study: Path, tmp_path: Path) -> None:
+    code, err = _end_and_check(_start(long_study, tmp_path), "SIGTERM")
+    assert code == 143
+    assert "Traceback" not in err
+    assert err.strip().splitlines() == ["immunopet run: terminated (SIGTERM)"], err
+
+
+def test_ctrl_c_leaves_no_process_one_line_exit_130(long_study: Path, tmp_path: Path) -> None:
+    code, err = _end_and_check(_start(long_study, tmp_path), "SIGINT")
+    assert code == 130
+    assert "Traceback" not in err and "KeyboardInterrupt" not in err
+    assert err.strip().splitlines() == ["immunopet run: interrupted"], err
