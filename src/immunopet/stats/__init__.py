@@ -8,6 +8,7 @@ returns ``(median, lower, upper)`` with the interval SPSS prints.
 from __future__ import annotations
 
 from immunopet.stats.biomarkers import compare_biomarkers
+from immunopet.stats.concordance import compare_concordance, concordance
 from immunopet.stats.groups import kruskal_wallis, mann_whitney, pdl1_group, spearman
 from immunopet.stats.results import (
     BiomarkerComparison,
@@ -16,6 +17,7 @@ from immunopet.stats.results import (
     SurvivalSummary,
     TestResult,
 )
+from immunopet.stats.roc import delong_auc, delong_test
 from immunopet.stats.survival import (
     DAYS_PER_MONTH,
     KaplanMeier,
@@ -36,7 +38,11 @@ __all__ = [
     "SurvivalSummary",
     "TestResult",
     "compare_biomarkers",
+    "compare_concordance",
+    "concordance",
     "cox_hazard_ratio",
+    "delong_auc",
+    "delong_test",
     "kaplan_meier",
     "kruskal_wallis",
     "logrank",
