@@ -38,8 +38,9 @@ class UptakeHeterogeneity:
         ``components.table`` is ``heterogeneity.csv``.
     lesions : pandas.DataFrame
         One row per lesion: ``patient``, ``lesion``, ``tumour_type`` (``"all"`` without a
-        tumour-type column), ``value`` (uptake, the plan's metric), ordered by tumour type,
-        then by the patient's median uptake.
+        tumour-type column), ``value`` (uptake, the plan's metric), ``patient_median``
+        (median of the patient's lesions), ordered by tumour type (case-insensitive), then
+        by the patient's median uptake.
     metric : str
         The uptake metric (``suv_max``, ``suv_peak`` ...).
     hours : float, hours
@@ -112,10 +113,11 @@ def uptake_heterogeneity(
         type_col="tumour_type" if type_col is not None else None,
     )
     order = frame.groupby("patient")["value"].median().rename("patient_median")
+    frame = frame.join(order, on="patient")
+    frame["_type_key"] = frame["tumour_type"].str.lower()
     frame = (
-        frame.join(order, on="patient")
-        .sort_values(["tumour_type", "patient_median", "patient"], kind="stable")
-        .drop(columns="patient_median")
+        frame.sort_values(["_type_key", "patient_median", "patient"], kind="stable")
+        .drop(columns="_type_key")
         .reset_index(drop=True)
     )
     return UptakeHeterogeneity(
