@@ -190,3 +190,23 @@ def test_concordance_edge_cases() -> None:
     assert same.p_value == 1.0
     with pytest.raises(InputError, match="0 or 1"):
         concordance([1, 2], [1, 2], [2, 0])
+
+
+def test_rank_invariance_and_self_comparison() -> None:
+    # AUC, its variance and C depend on ranks only: a strictly increasing transform of the
+    # marker changes nothing; a marker compared with itself differs by 0 with p = 1.
+    rng = np.random.default_rng(3)
+    y = np.array([1] * 6 + [0] * 10)
+    x = rng.normal(y * 0.8, 1.0)
+    a, b = delong_auc(x, y), delong_auc(np.exp(3 * x), y)
+    assert (a.auc, a.variance, a.lower, a.upper) == pytest.approx(
+        (b.auc, b.variance, b.lower, b.upper)
+    )
+    same = delong_test(x, np.exp(x), y)
+    assert same.difference == 0.0 and same.p_value == 1.0
+    t = rng.exponential(100.0, 16)
+    e = rng.integers(0, 2, 16)
+    assert concordance(x, t, e).variance == pytest.approx(concordance(np.exp(x), t, e).variance)
+    # one responder among four (the small tumour-type groups): a finite, non-point interval
+    small = delong_auc([5.0, 1.0, 2.0, 3.0], [1, 0, 0, 0])
+    assert small.separation == "perfect" and 0.0 < small.lower < 1.0 == small.upper
