@@ -55,6 +55,7 @@ from immunopet.io.bids import IMMUNOPET_KEY, derive_suv_from_sidecar
 from immunopet.io.nifti import read_nifti, sidecar_path
 from immunopet.metrics import describe_voi
 from immunopet.study.model import AnalysisSettings, Exclusion, ScanRef
+from immunopet.study.timepoints import check_nominal_hours
 from immunopet.suv.record import SuvOverrides
 from immunopet.suv.volume import read_suv_volume
 from immunopet.voi.geometry import (
@@ -486,6 +487,7 @@ def process_scan(
             if _is_nifti(ref.scan.pet)
             else _load_dicom_pet(ref, settings)
         )
+        check_nominal_hours(ref.nominal_hours, pet.row["hours_pi"], file=ref.scan.pet)
         vois = _load_scan_vois(ref, pet.volume)
         boxes = [_box(voi) for voi in vois]
         rows = [_measure(ref, pet, voi, settings) for voi in vois]
