@@ -55,8 +55,8 @@ def run(args: argparse.Namespace) -> int:
     if review.problems:
         for problem in review.problems:
             print(problem)
-        count = len(review.problems)
-        print(f"{args.manifest}: {count} problem{'s' if count != 1 else ''}")
+        n_problems = len(review.problems)
+        print(f"{args.manifest}: {n_problems} problem{'s' if n_problems != 1 else ''}")
         return 2
     n_patients = len(study.patients)
     n_scans = sum(1 for _ in study.scans())
