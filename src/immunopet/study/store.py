@@ -76,6 +76,7 @@ _TEXT_MEASUREMENTS = {
     "method",
     "source",
     "exclusion_reason",
+    "suggested_exclusion",
     "warnings",
 }
 _MEASUREMENT_SCHEMA = pa.schema(
