@@ -72,6 +72,7 @@ _CHECKED_KEYWORDS = (
     "SOPClassUID",
     "SOPInstanceUID",
     "Modality",
+    "SeriesDescription",
     "StudyInstanceUID",
     "FrameOfReferenceUID",
     "InstanceNumber",
