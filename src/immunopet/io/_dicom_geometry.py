@@ -8,8 +8,9 @@ more), and every slice lies within :data:`GRID_TOLERANCE_FRACTION` (0.1) of a sl
 uniform grid fitted to all positions by least squares. Whole-body series have steps that
 vary slightly at the bed junctions (e.g. 3.19-3.29 mm around 3.27 mm, every slice within
 0.04 mm of the grid): they are read on the fitted grid and the deviation is recorded as a
-warning (:attr:`SeriesGeometry.warnings`). Comparing each step with the smallest step
-instead would refuse such series.
+warning (:attr:`SeriesGeometry.warnings`). A series within :data:`GRID_NOTE_MM` of the grid
+is read on the grid through its first and last slice, exactly as written. Comparing each step
+with the smallest step instead would refuse such series.
 """
 
 from __future__ import annotations
@@ -392,7 +393,12 @@ def _check_spacing(
             expected=f"within {GRID_TOLERANCE_FRACTION:g} slice ({tolerance:.3g} mm)",
         )
     notes = []
-    if deviation > GRID_NOTE_MM:
+    if deviation <= GRID_NOTE_MM:
+        # a regular series: the grid through the first and last slice, exactly as written
+        # (the least-squares grid would move slice 0 by rounding-level amounts)
+        origin = float(distances[0])
+        spacing = float(distances[-1] - distances[0]) / (len(distances) - 1)
+    else:
         notes.append(
             f"slice positions deviate from a uniform grid by up to {deviation:.3g} mm "
             f"({deviation / spacing:.3f} slice, at {files[worst].name}; steps "

@@ -41,7 +41,9 @@ class ScanReview:
     Attributes
     ----------
     problems : tuple of Problem
-        Errors, each on the manifest line of the scan's key (``...scans[k].pet``).
+        Errors, each on the manifest line of the scan's key: ``...scans[k].pet`` (or ``.ct``)
+        for an image that cannot be read, ``...scans[k].nominal_hours`` for a time point far
+        from the headers' hours after injection.
     notes : tuple of str
         Accepted with a note (e.g. slices slightly off the uniform grid).
     hours_after_injection : dict of str to float
