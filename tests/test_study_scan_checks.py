@@ -12,7 +12,7 @@ from pathlib import Path
 import pydicom
 import pytest
 
-from dicom_factory import make_pet_series, make_pet_volume
+from dicom_factory import make_ct_series, make_pet_series, make_pet_volume
 from immunopet.cli import validate as validate_cli
 from immunopet.errors import ManifestError
 from immunopet.study.discover import draft_manifest_from_dicom
@@ -98,3 +98,17 @@ def test_discover_leaves_out_what_run_refuses(tmp_path: Path) -> None:
     draft = draft_manifest_from_dicom(tmp_path)
     assert len(draft.unplaced) == 1 and "missing slice(s)" in draft.unplaced[0]
     assert not list(draft.study.scans())
+
+
+def test_a_ct_problem_is_a_note_since_run_does_not_read_the_ct(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    make_pet_series(tmp_path)
+    ct = make_ct_series(tmp_path)
+    (ct / sorted(p.name for p in ct.iterdir())[4]).unlink()
+    manifest = tmp_path / "study.toml"
+    manifest.write_text(MANIFEST.format(hours=120, pet="pet") + 'ct = "ct"\n')
+    assert _validate(manifest) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[0].startswith("note: P01/tracer-only/120h: ct not readable as a series: ")
+    assert "missing slice(s)" in out[0]

@@ -3,7 +3,8 @@
 :func:`review_scans` opens every scan's PET (and CT) folder of a manifest that is otherwise
 valid and runs the checks the analysis (``immunopet run``) runs on them, reading headers only:
 
-* the slice stack of each DICOM series, with :func:`immunopet.io.dicom.check_series` -- the
+* the slice stack of each DICOM PET series (and, as notes only, of the CT, which the analysis
+  does not read), with :func:`immunopet.io.dicom.check_series` -- the
   one function that loading calls too, so a series ``validate`` accepts is one ``run`` reads
   (slices within 0.1 slice of a uniform grid are accepted with a note);
 * the scan's ``nominal_hours`` against the hours after injection computed from the headers
@@ -41,11 +42,12 @@ class ScanReview:
     Attributes
     ----------
     problems : tuple of Problem
-        Errors, each on the manifest line of the scan's key: ``...scans[k].pet`` (or ``.ct``)
-        for an image that cannot be read, ``...scans[k].nominal_hours`` for a time point far
+        Errors, each on the manifest line of the scan's key: ``...scans[k].pet`` for a PET
+        that cannot be read, ``...scans[k].nominal_hours`` for a time point far
         from the headers' hours after injection.
     notes : tuple of str
-        Accepted with a note (e.g. slices slightly off the uniform grid).
+        Accepted with a note: slices slightly off the uniform grid, and problems of the CT
+        series (the analysis does not read the CT, so they do not fail validation).
     hours_after_injection : dict of str to float
         Actual hours after injection by scan id, for the scans whose hours could be computed.
     """
@@ -134,8 +136,8 @@ def review_scans(study: Study, manifest: str | Path) -> ScanReview:
             try:
                 series = find_one_series(ct, modality="CT")
                 notes.extend(f"{ref.scan_id}: {note}" for note in check_series(series).warnings)
-            except ImmunoPETError as error:
-                add((*key, "ct"), error)
+            except ImmunoPETError as error:  # the analysis does not read the CT: a note
+                notes.append(f"{ref.scan_id}: ct not readable as a series: {error}")
     return ScanReview(problems=tuple(problems), notes=tuple(notes), hours_after_injection=hours)
 
 
