@@ -166,8 +166,20 @@ def test_non_integer_series_number_skips_only_that_file(tmp_path: Path) -> None:
 
 def test_corrupted_vr_bytes_give_a_one_line_error(tmp_path: Path) -> None:
     folder = make_pet_series(tmp_path)
-    # (0028,0030) PixelSpacing stored as DS; its VR bytes overwritten with US
-    _write_raw_replace(folder / "PT_0002.dcm", b"\x28\x00\x30\x00DS", b"\x28\x00\x30\x00US")
-    with pytest.raises(DicomInputError, match=r"PT_0002\.dcm: \(0028,0030\) PixelSpacing") as info:
-        load_series_volume(discover_dicom(folder).pet[0])
+    # (0028,0010) Rows stored as US (2 binary bytes); its VR bytes overwritten with DS
+    _write_raw_replace(folder / "PT_0002.dcm", b"\x28\x00\x10\x00US", b"\x28\x00\x10\x00DS")
+    series = discover_dicom(folder).pet[0]  # discovery reads headers without converting
+    with pytest.raises(
+        DicomInputError, match=r"PT_0002\.dcm: \(0028,0010\) Rows: not an integer"
+    ) as info:
+        load_series_volume(series)
     assert "\n" not in str(info.value)
+
+
+def test_a_text_value_under_a_wrong_vr_is_read_as_stored(tmp_path: Path) -> None:
+    # (0028,0030) PixelSpacing (DS text) with its VR bytes overwritten with US: the stored
+    # text is still "3\2.5" and geometry reads it as text, so the volume is the one written
+    folder = make_pet_series(tmp_path)
+    _write_raw_replace(folder / "PT_0002.dcm", b"\x28\x00\x30\x00DS", b"\x28\x00\x30\x00US")
+    volume = load_series_volume(discover_dicom(folder).pet[0])
+    assert volume.spacing_mm == pytest.approx((4.0, 3.0, 2.5))

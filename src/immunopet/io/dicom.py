@@ -32,7 +32,6 @@ from typing import Literal, NamedTuple
 import numpy as np
 import numpy.typing as npt
 from pydicom import dcmread
-from pydicom.datadict import tag_for_keyword
 from pydicom.dataset import Dataset
 from pydicom.errors import InvalidDicomError
 from pydicom.pixels import apply_modality_lut
@@ -68,33 +67,6 @@ _ENHANCED_SOP_CLASSES = {
     "1.2.840.10008.5.1.4.1.1.2.1": "Enhanced CT Image Storage",
     "1.2.840.10008.5.1.4.1.1.2.2": "Legacy Converted Enhanced CT Image Storage",
 }
-_CHECKED_KEYWORDS = (
-    "SOPClassUID",
-    "SOPInstanceUID",
-    "Modality",
-    "SeriesDescription",
-    "StudyInstanceUID",
-    "FrameOfReferenceUID",
-    "InstanceNumber",
-    "ImagePositionPatient",
-    "ImageOrientationPatient",
-    "PixelSpacing",
-    "Rows",
-    "Columns",
-    "BitsAllocated",
-    "SamplesPerPixel",
-    "NumberOfFrames",
-    "RescaleSlope",
-    "RescaleIntercept",
-    "Units",
-    "SeriesDate",
-    "SeriesTime",
-    "AcquisitionDate",
-    "AcquisitionTime",
-    "PatientWeight",
-    "DecayCorrection",
-    "RadiopharmaceuticalInformationSequence",
-)
 _PET_UNITS = {"BQML": Unit.BQML, "CNTS": Unit.CNTS, "GML": Unit.SUV_BW}
 
 
@@ -280,12 +252,14 @@ def _series_number(header: Dataset) -> int | None:
 
 
 def _header_problem(header: Dataset) -> str | None:
-    """Why a header that pydicom parsed cannot be used; None when it can.
+    """Why a header that pydicom parsed cannot be grouped; None when it can.
 
-    The elements discovery sorts and groups by, and those stacking and the SUV read, are
-    converted here, so that a damaged value (a non-integer (0020,0011) SeriesNumber such as
-    ``89Zr``, bytes that are not a valid VR) skips this file with its reason instead of
-    failing later for the whole tree.
+    A non-integer (0020,0011) SeriesNumber (``89Zr``) skips this file with its reason instead
+    of failing discovery for the whole tree. Other elements are read as stored text
+    (:func:`~immunopet.io._dicom_values.element_text`) or converted inside a ``try`` where
+    they are used, so a damaged value ends in a one-line error naming file and tag there,
+    without converting every element of every file here (which would double the cost of
+    discovery).
     """
     text = element_text(header, "SeriesNumber")
     if text:
@@ -293,15 +267,6 @@ def _header_problem(header: Dataset) -> str | None:
             int(text)
         except ValueError:
             return f"(0020,0011) SeriesNumber: not an integer (found {text!r})"
-    for keyword in _CHECKED_KEYWORDS:
-        try:
-            header.get(keyword)
-        except Exception as exc:  # pydicom raises many types on damaged elements
-            tag = tag_for_keyword(keyword) or 0
-            return (
-                f"({tag >> 16:04X},{tag & 0xFFFF:04X}) {keyword}: unreadable element "
-                f"({type(exc).__name__}: {exc})"
-            )
     return None
 
 
@@ -443,7 +408,7 @@ def _make_series(
     first = members[0][1] if members else None
 
     def text(keyword: str) -> str:
-        return "" if first is None else str(first.get(keyword, "") or "")
+        return "" if first is None else element_text(first, keyword) or ""
 
     return DicomSeries(
         series_uid=uid,
@@ -565,9 +530,15 @@ def _check_loadable(series: DicomSeries) -> None:
             tag="(7FE0,0010) PixelData",
         )
     for header, file in zip(series.headers, series.files, strict=True):
-        sop_class = str(header.get("SOPClassUID", ""))
-        frames = header.get("NumberOfFrames")
-        if sop_class in _ENHANCED_SOP_CLASSES or (frames not in (None, "") and int(frames) > 1):
+        sop_class = element_text(header, "SOPClassUID") or ""
+        frames = element_text(header, "NumberOfFrames")
+        try:
+            n_frames = int(frames) if frames else 1
+        except ValueError as exc:
+            raise DicomInputError(
+                "not an integer", file=file, tag="(0028,0008) NumberOfFrames", value=frames
+            ) from exc
+        if sop_class in _ENHANCED_SOP_CLASSES or n_frames > 1:
             raise DicomInputError(
                 "multi-frame (enhanced) images are not supported",
                 file=file,
@@ -608,7 +579,7 @@ def _unit(series: DicomSeries) -> Unit:
     if series.modality == "CT":
         return Unit.HU
     if series.modality == "PT":
-        return _PET_UNITS.get(str(series.header.get("Units", "")).strip().upper(), Unit.NONE)
+        return _PET_UNITS.get((element_text(series.header, "Units") or "").upper(), Unit.NONE)
     return Unit.NONE
 
 
