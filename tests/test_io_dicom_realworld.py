@@ -162,6 +162,12 @@ def test_non_integer_series_number_skips_only_that_file(tmp_path: Path) -> None:
     ]
     assert sorted(len(s.files) for s in inventory.pet) == [7, 8]
     assert sorted(s.series_number or 0 for s in inventory.pet) == [1, 7]
+    # the other series loads; this one names the file it lacks and why
+    damaged = next(s for s in inventory.pet if s.damaged)
+    other = next(s for s in inventory.pet if not s.damaged)
+    assert load_series_volume(other).shape == (8, 16, 16)
+    with pytest.raises(DicomInputError, match=r"PT_0002\.dcm: .*SeriesNumber: not an integer"):
+        load_series_volume(damaged)
 
 
 def test_corrupted_vr_bytes_give_a_one_line_error(tmp_path: Path) -> None:

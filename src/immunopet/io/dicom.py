@@ -327,8 +327,8 @@ def _read_header(path: Path) -> tuple[Dataset | None, PixelLocation | None, str 
         reason = "no (0020,000E) SeriesInstanceUID" + (f"; {problem}" if problem else "")
         return None, None, reason
     damaged = _header_problem(header)
-    if damaged is not None:
-        return None, None, damaged
+    if damaged is not None:  # listed as a damaged file of its series, which cannot load
+        return header, location, damaged if problem is None else f"{damaged}; {problem}"
     return header, location, problem
 
 
