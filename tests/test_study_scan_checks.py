@@ -112,3 +112,19 @@ def test_a_ct_problem_is_a_note_since_run_does_not_read_the_ct(
     out = capsys.readouterr().out.splitlines()
     assert out[0].startswith("note: P01/tracer-only/120h: ct not readable as a series: ")
     assert "missing slice(s)" in out[0]
+
+
+def test_run_refuses_the_same_nominal_hours(tmp_path: Path) -> None:
+    from immunopet.study.model import AnalysisSettings, Injection, Scan, ScanRef
+    from immunopet.study.pipeline import process_scan
+
+    pet = make_pet_series(tmp_path)  # 120 h after injection
+    scan = Scan(pet=pet, nominal_hours=72.0)
+    ref = ScanRef("P01", "tracer-only", 72.0, scan, Injection(series="tracer-only", scans=(scan,)))
+    with pytest.raises(ManifestError, match=r"pet: nominal_hours: the scan was taken 120 h"):
+        process_scan(ref, AnalysisSettings())
+    ok = Scan(pet=pet, nominal_hours=120.0)
+    process_scan(
+        ScanRef("P01", "tracer-only", 120.0, ok, Injection(series="tracer-only", scans=(ok,))),
+        AnalysisSettings(),
+    )
