@@ -267,7 +267,7 @@ def test_spill_in_warning_by_distance(exact_trial: Path, tmp_path: Path) -> None
     grown = dataclasses.replace(
         with_masks, scan=dataclasses.replace(with_masks.scan, organ_masks=None)
     )
-    for scan_ref, how in ((with_masks, "organ mask"), (grown, "region grown in the PET")):
+    for scan_ref, how in ((with_masks, "the organ mask"), (grown, "region grown in the PET")):
         result = process_scan(scan_ref, AnalysisSettings(spill_in_distance_mm=13.0))
         rows = frame(result).set_index("voi")
         assert rows.loc["near", "n_voxels"] == rows.loc["far", "n_voxels"] == 1
