@@ -195,16 +195,16 @@ def test_read_errors(pet, tmp_path):
         read_seg(series.files[0], reference=volume)
     with pytest.raises(InputError, match="file not found"):
         read_seg(tmp_path / "missing.dcm", reference=volume)
-    # two segments with one label
+    # two segments with one label: both kept, named by label and segment number
     masks = _masks(volume.shape)
     path = write_seg(masks, series, tmp_path / "vois.dcm")
     ds = pydicom.dcmread(path)
     ds.SegmentSequence[2].SegmentLabel = "liver"
     ds.save_as(tmp_path / "twice.dcm")
-    with pytest.raises(
-        InputError, match=r"SegmentLabel: segment label repeated \(segments 1 and 3"
-    ):
-        read_seg(tmp_path / "twice.dcm", reference=volume)
+    read = read_seg(tmp_path / "twice.dcm", reference=volume)
+    assert list(read) == ["liver (segment 1)", "lesion 1", "liver (segment 3)"]
+    np.testing.assert_array_equal(read["liver (segment 3)"], masks["scattered VOI"])
+    assert "SegmentLabel repeated ('liver')" in read.warnings["lesion 1"][0]
 
 
 def test_reference_on_identical_grid_from_another_source(pet, tmp_path):
@@ -218,3 +218,56 @@ def test_reference_on_identical_grid_from_another_source(pet, tmp_path):
     read = read_seg(path, reference=reference)
     np.testing.assert_array_equal(read["scattered VOI"], masks["scattered VOI"])
     assert read.warnings["scattered VOI"] == ()
+
+
+def test_repeated_labels_and_frames_off_the_planes_lose_no_voxel(pet, tmp_path):
+    # A viewer's SEG: 11 segments all labelled "Neoplasm, Secondary", written on a grid whose
+    # planes lie 0.045 mm above the PET planes (as found in a real whole-body SEG). Every
+    # segment voxel must land on the PET voxel of the same index: none lost, none added.
+    _, reference = pet
+    shifted = make_pet_volume(origin_mm=(-20.0, -24.0, -16.0 + 0.045))
+    folder = make_pet_series(
+        tmp_path, volume=shifted, acquisition=make_acquisition(series_number=4), subdir="off"
+    )
+    series = find_one_pet(folder)
+    rng = np.random.default_rng(11)
+    masks = np.zeros((*reference.shape, 11), dtype=bool)
+    for n in range(11):
+        k0, j0, i0 = rng.integers(0, 5), rng.integers(0, 12), rng.integers(0, 12)
+        masks[k0 : k0 + 4, j0 : j0 + 4, i0 : i0 + 4, n] = rng.random((4, 4, 4)) < 0.7
+    masks[7, 10:13, 3:6, 10] = True  # reaches the top plane: the one the old reader lost
+    descriptions = [
+        hd.seg.SegmentDescription(
+            segment_number=n + 1,
+            segment_label="Neoplasm, Secondary",
+            segmented_property_category=codes.SCT.MorphologicallyAbnormalStructure,
+            segmented_property_type=codes.SCT.Neoplasm,
+            algorithm_type="MANUAL",
+        )
+        for n in range(11)
+    ]
+    seg = hd.seg.Segmentation(
+        source_images=read_source_images(series),
+        pixel_array=masks,
+        segmentation_type="BINARY",
+        segment_descriptions=descriptions,
+        series_instance_uid=hd.UID(),
+        series_number=9,
+        sop_instance_uid=hd.UID(),
+        instance_number=1,
+        manufacturer="viewer",
+        manufacturer_model_name="viewer",
+        software_versions="0",
+        device_serial_number="0",
+    )
+    seg.save_as(tmp_path / "viewer.dcm")
+    read = read_seg(tmp_path / "viewer.dcm", reference=reference)
+    assert list(read) == [f"Neoplasm, Secondary (segment {n + 1})" for n in range(11)]
+    for n in range(11):
+        mask = read[f"Neoplasm, Secondary (segment {n + 1})"]
+        assert mask.sum() == masks[..., n].sum()
+        np.testing.assert_array_equal(mask, masks[..., n])
+    assert all(kind == "lesion" for kind in read.kinds.values())
+    notes = read.warnings["Neoplasm, Secondary (segment 11)"]
+    assert any("frames up to 0.045 mm (0.011 slice) off the reference planes" in n for n in notes)
+    assert read.outside == frozenset()

@@ -495,7 +495,14 @@ def _run_validate(path: Path) -> int:
 
 
 def test_validate_cli_ok(data: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    path = _write(data, GOOD)
+    # validate also checks nominal_hours against the headers: the test PET was taken 120 h
+    # after an injection at 2024-03-01 09:30 (dicom_factory.make_acquisition)
+    consistent = (
+        GOOD.replace("2018-04-09T09:36:00", "2024-03-01T09:30:00")
+        .replace("nominal_hours = 72", "nominal_hours = 118")
+        .replace("nominal_hours = 1.5", "nominal_hours = 121")
+    )
+    path = _write(data, consistent)
     assert _run_validate(path) == 0
     assert capsys.readouterr().out == f"{path}: OK (2 patients, 3 scans)\n"
 

@@ -27,6 +27,7 @@ import pytest
 from immunopet.errors import GeometryError, InputError
 from immunopet.io.bids import pet_sidecar
 from immunopet.io.dicom import find_one_pet, load_series_volume
+from immunopet.io.masks import read_label_map
 from immunopet.io.nifti import write_nifti
 from immunopet.study.manifest import load_manifest
 from immunopet.study.model import (
@@ -71,6 +72,7 @@ CONTRACT_COLUMNS = [
     "distance_to_spill_in_organ_mm",
     "excluded",
     "exclusion_reason",
+    "suggested_exclusion",
     "warnings",
 ]
 
@@ -240,26 +242,44 @@ def write_points(path: Path, column: str, rows: list[tuple[str, np.ndarray, str]
 
 
 def test_spill_in_warning_by_distance(exact_trial: Path, tmp_path: Path) -> None:
-    # spleen sphere of 20 mm diameter centred on a voxel centre of the 8 mm grid: the centre and
-    # its 6 face neighbours (8 mm away; the edge neighbours are 11.3 mm > 10 mm away).
-    # Lesion spheres of 0.1 mL (radius 2.9 mm) hold only their centre voxel.
-    centre = voxel_centre(exact_trial, (60, 40, 20))
-    near = voxel_centre(exact_trial, (62, 40, 20))  # 16 mm from the centre: 8 mm to the sphere
-    far = voxel_centre(exact_trial, (63, 40, 20))  # 24 mm from the centre: 16 mm to the sphere
+    # The distance is to the spleen itself (the trial's organ label map, or the region grown
+    # in the PET around the spleen VOI), not to the 2 cm sphere. Lesion spheres of 0.1 mL
+    # (radius 2.9 mm) hold only their centre voxel; "near" is the face neighbour (8 mm) of
+    # the spleen voxel with the largest column index, "far" three columns further (24 mm: no
+    # spleen voxel has a larger column index).
+    ref = first_ref(exact_trial)
+    assert ref.scan.organ_masks is not None
+    pet = load_series_volume(find_one_pet(ref.scan.pet))
+    spleen = read_label_map(ref.scan.organ_masks, reference=pet).mask_by_name("spleen")
+    where = np.argwhere(spleen)
+    k, j, i = where[np.argmax(where[:, 2])]
+    centre = tuple(float(v) for v in pet.voxel_to_lps(np.rint(where.mean(axis=0))))
+    assert spleen[tuple(np.rint(where.mean(axis=0)).astype(int))]
+    near = tuple(float(v) for v in pet.voxel_to_lps([k, j, i + 1]))
+    far = tuple(float(v) for v in pet.voxel_to_lps([k, j, i + 3]))
     organs = write_points(tmp_path / "organs.csv", "organ", [("spleen", centre, "diameter_mm=20")])
     lesions = write_points(
         tmp_path / "lesions.csv",
         "lesion",
         [("near", near, "volume_ml=0.1"), ("far", far, "volume_ml=0.1")],
     )
-    ref = with_vois(first_ref(exact_trial), VoiSource(lesions), VoiSource(organs))
-    rows = frame(process_scan(ref, AnalysisSettings(spill_in_distance_mm=13.0))).set_index("voi")
-    assert rows.loc["spleen", "n_voxels"] == 7
-    assert rows.loc["near", "n_voxels"] == rows.loc["far", "n_voxels"] == 1
-    assert rows.loc["near", "distance_to_spill_in_organ_mm"] == pytest.approx(8.0)
-    assert rows.loc["far", "distance_to_spill_in_organ_mm"] == pytest.approx(16.0)
-    assert "8.0 mm from the spleen sphere" in rows.loc["near", "warnings"]
-    assert "spill-in" not in rows.loc["far", "warnings"]
+    with_masks = with_vois(ref, VoiSource(lesions), VoiSource(organs))
+    grown = dataclasses.replace(
+        with_masks, scan=dataclasses.replace(with_masks.scan, organ_masks=None)
+    )
+    for scan_ref, how in ((with_masks, "the organ mask"), (grown, "region grown in the PET")):
+        result = process_scan(scan_ref, AnalysisSettings(spill_in_distance_mm=13.0))
+        rows = frame(result).set_index("voi")
+        assert rows.loc["near", "n_voxels"] == rows.loc["far", "n_voxels"] == 1
+        assert rows.loc["near", "distance_to_spill_in_organ_mm"] == pytest.approx(8.0)
+        assert rows.loc["far", "distance_to_spill_in_organ_mm"] == pytest.approx(24.0)
+        assert f"lesion near lies 8.0 mm from the spleen ({how}" in rows.loc["near", "warnings"]
+        assert (
+            rows.loc["near", "suggested_exclusion"] == "spill-in from the spleen (8.0 mm from it)"
+        )
+        assert not rows.loc["near", "excluded"]
+        assert "spill-in" not in rows.loc["far", "warnings"]
+        assert rows.loc["far", "suggested_exclusion"] is None
     # no blood_pool VOI in this scan: no ratio
     assert math.isnan(rows.loc["near", "ratio_to_reference"])
 

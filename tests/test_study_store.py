@@ -80,6 +80,7 @@ def measurement(scan_id: str, voi: str, kind: str, suv_mean: float) -> dict[str,
         ratio_to_reference=math.nan,
         excluded=False,
         exclusion_reason=None,
+        suggested_exclusion=None,
         warnings="",
     )
     return row

@@ -325,3 +325,24 @@ def test_lesion_or_organ_column_names_vois_and_kind(tmp_path):
     assert by_name["liver"].n_voxels == 81
     (lesion,) = load_vois(lesions, reference=grid)
     assert (lesion.name, lesion.kind) == ("3", "lesion")
+
+
+def test_a_sphere_larger_than_the_image_fails_before_allocating(tmp_path):
+    # the image holds 16 x 20 x 20 voxels of 0.064 mL = 409.6 mL
+    table = _write(tmp_path / "huge.csv", "voi,x_mm,y_mm,z_mm,volume_ml\nhuge,0,0,0,1e12\n")
+    with pytest.raises(
+        InputError,
+        match=r"huge\.csv: volume_ml/diameter_mm: VOI 'huge' \(line 2\): sphere larger than "
+        r"the whole image \(found '1e\+12 mL'; expected at most the image's 409\.6 mL\)",
+    ):
+        load_vois(table, reference=_reference())
+
+
+def test_a_truncated_label_map_is_a_one_line_error(tmp_path):
+    labels = np.random.default_rng(0).integers(0, 3, size=SHAPE).astype(np.uint8)
+    path = write_label_map(_reference().with_array(labels, unit=Unit.LABEL), tmp_path / "v.nii.gz")
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) * 3 // 4])  # the header survives, the voxels do not
+    with pytest.raises(InputError, match=r"v\.nii\.gz: image data: image data unreadable") as info:
+        load_vois(path, reference=_reference())
+    assert "\n" not in str(info.value)

@@ -3,6 +3,11 @@
 Prints each problem on its own line (``file:line: key: message (found X; expected Y)``) and
 exits with code 2 when there is any; otherwise prints
 ``study.toml: OK (13 patients, 57 scans)`` and exits with 0.
+
+When the manifest itself is valid, every scan's images are checked from their headers as
+``immunopet run`` will check them (:func:`immunopet.study.scan_checks.review_scans`: the slice
+stack of each DICOM series, and ``nominal_hours`` against the hours after injection); what is
+accepted with a note is printed as ``note: ...`` lines.
 """
 
 from __future__ import annotations
@@ -12,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from immunopet.study.manifest import load_manifest, validate_manifest
+from immunopet.study.scan_checks import review_scans
 
 __all__ = ["register", "run"]
 
@@ -22,8 +28,10 @@ def register(subparsers: Any) -> argparse.ArgumentParser:
         "validate",
         help="check a study manifest (study.toml) and list every problem",
         description=(
-            "Check a study manifest: keys, types, choices, files and folders, duplicates. "
-            "Every problem is listed with its line; the exit code is 2 when there is any."
+            "Check a study manifest: keys, types, choices, files and folders, duplicates; then "
+            "each scan's images from their headers as `immunopet run` checks them (slice "
+            "geometry, nominal_hours against the hours after injection). Every problem is "
+            "listed with its line; the exit code is 2 when there is any."
         ),
     )
     parser.add_argument("manifest", type=Path, metavar="MANIFEST", help="the study.toml")
@@ -41,6 +49,15 @@ def run(args: argparse.Namespace) -> int:
         print(f"{args.manifest}: {count}")
         return 2
     study = load_manifest(args.manifest)
+    review = review_scans(study, args.manifest)
+    for note in review.notes:
+        print(f"note: {note}")
+    if review.problems:
+        for problem in review.problems:
+            print(problem)
+        n_problems = len(review.problems)
+        print(f"{args.manifest}: {n_problems} problem{'s' if n_problems != 1 else ''}")
+        return 2
     n_patients = len(study.patients)
     n_scans = sum(1 for _ in study.scans())
     print(f"{args.manifest}: OK ({n_patients} patients, {n_scans} scans)")

@@ -3,7 +3,14 @@
 Slices are ordered by the projection of (0020,0032) ImagePositionPatient on the slice normal,
 the cross product of the row and column direction cosines of (0020,0037)
 ImageOrientationPatient. A stack is accepted when every slice has the same orientation, size
-and pixel spacing, and consecutive positions are evenly spaced along the normal.
+and positive pixel spacing, no step along the normal is a gap (1.5 times the median step or
+more), and every slice lies within :data:`GRID_TOLERANCE_FRACTION` (0.1) of a slice of the
+uniform grid fitted to all positions by least squares. Whole-body series have steps that
+vary slightly at the bed junctions (e.g. 3.19-3.29 mm around 3.27 mm, every slice within
+0.04 mm of the grid): they are read on the fitted grid and the deviation is recorded as a
+warning (:attr:`SeriesGeometry.warnings`). A series within :data:`GRID_NOTE_MM` of the grid
+is read on the grid through its first and last slice, exactly as written. Comparing each step
+with the smallest step instead would refuse such series.
 """
 
 from __future__ import annotations
@@ -23,10 +30,22 @@ ORIENTATION_TOLERANCE = 1e-4
 """Largest difference between direction cosines of slices of one series."""
 
 SPACING_TOLERANCE_MM = 0.01
-"""Slice spacing may deviate by this much, or by :data:`SPACING_TOLERANCE_FRACTION` if larger."""
+"""Two slices closer than this (mm) along the normal are at the same position."""
 
 SPACING_TOLERANCE_FRACTION = 0.01
-"""Relative tolerance of the slice spacing (1 %)."""
+"""In-plane shift allowed between slices, as a fraction of the slice spacing (or 0.01 mm)."""
+
+GRID_TOLERANCE_FRACTION = 0.1
+"""Largest distance of a slice from the least-squares uniform grid, in slices (0.1 slice)."""
+
+GRID_NOTE_MM = 0.01
+"""A deviation from the uniform grid larger than this (mm) is recorded as a warning."""
+
+MAX_ROWS_COLUMNS = 8192
+"""Largest (0028,0010) Rows / (0028,0011) Columns accepted (PET and CT images have at most 1024)."""
+
+GAP_FRACTION = 0.5
+"""A step this much longer than the median step (1.5 x) is a gap: missing slices."""
 
 _TAGS = {
     "ImagePositionPatient": "(0020,0032) ImagePositionPatient",
@@ -56,8 +75,13 @@ class SeriesGeometry:
     slice_spacing_mm : float, mm
         Distance between consecutive slices along the normal (positive).
     slice_spacing_source : str
-        Where the slice spacing came from: ``"positions"``, or for a single slice
-        ``"(0018,0088) SpacingBetweenSlices"`` / ``"(0018,0050) SliceThickness"``.
+        Where the slice spacing came from: ``"positions"`` (least-squares fit of all
+        positions), or for a single slice ``"(0018,0088) SpacingBetweenSlices"`` /
+        ``"(0018,0050) SliceThickness"``.
+    warnings : tuple of str
+        What was accepted but should be known: slices off the uniform grid by more than
+        :data:`GRID_NOTE_MM` (and by how much). Loading emits each as a
+        :class:`~immunopet.errors.GeometryWarning`.
     """
 
     shape: tuple[int, int, int]
@@ -66,6 +90,7 @@ class SeriesGeometry:
     pixel_spacing_mm: tuple[float, float]
     slice_spacing_mm: float
     slice_spacing_source: str
+    warnings: tuple[str, ...] = ()
 
 
 def _floats(header: Dataset, keyword: str, count: int, file: Path) -> np.ndarray | None:
@@ -128,10 +153,42 @@ def _require(header: Dataset, keyword: str, count: int, file: Path) -> np.ndarra
 
 
 def _require_int(header: Dataset, keyword: str, file: Path) -> int:
-    value: Any = header.get(keyword)
+    try:
+        value: Any = header.get(keyword)
+    except Exception as exc:  # pydicom raises many types on damaged elements
+        raise DicomInputError(
+            f"unreadable element: {type(exc).__name__}", file=file, tag=_TAGS[keyword]
+        ) from exc
     if value is None or value == "":
         raise DicomInputError("required image size", file=file, tag=_TAGS[keyword], value="missing")
-    return int(value)
+    try:
+        number = int(value)
+    except (TypeError, ValueError) as exc:
+        raise DicomInputError(
+            "not an integer", file=file, tag=_TAGS[keyword], value=str(value)
+        ) from exc
+    if not 0 < number <= MAX_ROWS_COLUMNS:
+        raise GeometryError(
+            "image size out of range",
+            file=file,
+            tag=_TAGS[keyword],
+            value=number,
+            expected=f"1 to {MAX_ROWS_COLUMNS}",
+        )
+    return number
+
+
+def _require_spacing(header: Dataset, file: Path) -> np.ndarray:
+    spacing = _require(header, "PixelSpacing", 2, file)
+    if np.any(spacing <= 0):
+        raise GeometryError(
+            "pixel spacing must be positive",
+            file=file,
+            tag=_TAGS["PixelSpacing"],
+            value=element_text(header, "PixelSpacing"),
+            expected="two numbers > 0 (mm between rows, between columns)",
+        )
+    return spacing
 
 
 def _single_slice_spacing(header: Dataset, file: Path) -> tuple[float, str]:
@@ -163,8 +220,10 @@ def check_stack(headers: Sequence[Dataset], files: Sequence[Path], label: str) -
     DicomInputError
         A required geometry tag is missing or malformed.
     GeometryError
-        Mixed orientations, sizes or pixel spacings; duplicate positions; a missing slice or
-        uneven spacing; slices displaced within their plane.
+        Mixed orientations, sizes or pixel spacings; a pixel spacing that is not positive; an
+        image size outside 1 to :data:`MAX_ROWS_COLUMNS`; duplicate positions; a gap (missing
+        slices); a slice more than :data:`GRID_TOLERANCE_FRACTION` slice off the least-squares
+        uniform grid; slices displaced within their plane.
     """
     if not headers:
         raise DicomInputError("series has no image files", file=label)
@@ -186,7 +245,7 @@ def check_stack(headers: Sequence[Dataset], files: Sequence[Path], label: str) -
     normal /= np.linalg.norm(normal)
     rows0 = _require_int(headers[0], "Rows", files[0])
     columns0 = _require_int(headers[0], "Columns", files[0])
-    spacing0 = _require(headers[0], "PixelSpacing", 2, files[0])
+    spacing0 = _require_spacing(headers[0], files[0])
     positions = np.empty((len(headers), 3))
     for index, (header, file) in enumerate(zip(headers, files, strict=True)):
         orientation = _require(header, "ImageOrientationPatient", 6, file)
@@ -208,7 +267,7 @@ def check_stack(headers: Sequence[Dataset], files: Sequence[Path], label: str) -
                     value=value,
                     expected=f"{first} as in {files[0].name}",
                 )
-        spacing = _require(header, "PixelSpacing", 2, file)
+        spacing = _require_spacing(header, file)
         if np.max(np.abs(spacing - spacing0)) > ORIENTATION_TOLERANCE * max(1.0, spacing0.max()):
             raise GeometryError(
                 f"slices of series {label} differ in pixel spacing",
@@ -221,14 +280,17 @@ def check_stack(headers: Sequence[Dataset], files: Sequence[Path], label: str) -
 
     n = len(headers)
     distances = positions @ normal
+    notes: list[str] = []
+    first = positions[0]
     if n == 1:
         slice_spacing, source = _single_slice_spacing(headers[0], files[0])
     else:
-        slice_spacing = _check_spacing(positions, distances, normal, files, label)
+        slice_spacing, origin, notes = _check_spacing(positions, distances, normal, files, label)
         source = "positions"
+        first = positions[0] + normal * (origin - distances[0])
     return SeriesGeometry(
         shape=(n, rows0, columns0),
-        first_position_mm=(float(positions[0, 0]), float(positions[0, 1]), float(positions[0, 2])),
+        first_position_mm=(float(first[0]), float(first[1]), float(first[2])),
         orientation=(
             float(orientation0[0]),
             float(orientation0[1]),
@@ -240,7 +302,33 @@ def check_stack(headers: Sequence[Dataset], files: Sequence[Path], label: str) -
         pixel_spacing_mm=(float(spacing0[0]), float(spacing0[1])),
         slice_spacing_mm=slice_spacing,
         slice_spacing_source=source,
+        warnings=tuple(notes),
     )
+
+
+def fit_uniform_grid(distances: np.ndarray) -> tuple[float, float, np.ndarray]:
+    """Least-squares fit of ``distance = origin + spacing * index`` to sorted slice positions.
+
+    Parameters
+    ----------
+    distances : array of float, mm
+        Positions along the slice normal, sorted, one per slice (at least two).
+
+    Returns
+    -------
+    (float, float, numpy.ndarray), mm
+        The fitted origin and spacing, and each slice's residual (position minus grid).
+
+    Examples
+    --------
+    >>> origin, spacing, residual = fit_uniform_grid(np.array([0.0, 3.2, 6.6, 9.8]))
+    >>> round(origin, 3), round(spacing, 3), np.round(residual, 3).tolist()
+    (-0.02, 3.28, [0.02, -0.06, 0.06, -0.02])
+    """
+    index = np.arange(distances.size, dtype=np.float64)
+    spacing, origin = np.polyfit(index, distances, 1)
+    residual = distances - (origin + spacing * index)
+    return float(origin), float(spacing), residual
 
 
 def _check_spacing(
@@ -249,15 +337,21 @@ def _check_spacing(
     normal: np.ndarray,
     files: Sequence[Path],
     label: str,
-) -> float:
-    """Check even spacing along the normal and no in-plane shift; return the spacing (mm)."""
+) -> tuple[float, float, list[str]]:
+    """Check that slices lie on one uniform grid along the normal and are not shifted in-plane.
+
+    Returns
+    -------
+    (float, float, list of str)
+        The fitted spacing (mm, positive), the fitted position of slice 0 along the normal (mm)
+        and the warnings (deviations from the grid larger than :data:`GRID_NOTE_MM`).
+    """
     tag = _TAGS["ImagePositionPatient"]
     steps = np.diff(distances)
     order_problem = np.flatnonzero(steps < 0)
     if order_problem.size:  # pragma: no cover - callers sort first
         raise GeometryError(f"slices of series {label} are not sorted", file=label, tag=tag)
-    duplicate_tolerance = SPACING_TOLERANCE_MM
-    duplicates = np.flatnonzero(steps <= duplicate_tolerance)
+    duplicates = np.flatnonzero(steps <= SPACING_TOLERANCE_MM)
     if duplicates.size:
         i = int(duplicates[0])
         raise GeometryError(
@@ -267,36 +361,49 @@ def _check_spacing(
             value=f"{distances[i + 1]:.4f} mm along the normal, as {files[i].name}",
             expected="one slice per position",
         )
-    smallest = float(steps.min())
-    tolerance = max(SPACING_TOLERANCE_MM, SPACING_TOLERANCE_FRACTION * smallest)
-    multiples = np.rint(steps / smallest)
-    if np.all(np.abs(steps - multiples * smallest) <= tolerance * multiples):
-        gaps = np.flatnonzero(multiples > 1)
-        if gaps.size:
-            i = int(gaps[0])
-            missing = int(multiples[gaps].sum() - gaps.size)
-            raise GeometryError(
-                f"missing slice(s) in series {label}: gap of {steps[i]:.4g} mm between slice "
-                f"positions {distances[i]:.4g} mm ({files[i].name}) and "
-                f"{distances[i + 1]:.4g} mm ({files[i + 1].name}); "
-                f"{missing} slice(s) missing in all",
-                file=label,
-                tag=tag,
-                value=f"{steps[i]:.4g} mm",
-                expected=f"slice spacing {smallest:.4g} mm",
-            )
-        spacing = float(distances[-1] - distances[0]) / (len(distances) - 1)
-    else:
-        expected = float(np.median(steps))
-        worst = int(np.argmax(np.abs(steps - expected)))
+    typical = float(np.median(steps))
+    gaps = np.flatnonzero(steps >= (1.0 + GAP_FRACTION) * typical)
+    if gaps.size:
+        i = int(gaps[0])
+        missing = int(np.sum(np.rint(steps[gaps] / typical)) - gaps.size)
         raise GeometryError(
-            f"uneven slice spacing in series {label} between slice positions "
-            f"{distances[worst]:.4g} mm ({files[worst].name}) and "
-            f"{distances[worst + 1]:.4g} mm ({files[worst + 1].name})",
+            f"missing slice(s) in series {label}: gap of {steps[i]:.4g} mm between slice "
+            f"positions {distances[i]:.4g} mm ({files[i].name}) and "
+            f"{distances[i + 1]:.4g} mm ({files[i + 1].name}); "
+            f"about {max(missing, 1)} slice(s) missing in all",
             file=label,
             tag=tag,
-            value=f"{steps[worst]:.4g} mm",
-            expected=f"slice spacing {expected:.4g} mm",
+            value=f"{steps[i]:.4g} mm",
+            expected=f"slice spacing {typical:.4g} mm",
+        )
+    origin, spacing, residual = fit_uniform_grid(distances)
+    worst = int(np.argmax(np.abs(residual)))
+    deviation = float(abs(residual[worst]))
+    tolerance = GRID_TOLERANCE_FRACTION * spacing
+    if deviation > tolerance:
+        raise GeometryError(
+            f"uneven slice spacing in series {label}: slice positions do not lie on one "
+            f"uniform grid; {files[worst].name} at {distances[worst]:.4g} mm is "
+            f"{residual[worst]:+.3g} mm ({deviation / spacing:.2f} slice) off the "
+            f"least-squares grid of spacing {spacing:.4g} mm"
+            + _neighbours(distances, files, worst),
+            file=files[worst],
+            tag=tag,
+            value=f"{deviation:.3g} mm off the grid",
+            expected=f"within {GRID_TOLERANCE_FRACTION:g} slice ({tolerance:.3g} mm)",
+        )
+    notes = []
+    if deviation <= GRID_NOTE_MM:
+        # a regular series: the grid through the first and last slice, exactly as written
+        # (the least-squares grid would move slice 0 by rounding-level amounts)
+        origin = float(distances[0])
+        spacing = float(distances[-1] - distances[0]) / (len(distances) - 1)
+    else:
+        notes.append(
+            f"slice positions deviate from a uniform grid by up to {deviation:.3g} mm "
+            f"({deviation / spacing:.3f} slice, at {files[worst].name}; steps "
+            f"{steps.min():.4g}-{steps.max():.4g} mm); read on the least-squares grid of "
+            f"spacing {spacing:.4g} mm (tolerance {GRID_TOLERANCE_FRACTION:g} slice)"
         )
     shifts = np.diff(positions, axis=0)
     in_plane = shifts - np.outer(shifts @ normal, normal)
@@ -310,4 +417,13 @@ def _check_spacing(
             value=f"{shift_norms[worst]:.4g} mm in-plane shift from {files[worst].name}",
             expected="positions along the slice normal",
         )
-    return spacing
+    return spacing, origin, notes
+
+
+def _neighbours(distances: np.ndarray, files: Sequence[Path], index: int) -> str:
+    parts = [
+        f"{files[i].name} at {distances[i]:.4g} mm"
+        for i in (index - 1, index + 1)
+        if 0 <= i < len(files)
+    ]
+    return f" (neighbours: {', '.join(parts)})" if parts else ""

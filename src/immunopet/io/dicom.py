@@ -23,6 +23,7 @@ rejected with :class:`~immunopet.errors.DicomInputError` when loaded.
 from __future__ import annotations
 
 import os
+import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -36,7 +37,7 @@ from pydicom.errors import InvalidDicomError
 from pydicom.pixels import apply_modality_lut
 from tqdm import tqdm
 
-from immunopet.errors import DicomInputError, InputError
+from immunopet.errors import DicomInputError, GeometryWarning, InputError
 from immunopet.image import ImageVolume, Unit
 from immunopet.io._dicom_geometry import SeriesGeometry, check_stack, sort_key_positions
 from immunopet.io._dicom_pixels import PixelLocation, PixelReader, inspect_pixel_element
@@ -47,6 +48,7 @@ __all__ = [
     "DicomSeries",
     "SeriesGeometry",
     "SkippedFile",
+    "check_series",
     "discover_dicom",
     "find_one_pet",
     "find_one_series",
@@ -169,8 +171,7 @@ class DicomSeries:
         """(0020,0011) SeriesNumber of the first slice, None when absent."""
         if not self.headers:
             return None
-        value = self.headers[0].get("SeriesNumber")
-        return None if value in (None, "") else int(value)
+        return _series_number(self.headers[0])
 
     @property
     def folder(self) -> Path | None:
@@ -241,6 +242,34 @@ class DicomInventory:
 
 
 # ---------------------------------------------------------------------------- discovery
+def _series_number(header: Dataset) -> int | None:
+    """(0020,0011) SeriesNumber; None when absent or not an integer (discovery skips those)."""
+    text = element_text(header, "SeriesNumber")
+    try:
+        return int(text) if text else None
+    except ValueError:
+        return None
+
+
+def _header_problem(header: Dataset) -> str | None:
+    """Why a header that pydicom parsed cannot be grouped; None when it can.
+
+    A non-integer (0020,0011) SeriesNumber (``89Zr``) skips this file with its reason instead
+    of failing discovery for the whole tree. Other elements are read as stored text
+    (:func:`~immunopet.io._dicom_values.element_text`) or converted inside a ``try`` where
+    they are used, so a damaged value ends in a one-line error naming file and tag there,
+    without converting every element of every file here (which would double the cost of
+    discovery).
+    """
+    text = element_text(header, "SeriesNumber")
+    if text:
+        try:
+            int(text)
+        except ValueError:
+            return f"(0020,0011) SeriesNumber: not an integer (found {text!r})"
+    return None
+
+
 def _instance_number(header: Dataset) -> int:
     text = element_text(header, "InstanceNumber")
     try:
@@ -297,6 +326,9 @@ def _read_header(path: Path) -> tuple[Dataset | None, PixelLocation | None, str 
     if not element_text(header, "SeriesInstanceUID"):
         reason = "no (0020,000E) SeriesInstanceUID" + (f"; {problem}" if problem else "")
         return None, None, reason
+    damaged = _header_problem(header)
+    if damaged is not None:  # listed as a damaged file of its series, which cannot load
+        return header, location, damaged if problem is None else f"{damaged}; {problem}"
     return header, location, problem
 
 
@@ -376,7 +408,7 @@ def _make_series(
     first = members[0][1] if members else None
 
     def text(keyword: str) -> str:
-        return "" if first is None else str(first.get(keyword, "") or "")
+        return "" if first is None else element_text(first, keyword) or ""
 
     return DicomSeries(
         series_uid=uid,
@@ -421,6 +453,73 @@ def series_geometry(series: DicomSeries) -> SeriesGeometry:
     return check_stack(series.headers, series.files, series.label)
 
 
+def check_series(series: DicomSeries) -> SeriesGeometry:
+    """Everything :func:`load_series_volume` checks before it reads a pixel, headers only.
+
+    ``immunopet run`` (through :func:`load_series_volume`), ``immunopet validate`` and
+    ``immunopet discover`` all call this one function, so a series they accept is one the
+    analysis reads.
+
+    Returns
+    -------
+    SeriesGeometry
+        The grid; :attr:`SeriesGeometry.warnings` lists what was accepted with a note (slices
+        slightly off the uniform grid).
+
+    Raises
+    ------
+    DicomInputError
+        Damaged files, multi-frame images, a missing or malformed geometry tag, or pixel data
+        whose length does not match (0028,0010) Rows x (0028,0011) Columns x (0028,0100)
+        BitsAllocated / 8 (checked before any allocation).
+    GeometryError
+        See :func:`series_geometry`.
+    """
+    _check_loadable(series)
+    geometry = series_geometry(series)
+    for k, (file, header) in enumerate(zip(series.files, series.headers, strict=True)):
+        location = series.pixel_locations[k] if series.pixel_locations else None
+        _check_pixel_length(file, header, location, geometry.shape[1:])
+    return geometry
+
+
+def _check_pixel_length(
+    file: Path, header: Dataset, location: PixelLocation | None, size: tuple[int, int]
+) -> None:
+    """The declared pixel data length against Rows x Columns x samples x bytes per sample."""
+    if location is None:  # compressed or deflated: the decoder checks the frame size
+        return
+    try:
+        bits = int(header.get("BitsAllocated", 0) or 0)
+        samples = int(header.get("SamplesPerPixel", 1) or 1)
+    except Exception as exc:  # pydicom raises many types on damaged elements
+        raise DicomInputError(
+            f"unreadable element: {type(exc).__name__}",
+            file=file,
+            tag="(0028,0100) BitsAllocated",
+        ) from exc
+    if bits not in (8, 16, 32, 64):
+        raise DicomInputError(
+            "unsupported bits allocated",
+            file=file,
+            tag="(0028,0100) BitsAllocated",
+            value=bits,
+            expected="8, 16, 32 or 64",
+        )
+    expected = size[0] * size[1] * samples * bits // 8
+    if location.value_length not in (expected, expected + 1):
+        raise DicomInputError(
+            "pixel data length does not match the image size",
+            file=file,
+            tag="(7FE0,0010) PixelData",
+            value=f"{location.value_length} bytes",
+            expected=(
+                f"{expected} bytes = (0028,0010) Rows {size[0]} x (0028,0011) Columns "
+                f"{size[1]} x {samples} sample(s) x {bits // 8} byte(s)"
+            ),
+        )
+
+
 def _check_loadable(series: DicomSeries) -> None:
     if series.damaged:
         bad = series.damaged[0]
@@ -431,9 +530,15 @@ def _check_loadable(series: DicomSeries) -> None:
             tag="(7FE0,0010) PixelData",
         )
     for header, file in zip(series.headers, series.files, strict=True):
-        sop_class = str(header.get("SOPClassUID", ""))
-        frames = header.get("NumberOfFrames")
-        if sop_class in _ENHANCED_SOP_CLASSES or (frames not in (None, "") and int(frames) > 1):
+        sop_class = element_text(header, "SOPClassUID") or ""
+        frames = element_text(header, "NumberOfFrames")
+        try:
+            n_frames = int(frames) if frames else 1
+        except ValueError as exc:
+            raise DicomInputError(
+                "not an integer", file=file, tag="(0028,0008) NumberOfFrames", value=frames
+            ) from exc
+        if sop_class in _ENHANCED_SOP_CLASSES or n_frames > 1:
             raise DicomInputError(
                 "multi-frame (enhanced) images are not supported",
                 file=file,
@@ -474,7 +579,7 @@ def _unit(series: DicomSeries) -> Unit:
     if series.modality == "CT":
         return Unit.HU
     if series.modality == "PT":
-        return _PET_UNITS.get(str(series.header.get("Units", "")).strip().upper(), Unit.NONE)
+        return _PET_UNITS.get((element_text(series.header, "Units") or "").upper(), Unit.NONE)
     return Unit.NONE
 
 
@@ -504,6 +609,12 @@ def load_series_volume(series: DicomSeries, *, dtype: npt.DTypeLike = np.float32
     GeometryError
         The slices do not form one regular grid (see :func:`series_geometry`).
 
+    Warns
+    -----
+    GeometryWarning
+        Slices within tolerance of, but not exactly on, the uniform grid (the volume is on the
+        least-squares grid; the message gives the largest deviation).
+
     Notes
     -----
     Each file's pixel data is read once: the bytes discovery located are decoded by pydicom's
@@ -514,8 +625,9 @@ def load_series_volume(series: DicomSeries, *, dtype: npt.DTypeLike = np.float32
     out_dtype = np.dtype(dtype)
     if not np.issubdtype(out_dtype, np.floating):
         raise InputError("dtype must be floating", tag="dtype", value=str(out_dtype))
-    _check_loadable(series)
-    geometry = series_geometry(series)
+    geometry = check_series(series)
+    for note in geometry.warnings:
+        warnings.warn(f"{series.label}: {note}", GeometryWarning, stacklevel=2)
     nz, ny, nx = geometry.shape
     out = np.empty((nz, ny, nx), dtype=out_dtype)
     reader = PixelReader()

@@ -334,7 +334,15 @@ def read_nifti(path: str | Path, *, unit: Unit | str | None = None) -> NiftiImag
         )
         warnings.warn(note, GeometryWarning, stacklevel=2)
         notes.append(note)
-    data = np.asanyarray(image.dataobj)
+    try:
+        data = np.asanyarray(image.dataobj)
+    except Exception as exc:  # truncated .nii.gz: EOFError, zlib.error, OSError, ValueError
+        raise InputError(
+            f"image data unreadable (truncated or damaged file?): {type(exc).__name__}",
+            file=path,
+            tag="image data",
+            expected=f"{int(np.prod(shape))} voxels as the header declares",
+        ) from exc
     data = data.reshape(shape[:3])
     array = np.ascontiguousarray(np.transpose(data, (2, 1, 0)))
     affine = affine_nifti_to_lps(image.affine)

@@ -5,20 +5,29 @@ SegmentLabel, as a SEG whose frames refer to the slices of the PET series the ma
 (the source images). :func:`read_seg` brings the segments of a SEG back onto a reference grid
 (usually the PET) as boolean masks, keyed by segment label.
 
+Naming segments
+---------------
+A VOI is named by its (0062,0005) SegmentLabel. The standard requires unique segment numbers,
+not labels, and viewers repeat labels ("Neoplasm, Secondary" for every lesion): every segment
+whose label repeats is named ``"<label> (segment <number>)"`` (a segment without a label
+``"segment <number>"``), and the renaming is recorded as a warning.
+
 Placing frames on the reference grid
 ------------------------------------
-highdicom assembles the frames of the requested segments into one regularly spaced volume
-(``Segmentation.get_volume``; frames left out because they were empty are filled with zeros).
-The map from that volume's voxel indices to the reference's,
-``inverse(reference affine) @ SEG affine``, is then examined:
+Each frame is placed on its own, from its (0020,0032) ImagePositionPatient, orientation and
+pixel spacing (functional groups), and only the frames of the segments asked for are decoded:
 
-* when it is a signed permutation with an integer translation (same spacing and axes up to
-  order and direction, voxel centres coinciding within 1/1000 of a voxel), every SEG voxel is
-  moved to its reference voxel exactly -- this is the case for a SEG written on the PET series
-  itself. Voxels falling outside the reference grid are dropped, and counted in a warning;
-* otherwise the segments are resampled onto the reference grid by nearest neighbour
-  (:meth:`~immunopet.image.ImageVolume.resample_to` with ``order=0``), with a
-  :class:`~immunopet.errors.GeometryWarning` that is also recorded with each mask.
+* when the frame's rows and columns step along reference rows and columns (same spacing, axes
+  up to order and direction) and its pixel centres lie within :data:`PLANE_TOLERANCE` (0.1)
+  of a voxel of reference voxel centres along every axis, every pixel is put on its reference
+  voxel, pixel for pixel: nothing is interpolated, nothing lost. Frames a few hundredths of
+  a millimetre off the PET planes (as viewers write them) are placed on the nearest plane,
+  with a note giving the largest offset. Pixels beyond the reference grid are dropped and
+  counted in a warning;
+* otherwise (another grid) that segment is resampled onto the reference grid by nearest
+  neighbour, on its bounding box only (padded by one voxel so that border voxels are not lost
+  to the interpolator's edge), with a :class:`~immunopet.errors.GeometryWarning` giving the
+  voxel counts before and after, also recorded with the mask.
 
 A FRACTIONAL SEG is read as ``fraction >= 0.5`` (recorded as a warning).
 
@@ -68,7 +77,12 @@ AlgorithmType = Literal["MANUAL", "SEMIAUTOMATIC", "AUTOMATIC"]
 
 _LABEL_TAG = "(0062,0005) SegmentLabel"
 _MAX_NAME_LENGTH = 64  # LO value representation
-_ALIGN_TOLERANCE = 1e-3  # voxels
+_ALIGN_TOLERANCE = 1e-3  # voxels: spacing and axes of a frame equal to the reference's
+_OFFSET_NOTE_MM = 0.01  # frames placed on a plane this far away (mm) or more get a note
+
+PLANE_TOLERANCE = 0.1
+"""A SEG frame whose pixel centres lie within this fraction of a voxel of reference voxel
+centres (along every axis) is placed on those voxels, pixel for pixel."""
 _LESION_TYPES = {"52988006", "108369006"}  # SNOMED CT Lesion, Neoplasm
 _ORGAN_CATEGORIES = {"91723000"}  # SNOMED CT Anatomical Structure
 _ORGAN_TYPES = {"91772007"}  # SNOMED CT Organ
@@ -394,34 +408,6 @@ def _kind_from_codes(description: hd.seg.SegmentDescription) -> VoiKind | None:
     return None
 
 
-def _aligned_map(source: np.ndarray, reference: np.ndarray) -> np.ndarray | None:
-    """Integer 4x4 map from source voxel to reference voxel, None when not a lattice map."""
-    mapping = np.linalg.inv(reference) @ source
-    rounded = np.rint(mapping)
-    if not np.allclose(mapping, rounded, atol=_ALIGN_TOLERANCE):
-        return None
-    linear = rounded[:3, :3]
-    if not (
-        np.all(np.abs(linear).sum(axis=0) == 1)
-        and np.all(np.abs(linear).sum(axis=1) == 1)
-        and np.all(np.isin(linear, (-1.0, 0.0, 1.0)))
-    ):
-        return None
-    return rounded.astype(np.int64)
-
-
-def _place_exactly(
-    channel: np.ndarray, mapping: np.ndarray, shape: tuple[int, int, int]
-) -> tuple[np.ndarray, int]:
-    """Move the True voxels of ``channel`` to the reference grid; returns (mask, n_dropped)."""
-    where = np.argwhere(channel)
-    target = where @ mapping[:3, :3].T + mapping[:3, 3]
-    inside = np.all((target >= 0) & (target < np.asarray(shape)), axis=1)
-    out = np.zeros(shape, dtype=bool)
-    out[tuple(target[inside].T)] = True
-    return out, int((~inside).sum())
-
-
 def _count_outside(channel: np.ndarray, affine: np.ndarray, reference: ImageVolume) -> int:
     """Number of True voxels whose centres lie beyond the reference field of view."""
     where = np.argwhere(channel).astype(np.float64)
@@ -429,6 +415,131 @@ def _count_outside(channel: np.ndarray, affine: np.ndarray, reference: ImageVolu
     limit = np.asarray(reference.shape) - 0.5
     inside = np.all((target >= -0.5) & (target <= limit), axis=1)
     return int((~inside).sum())
+
+
+def _segment_names(seg: hd.seg.Segmentation, path: Path) -> tuple[dict[str, int], list[str]]:
+    """VOI name of each segment (label; ``"label (segment N)"`` when the label repeats)."""
+    labels: dict[int, str] = {}
+    for number in seg.segment_numbers:
+        label = str(seg.get_segment_description(number).segment_label or "").strip()
+        labels[int(number)] = label
+    counts: dict[str, int] = {}
+    for label in labels.values():
+        counts[label] = counts.get(label, 0) + 1
+    names: dict[str, int] = {}
+    notes: list[str] = []
+    for number, label in labels.items():
+        if not label:
+            name = f"segment {number}"
+        elif counts[label] > 1:
+            name = f"{label} (segment {number})"
+        else:
+            name = label
+        if name in names:  # a label that itself reads "x (segment N)"
+            name = f"{name} (segment {number})"
+        names[name] = number
+    repeated = sorted(label for label, n in counts.items() if n > 1 and label)
+    if repeated:
+        notes.append(
+            f"{path}: {_LABEL_TAG} repeated ({', '.join(repr(r) for r in repeated)}): those "
+            "VOIs are named '<label> (segment <number>)'"
+        )
+    return names, notes
+
+
+@dataclass(frozen=True)
+class _Frame:
+    """One SEG frame: which segment, and where its pixel (0, 0) and steps fall (LPS, mm)."""
+
+    index: int
+    segment: int
+    position: np.ndarray
+    row_step: np.ndarray  # LPS step (mm) from one row to the next
+    column_step: np.ndarray  # LPS step (mm) from one column to the next
+
+
+def _sequence_item(per_frame: Dataset, shared: Dataset | None, keyword: str) -> Dataset | None:
+    for group in (per_frame, shared):
+        if group is not None and keyword in group and len(group[keyword].value):
+            item: Dataset = group[keyword].value[0]
+            return item
+    return None
+
+
+def _frames(seg: hd.seg.Segmentation, path: Path) -> list[_Frame]:
+    """Segment and plane of every frame, from the functional groups."""
+    shared_sequence = seg.get("SharedFunctionalGroupsSequence")
+    shared = shared_sequence[0] if shared_sequence else None
+    frames = []
+    for index, per_frame in enumerate(seg.get("PerFrameFunctionalGroupsSequence") or []):
+        identification = _sequence_item(per_frame, shared, "SegmentIdentificationSequence")
+        plane = _sequence_item(per_frame, shared, "PlanePositionSequence")
+        orientation = _sequence_item(per_frame, shared, "PlaneOrientationSequence")
+        measures = _sequence_item(per_frame, shared, "PixelMeasuresSequence")
+        try:
+            segment = int(identification.ReferencedSegmentNumber)  # type: ignore[union-attr]
+            position = np.array([float(v) for v in plane.ImagePositionPatient])  # type: ignore[union-attr]
+            cosines = np.array(
+                [float(v) for v in orientation.ImageOrientationPatient]  # type: ignore[union-attr]
+            )
+            spacing = [float(v) for v in measures.PixelSpacing]  # type: ignore[union-attr]
+        except (AttributeError, TypeError, ValueError) as exc:
+            raise DicomInputError(
+                f"frame {index + 1} lacks its segment number or plane ({exc})",
+                file=path,
+                tag="(5200,9230) PerFrameFunctionalGroupsSequence",
+                expected=(
+                    "(0062,000B) ReferencedSegmentNumber, (0020,0032) ImagePositionPatient, "
+                    "(0020,0037) ImageOrientationPatient and (0028,0030) PixelSpacing"
+                ),
+            ) from exc
+        if position.shape != (3,) or cosines.shape != (6,) or len(spacing) != 2:
+            raise DicomInputError(
+                f"frame {index + 1}: malformed plane position or orientation",
+                file=path,
+                tag="(0020,0032) ImagePositionPatient",
+                value=position.tolist(),
+            )
+        frames.append(
+            _Frame(
+                index=index,
+                segment=segment,
+                position=position,
+                row_step=cosines[3:] * spacing[0],
+                column_step=cosines[:3] * spacing[1],
+            )
+        )
+    return frames
+
+
+def _lattice_step(step_index: np.ndarray) -> np.ndarray | None:
+    """A reference index step that is a signed unit step along a row or column axis."""
+    rounded = np.rint(step_index)
+    if not np.allclose(step_index, rounded, atol=_ALIGN_TOLERANCE):
+        return None
+    if rounded[0] != 0 or np.abs(rounded).sum() != 1:
+        return None
+    return rounded.astype(np.int64)
+
+
+def _placement(
+    frame: _Frame, inverse: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, float] | None:
+    """Integer origin and steps of a frame on the reference lattice, and its plane offset.
+
+    None when the frame's pixels are not reference voxels: other spacing or axes, or a plane
+    or in-plane offset beyond :data:`PLANE_TOLERANCE` voxel.
+    """
+    origin = inverse[:3, :3] @ frame.position + inverse[:3, 3]
+    row = _lattice_step(inverse[:3, :3] @ frame.row_step)
+    column = _lattice_step(inverse[:3, :3] @ frame.column_step)
+    if row is None or column is None or np.array_equal(np.abs(row), np.abs(column)):
+        return None
+    nearest = np.rint(origin)
+    offset = np.abs(origin - nearest)
+    if np.any(offset > PLANE_TOLERANCE):
+        return None
+    return nearest.astype(np.int64), row, column, float(offset[0])
 
 
 def read_seg(
@@ -462,14 +573,15 @@ def read_seg(
     DicomInputError
         Not a SEG, unreadable, or frames that do not form a regularly spaced volume.
     InputError
-        A segment label repeated in the file, or a name in ``names`` not found.
+        A name in ``names`` not found (names of segments with a repeated label carry their
+        segment number, see the module notes).
     GeometryError
         Another frame of reference than ``frame_of_reference_uid``.
 
     Warns
     -----
     GeometryWarning
-        When the segments are resampled onto the reference grid, or voxels fall outside it
+        When a segment is resampled onto the reference grid, or voxels fall outside it
         (both also recorded in :attr:`NamedMasks.warnings`).
     """
     path = Path(path)
@@ -487,21 +599,11 @@ def read_seg(
             value=seg_frame or "missing",
             expected=frame_of_reference_uid,
         )
-    labels: dict[str, int] = {}
-    kinds: dict[str, VoiKind | None] = {}
-    for number in seg.segment_numbers:
-        description = seg.get_segment_description(number)
-        label = str(description.segment_label)
-        if label in labels:
-            raise InputError(
-                f"segment label repeated (segments {labels[label]} and {number})",
-                file=path,
-                tag=_LABEL_TAG,
-                value=label,
-                expected="one segment per VOI name",
-            )
-        labels[label] = int(number)
-        kinds[label] = _kind_from_codes(description)
+    labels, name_notes = _segment_names(seg, path)
+    kinds = {
+        name: _kind_from_codes(seg.get_segment_description(number))
+        for name, number in labels.items()
+    }
     wanted = list(labels) if names is None else list(names)
     for name in wanted:
         if name not in labels:
@@ -522,54 +624,35 @@ def read_seg(
             value=0,
             expected="at least one segment",
         )
-    notes: list[str] = []
+    notes: list[str] = list(name_notes)
     fractional = seg.segmentation_type == hd.seg.SegmentationTypeValues.FRACTIONAL
-    try:
-        volume = seg.get_volume(
-            segment_numbers=[labels[n] for n in wanted],
-            dtype=np.float32 if fractional else bool,
-        )
-    except (RuntimeError, ValueError) as exc:
-        raise DicomInputError(
-            f"SEG frames do not form a regularly spaced volume ({exc})",
-            file=path,
-            tag="(0020,0032) ImagePositionPatient",
-        ) from exc
-    array = np.asarray(volume.array)
-    if array.ndim == 3:
-        array = array[..., np.newaxis]
     if fractional:
-        array = array >= 0.5
         notes.append(f"{path}: FRACTIONAL segments read as fraction >= 0.5")
-    affine = np.asarray(volume.affine, dtype=np.float64)
-    mapping = _aligned_map(affine, reference.affine)
-    if mapping is None:
-        grid = ImageVolume(array=array[..., 0], affine=affine)
-        note = (
-            f"{path}: SEG resampled (nearest neighbour) from {describe_grid(grid)} onto the "
-            f"reference grid {describe_grid(reference)}"
-        )
-        warnings.warn(note, GeometryWarning, stacklevel=2)
-        notes.append(note)
+    frames = _frames(seg, path)
+    inverse = np.linalg.inv(reference.affine)
+    by_segment: dict[int, list[_Frame]] = {}
+    for frame in frames:
+        by_segment.setdefault(frame.segment, []).append(frame)
     masks: dict[str, np.ndarray] = {}
     per_name: dict[str, tuple[str, ...]] = {}
     outside: set[str] = set()
-    for index, name in enumerate(wanted):
-        channel = array[..., index]
+    for name in wanted:
+        number = labels[name]
         own: list[str] = []
-        before = int(channel.sum())
-        if mapping is not None:
-            mask, dropped = _place_exactly(channel, mapping, reference.shape)
+        own_frames = by_segment.get(number, [])
+        placements = [_placement(frame, inverse) for frame in own_frames]
+        if all(p is not None for p in placements):
+            mask, before, dropped, offset = _place_frames(
+                seg, own_frames, placements, reference.shape, fractional, path
+            )
+            if offset * reference.spacing_mm[0] > _OFFSET_NOTE_MM:
+                own.append(
+                    f"{path}: segment {name!r}: frames up to {offset * reference.spacing_mm[0]:.3g}"
+                    f" mm ({offset:.3f} slice) off the reference planes placed on the nearest "
+                    f"plane (tolerance {PLANE_TOLERANCE:g} voxel)"
+                )
         else:
-            resampled = ImageVolume(array=channel.astype(np.uint8), affine=affine).resample_to(
-                reference, order=0, fill_value=0
-            )
-            mask = np.asarray(resampled.array, dtype=bool)
-            dropped = _count_outside(channel, affine, reference)
-            own.append(
-                f"{path}: segment {name!r}: {before} SEG voxels became {int(mask.sum())} "
-                "reference voxels"
-            )
+            mask, before, dropped = _resample_segment(seg, number, reference, fractional, path, own)
         if dropped:
             note = f"{path}: segment {name!r}: {dropped} of {before} voxels lie outside the grid"
             warnings.warn(note, GeometryWarning, stacklevel=2)
@@ -586,3 +669,110 @@ def read_seg(
         source=str(path),
         frame_of_reference_uid=seg_frame,
     )
+
+
+def _frame_pixels(seg: hd.seg.Segmentation, index: int, fractional: bool, path: Path) -> np.ndarray:
+    """Boolean pixels of frame ``index`` (0-based); fractions at >= 0.5."""
+    try:
+        stored = np.asarray(seg.get_stored_frame(index + 1))
+    except Exception as exc:  # decoders raise many types on damaged data
+        raise DicomInputError(
+            f"frame {index + 1} cannot be decoded ({type(exc).__name__}: {exc})",
+            file=path,
+            tag="(7FE0,0010) PixelData",
+        ) from exc
+    if fractional:
+        maximum = float(seg.get("MaximumFractionalValue", 255) or 255)
+        return stored.astype(np.float64) / maximum >= 0.5
+    return stored.astype(bool)
+
+
+def _place_frames(
+    seg: hd.seg.Segmentation,
+    frames: list[_Frame],
+    placements: list[tuple[np.ndarray, np.ndarray, np.ndarray, float] | None],
+    shape: tuple[int, int, int],
+    fractional: bool,
+    path: Path,
+) -> tuple[np.ndarray, int, int, float]:
+    """Put each frame's pixels on its reference voxels: (mask, n_set, n_outside, max offset)."""
+    out = np.zeros(shape, dtype=bool)
+    before = dropped = 0
+    largest = 0.0
+    limit = np.asarray(shape)
+    for frame, placement in zip(frames, placements, strict=True):
+        if placement is None:  # pragma: no cover - callers check
+            continue
+        origin, row, column, offset = placement
+        pixels = np.argwhere(_frame_pixels(seg, frame.index, fractional, path))
+        if not pixels.size:
+            continue
+        largest = max(largest, offset)
+        target = origin + np.outer(pixels[:, 0], row) + np.outer(pixels[:, 1], column)
+        inside = np.all((target >= 0) & (target < limit), axis=1)
+        before += len(pixels)
+        dropped += int((~inside).sum())
+        out[tuple(target[inside].T)] = True
+    return out, before, dropped, largest
+
+
+def _resample_segment(
+    seg: hd.seg.Segmentation,
+    number: int,
+    reference: ImageVolume,
+    fractional: bool,
+    path: Path,
+    own: list[str],
+) -> tuple[np.ndarray, int, int]:
+    """Nearest-neighbour resampling of one segment, on its bounding box only."""
+    try:
+        volume = seg.get_volume(segment_numbers=[number], dtype=np.float32 if fractional else bool)
+    except (RuntimeError, ValueError) as exc:
+        raise DicomInputError(
+            f"SEG frames of segment {number} are not on the reference planes and do not form "
+            f"a regularly spaced volume ({exc})",
+            file=path,
+            tag="(0020,0032) ImagePositionPatient",
+        ) from exc
+    array = np.asarray(volume.array)
+    if array.ndim == 4:
+        array = array[..., 0]
+    channel = array >= 0.5 if fractional else array.astype(bool)
+    affine = np.asarray(volume.affine, dtype=np.float64)
+    out = np.zeros(reference.shape, dtype=bool)
+    if not channel.any():
+        return out, 0, 0
+    found = np.argwhere(channel)
+    low, high = found.min(axis=0), found.max(axis=0) + 1
+    box = tuple(slice(int(a), int(b)) for a, b in zip(low, high, strict=True))
+    # one voxel of zeros around the box: scipy's mode="constant" treats points less than half
+    # a voxel beyond the outer centres as outside, which would drop the border voxels
+    padded = np.pad(channel[box].astype(np.uint8), 1)
+    shift = np.eye(4)
+    shift[:3, 3] = low - 1
+    source = ImageVolume(array=padded, affine=affine @ shift)
+    extent = np.asarray(padded.shape) - 1.0
+    corners = np.array(
+        [[a, b, c] for a in (0.0, extent[0]) for b in (0.0, extent[1]) for c in (0.0, extent[2])]
+    )
+    target = reference.lps_to_voxel(source.voxel_to_lps(corners))
+    start = np.clip(np.floor(target.min(axis=0)).astype(int), 0, np.asarray(reference.shape))
+    stop = np.clip(np.ceil(target.max(axis=0)).astype(int) + 1, 0, np.asarray(reference.shape))
+    before = int(channel.sum())
+    dropped = _count_outside(padded, source.affine, reference)
+    if np.all(stop > start):
+        region = (
+            slice(int(start[0]), int(stop[0])),
+            slice(int(start[1]), int(stop[1])),
+            slice(int(start[2]), int(stop[2])),
+        )
+        resampled = source.resample_to(reference.crop(region), order=0, fill_value=0)
+        out[region] = np.asarray(resampled.array, dtype=bool)
+    note = (
+        f"{path}: segment {number} resampled (nearest neighbour) from "
+        f"{describe_grid(ImageVolume(array=channel, affine=affine))} onto the reference grid "
+        f"{describe_grid(reference)}: {before} SEG voxels became {int(out.sum())} reference voxels"
+    )
+    warnings.warn(note, GeometryWarning, stacklevel=3)
+    own.append(note)
+    return out, before, dropped

@@ -4,7 +4,10 @@
 scans of a ``study.toml`` for the user to check and complete:
 
 1. every series under the folder is found with :func:`~immunopet.io.dicom.discover_dicom`;
-2. for each PET series the injection and scan date-times come from
+2. each PET series' slice stack is checked with :func:`~immunopet.io.dicom.check_series`, the
+   check ``immunopet run`` applies when loading: a series it refuses is listed as not placed,
+   one accepted with a note (slices slightly off the uniform grid) gets that note;
+   for each PET series the injection and scan date-times come from
    :func:`~immunopet.suv.factors.derive_suv` (the same rules as the analysis, so 89Zr scans
    days after injection are placed correctly); a series whose SUV cannot be derived is listed
    as "could not place: <file>: <reason>";
@@ -43,7 +46,7 @@ from pathlib import Path
 from pydicom.dataset import Dataset
 
 from immunopet.errors import ImmunoPETError, InputError, describe_problem
-from immunopet.io.dicom import DicomSeries, discover_dicom
+from immunopet.io.dicom import DicomSeries, check_series, discover_dicom
 from immunopet.study.manifest import format_manifest
 from immunopet.study.model import Injection, Patient, Scan, Study
 from immunopet.suv.factors import derive_suv
@@ -303,12 +306,14 @@ def draft_manifest_from_dicom(root: str | os.PathLike[str], *, progress: bool = 
             )
             continue
         try:
+            geometry = check_series(series)
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
                 derivation = derive_suv(series.headers, source=series.files[0])
         except ImmunoPETError as error:
             unplaced.append(_could_not_place(series, _reason(error)))
             continue
+        notes.extend(f"{series.files[0]}: {note}" for note in geometry.warnings)
         key = _patient_key(series)
         identifying.setdefault(key, set()).update(_identifying_words(series.header))
         placed.append(_Placed(series, folder, derivation, key))

@@ -51,6 +51,7 @@ analysis. Paths are relative to the manifest's folder. An example::
       { path = "vois/P01/tracer-only/72h/lesions.nii.gz", kind = "lesion" },
       { path = "vois/P01/tracer-only/72h/organ_points.csv", kind = "organ" },
     ]
+    organ_masks = "vois/P01/organs.nii.gz"      # optional: organ label map (spill-in)
     [patients.injections.scans.overrides]     # optional
     height_m = 1.67      # also weight_kg, sex, injection_datetime, injected_activity_mbq,
                          # half_life_s
@@ -136,7 +137,7 @@ _INJECTION_KEYS: Final = (
     "weight_kg",
     "scans",
 )
-_SCAN_KEYS: Final = ("nominal_hours", "pet", "ct", "vois", "overrides")
+_SCAN_KEYS: Final = ("nominal_hours", "pet", "ct", "vois", "overrides", "organ_masks")
 _VOI_KEYS: Final = ("path", "kind")
 _OVERRIDE_KEYS: Final = (
     "weight_kg",
@@ -662,6 +663,7 @@ def _build_scan(
     hours = c.number(table, "nominal_hours", key, strict=False)
     pet = c.path(table, "pet", key, kind="PT")
     ct = c.path(table, "ct", key, kind="CT") if "ct" in table else None
+    organs = c.path(table, "organ_masks", key, kind="file") if "organ_masks" in table else None
     vois: list[VoiSource] = []
     for v, item in enumerate(c.array(table, "vois", key, "an array of { path, kind } tables")):
         voi_key: Key = (*key, "vois", v)
@@ -689,7 +691,14 @@ def _build_scan(
             )
     if hours is None or pet is None:
         return hours, None
-    return hours, Scan(pet=pet, nominal_hours=hours, ct=ct, vois=tuple(vois), overrides=overrides)
+    return hours, Scan(
+        pet=pet,
+        nominal_hours=hours,
+        ct=ct,
+        vois=tuple(vois),
+        overrides=overrides,
+        organ_masks=organs,
+    )
 
 
 # ----------------------------------------------------------------------------- public API
@@ -868,6 +877,8 @@ def format_manifest(
                 put("nominal_hours", _hours_value(scan.nominal_hours))
                 put("pet", _relative(scan.pet, base))
                 put("ct", None if scan.ct is None else _relative(scan.ct, base))
+                if scan.organ_masks is not None:
+                    put("organ_masks", _relative(scan.organ_masks, base))
                 if scan.vois:
                     out.append("vois = [")
                     for voi in scan.vois:

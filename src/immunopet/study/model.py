@@ -67,6 +67,9 @@ class Scan:
     vois : tuple of VoiSource
     overrides : SuvOverrides
         Values replacing or completing the PET header (weight, injection date-time ...).
+    organ_masks : Path, optional
+        A NIfTI label map of the organs (names in its same-stem ``.tsv``): not measured, used
+        for the distance of lesions to high-uptake organs (spill-in).
     """
 
     pet: Path
@@ -74,6 +77,7 @@ class Scan:
     ct: Path | None = None
     vois: tuple[VoiSource, ...] = ()
     overrides: SuvOverrides = field(default_factory=SuvOverrides)
+    organ_masks: Path | None = None
 
 
 @dataclass(frozen=True)

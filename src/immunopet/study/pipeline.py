@@ -22,12 +22,14 @@ Steps
 4. **Per-scan relations.** ``ratio_to_reference`` = lesion ``suv_peak`` / ``suv_peak`` of the
    organ VOI named ``settings.reference_organ`` in the same scan (NaN when that organ has no
    VOI, and for organs). ``distance_to_spill_in_organ_mm`` = smallest voxel-centre distance
-   from the lesion to the organ VOI named ``settings.spill_in_organ`` (NaN when absent); a
-   lesion within ``settings.spill_in_distance_mm`` gets a spill-in warning in its row.
-   When that organ VOI is only a reference sphere inside the organ (the usual 2 cm sphere),
-   the distance is to the sphere, an *upper bound* on the distance to the organ: a flagged
-   lesion is certainly that close, but a lesion near the organ's edge far from the sphere is
-   missed. Give a whole-organ mask (label map, SEG, RTSTRUCT) for a complete check.
+   from the lesion to the organ named ``settings.spill_in_organ`` -- to the organ itself, not
+   to its 2 cm reference sphere: to the label of that name in the scan's ``organ_masks``
+   label map when the manifest gives one, otherwise to the region grown in the PET around
+   the organ's VOI (:func:`~immunopet.voi.geometry.grow_organ_region`: connected voxels at
+   or above 50 % of the VOI's mean); NaN when the scan has neither. A lesion within
+   ``settings.spill_in_distance_mm`` gets a warning naming the organ, the distance and how
+   the organ was found, and ``suggested_exclusion`` states the exclusion it suggests. The
+   suggestion is recorded, never applied: only the study's exclusions exclude.
 5. **Exclusions** of the study (patient + lesion name) mark lesion rows ``excluded`` with
    their reason; the row keeps its numbers.
 
@@ -44,14 +46,20 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+import numpy as np
+
 from immunopet.errors import ImmunoPETWarning, InputError
 from immunopet.image import ImageVolume
+from immunopet.io.masks import read_label_map
 from immunopet.metrics import describe_voi
 from immunopet.study.model import AnalysisSettings, Exclusion, ScanRef
+from immunopet.study.timepoints import check_nominal_hours
 from immunopet.suv.record import SuvOverrides
 from immunopet.suv.volume import read_suv_volume
 from immunopet.voi.geometry import (
+    ORGAN_GROW_FRACTION,
     distance_to_mask_mm,
+    grow_organ_region,
 )
 from immunopet.voi.sources import Voi, load_vois
 from immunopet.voi.spheres import bounding_box_slices
@@ -95,6 +103,7 @@ MEASUREMENT_COLUMNS = (
     "distance_to_spill_in_organ_mm",
     "excluded",
     "exclusion_reason",
+    "suggested_exclusion",
     "warnings",
 )
 """Columns of a measurement row, in order (the first ten are the stable contract).
@@ -311,6 +320,7 @@ def _measure(ref: ScanRef, pet: _LoadedPet, voi: Voi, settings: AnalysisSettings
         "distance_to_spill_in_organ_mm": math.nan,
         "excluded": False,
         "exclusion_reason": None,
+        "suggested_exclusion": None,
         "warnings": list(voi.warnings) + list(metrics.warnings),
     }
 
@@ -330,27 +340,74 @@ def _relate(
         if voi.kind == "organ"
     }
     reference = organs.get(settings.reference_organ)
-    spill = organs.get(settings.spill_in_organ)
+    lesions = [(voi, row, box) for voi, row, box in zip(vois, rows, boxes, strict=True)]
+    lesions = [item for item in lesions if item[0].kind == "lesion"]
+    organ = _spill_in_organ(ref, volume, organs, settings) if lesions else None
     excluded = {e.lesion: e.reason for e in exclusions if e.patient == ref.patient}
-    for voi, row, box in zip(vois, rows, boxes, strict=True):
-        if voi.kind != "lesion":
-            continue
+    for voi, row, box in lesions:
         if reference is not None:
             row["ratio_to_reference"] = row["suv_peak"] / reference[1]["suv_peak"]
-        if spill is not None:
-            both = _union(box, spill[2])
-            distance = distance_to_mask_mm(volume.crop(both), voi.mask[both], spill[0].mask[both])
+        if organ is not None:
+            organ_mask, organ_box, how = organ
+            both = _union(box, organ_box)
+            distance = distance_to_mask_mm(volume.crop(both), voi.mask[both], organ_mask[both])
             row["distance_to_spill_in_organ_mm"] = distance
             if distance <= settings.spill_in_distance_mm + 1e-9:
-                kind = "sphere" if spill[0].method == "sphere" else "VOI"
+                suggestion = (
+                    f"spill-in from the {settings.spill_in_organ} ({distance:.1f} mm from it)"
+                )
+                row["suggested_exclusion"] = suggestion
                 row["warnings"].append(
                     f"{ref.scan_id}: lesion {voi.name} lies {distance:.1f} mm from the "
-                    f"{settings.spill_in_organ} {kind} (warning distance "
-                    f"{settings.spill_in_distance_mm:g} mm): its uptake may include spill-in"
+                    f"{settings.spill_in_organ} ({how}; warning distance "
+                    f"{settings.spill_in_distance_mm:g} mm): its uptake may include spill-in; "
+                    f"exclusion suggested ({suggestion}), "
+                    + (
+                        "and the study excludes it"
+                        if voi.name in excluded
+                        else "not applied: add an [[exclusions]] entry to apply it"
+                    )
                 )
         if voi.name in excluded:
             row["excluded"] = True
             row["exclusion_reason"] = excluded[voi.name]
+
+
+def _spill_in_organ(
+    ref: ScanRef,
+    volume: ImageVolume,
+    organs: dict[str, tuple[Voi, dict[str, Any], _Box]],
+    settings: AnalysisSettings,
+) -> tuple[np.ndarray, _Box, str] | None:
+    """The spill-in organ's mask, its box and how it was found; None when unknown.
+
+    From the scan's organ label map (the label named ``settings.spill_in_organ``) when the
+    manifest gives one; otherwise the region grown in the PET around that organ's VOI
+    (:func:`~immunopet.voi.geometry.grow_organ_region`); None when neither exists.
+    """
+    name = settings.spill_in_organ
+    if ref.scan.organ_masks is not None:
+        label_map = read_label_map(ref.scan.organ_masks, reference=volume)
+        if name in label_map.names.values():
+            mask = label_map.mask_by_name(name)
+            box = bounding_box_slices(mask, (1, 1, 1))
+            if box is not None:
+                return mask, box, "the organ mask"
+        warnings.warn(
+            f"{ref.scan.organ_masks}: no voxel labelled {name!r}; the distance to the {name} "
+            "is measured to the region grown around its VOI instead",
+            ImmunoPETWarning,
+            stacklevel=2,
+        )
+    seed = organs.get(name)
+    if seed is None:
+        return None
+    mask = grow_organ_region(volume, seed[0].mask)
+    box = bounding_box_slices(mask, (1, 1, 1))
+    if box is None:  # pragma: no cover - the region holds the seed
+        return None
+    how = f"region grown in the PET from the {name} VOI at {ORGAN_GROW_FRACTION:.0%} of its mean"
+    return mask, box, how
 
 
 def _unique(texts: Sequence[str]) -> list[str]:
@@ -390,6 +447,7 @@ def process_scan(
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", ImmunoPETWarning)
         pet = _load_pet(ref, settings)
+        check_nominal_hours(ref.nominal_hours, pet.row["hours_pi"], file=ref.scan.pet)
         vois = _load_scan_vois(ref, pet.volume)
         boxes = [_box(voi) for voi in vois]
         rows = [_measure(ref, pet, voi, settings) for voi in vois]

@@ -119,6 +119,8 @@ class PathRedactor:
             labels[_absolute(ref.scan.pet, root)] = f"{ref.scan_id} PET"
             if ref.scan.ct is not None:
                 labels[_absolute(ref.scan.ct, root)] = f"{ref.scan_id} CT"
+            if ref.scan.organ_masks is not None:
+                labels[_absolute(ref.scan.organ_masks, root)] = f"{ref.scan_id} organ masks"
             for number, source in enumerate(ref.scan.vois, start=1):
                 labels[_absolute(source.path, root)] = f"{ref.scan_id} VOI file {number}"
         return cls(root, labels, show_paths=study.show_paths)

@@ -93,6 +93,7 @@ _TEXT_MEASUREMENTS = {
     "method",
     "source",
     "exclusion_reason",
+    "suggested_exclusion",
     "warnings",
 }
 _MEASUREMENT_SCHEMA = pa.schema(

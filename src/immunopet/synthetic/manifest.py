@@ -13,7 +13,8 @@ What goes in:
 * one ``[[patients]]`` per patient, one injection per series (in order of injection) with its
   unlabelled antibody mass (the one fact DICOM does not hold), and one scan per row of
   ``scans.csv`` with its PET and CT folders and three VOI files: the lesion label map and the
-  lesion spheres (``kind = "lesion"``) and the organ points (``kind = "organ"``);
+  lesion spheres (``kind = "lesion"``) and the organ points (``kind = "organ"``), and the
+  patient's organ label map as ``organ_masks`` (for the spill-in distance);
 * one ``[[exclusions]]`` per lesion flagged ``near_spleen`` in ``lesions.csv``.
 
 Injection date-times, activities and weights are *not* written: the headers hold them, and
@@ -143,6 +144,8 @@ def _build_trial_manifest(
                 if row.get(column)
             ],
         }
+        if row.get("organ_masks"):
+            scan["organ_masks"] = _relative(outdir / row["organ_masks"], base)
         injection["scans"].append(scan)
     patient_tables = []
     for pseudonym, injections in patients.items():

@@ -6,6 +6,7 @@ Layout under ``outdir`` (see also the ``README.txt`` written there)::
     vois/<patient>/<series>/<hours>h/lesions.nii.gz  visible lesions, label = lesion number
     vois/<patient>/<series>/<hours>h/lesion_spheres.csv  invisible FDG+ lesions (1 cm³ spheres)
     vois/<patient>/<series>/<hours>h/organ_points.csv    2 cm reference spheres per organ
+    vois/<patient>/organs.nii.gz (+ organs.tsv)     organ label map on the PET grid (spill-in)
     scans.csv, lesions.csv, clinical.csv, adverse_events.csv, blood_samples.csv,
     counter_calibration.json, README.txt, study.toml
     truth/organs.csv, truth/lesions.csv, truth/blood.csv, truth/kinetics.csv
@@ -39,6 +40,7 @@ from tqdm import tqdm
 from immunopet.errors import InputError
 from immunopet.image import Unit
 from immunopet.io.dicom_write import PetAcquisition, write_ct_series, write_pet_series
+from immunopet.io.masks import write_label_map
 from immunopet.io.nifti import write_nifti
 from immunopet.suv.nuclides import NUCLIDES
 from immunopet.synthetic.anatomy import (
@@ -358,6 +360,24 @@ def _write_csv(frame: pd.DataFrame, path: Path) -> Path:
     return path
 
 
+def _write_organ_masks(grid: VoxelGrid, anatomy: Anatomy, folder: Path) -> Path:
+    """The patient's organ label map on the PET grid (``organs.nii.gz`` + ``organs.tsv``).
+
+    Label ``n`` is organ ``ORGAN_NAMES[n - 1]``; lesion voxels belong to no organ (as in an
+    organ segmentation of the CT). Used by the analysis for the distance of lesions to the
+    spleen (spill-in), never measured.
+    """
+    labels = np.zeros(grid.shape, dtype=np.uint8)
+    outside_lesions = anatomy.lesion_labels == 0
+    for number, organ in enumerate(ORGAN_NAMES, start=1):
+        tissue = _ORGAN_TISSUE.get(organ)
+        if tissue is not None:
+            labels[(anatomy.tissue == int(tissue)) & outside_lesions] = number
+    folder.mkdir(parents=True, exist_ok=True)
+    names = {number: organ for number, organ in enumerate(ORGAN_NAMES, start=1)}
+    return write_label_map(grid.volume(labels, Unit.LABEL), folder / "organs.nii.gz", names)
+
+
 def _hours_label(hours: float) -> str:
     return f"{hours:g}h"
 
@@ -386,6 +406,7 @@ def _generate_patient(
     sampled: set[tuple[str, str]] = set()
     pet_anatomy = build_anatomy(pet_grid, model.body, model.lesions)
     ct_anatomy = build_anatomy(ct_grid, model.body, model.lesions)
+    organ_map = _write_organ_masks(pet_grid, pet_anatomy, out / "vois" / model.pseudonym)
     for s_index, series, hours in _scan_plan(config, model):
         inj_rng = _rng(seed, model.index, 10 + s_index)
         first = _BASE_DATE + timedelta(days=23 * model.index)
@@ -544,6 +565,7 @@ def _generate_patient(
                 "lesion_map": str(lesion_map.relative_to(out)),
                 "lesion_spheres": str((voi_dir / "lesion_spheres.csv").relative_to(out)),
                 "organ_points": str((voi_dir / "organ_points.csv").relative_to(out)),
+                "organ_masks": str(organ_map.relative_to(out)),
             }
         )
         # blood samples once per series (with its first scan)
@@ -747,6 +769,9 @@ vois/<patient>/<series>/<hours>h/lesion_spheres.csv  FDG-positive lesions withou
 vois/<patient>/<series>/<hours>h/organ_points.csv    centre (LPS mm) of a 2 cm sphere per
                                          organ: blood_pool (aorta), liver, spleen, kidney, lung,
                                          bone_marrow, brain.
+vois/<patient>/organs.nii.gz             organ label map on the PET grid (names in organs.tsv;
+                                         lesion voxels unlabelled): the organs themselves, for
+                                         the distance of lesions to the spleen (spill-in).
 study.toml            the study manifest (immunopet validate / load_manifest).
 scans.csv             one row per scan: times, activity, body size, vendor, paths.
 lesions.csv           one row per lesion: site, diameter_mm (equal-volume sphere),

@@ -47,13 +47,14 @@ from scipy import ndimage, spatial
 
 from immunopet.errors import GeometryError, ImmunoPETWarning, InputError
 from immunopet.image import ImageVolume
-from immunopet.voi.spheres import check_spacing_mm, orthogonal_spacing_mm
+from immunopet.voi.spheres import bounding_box_slices, check_spacing_mm, orthogonal_spacing_mm
 
 __all__ = [
     "RECIST_MEASURABLE_MM",
     "SpillInWarning",
     "centroid_lps",
     "distance_to_mask_mm",
+    "grow_organ_region",
     "is_measurable",
     "long_axis_mm",
     "max_diameter_3d_mm",
@@ -65,6 +66,13 @@ RECIST_MEASURABLE_MM = 20.0
 
 DEFAULT_FWHM_MM = 6.5
 """Default spatial resolution (FWHM) of an 89Zr PET reconstruction, mm."""
+
+
+ORGAN_GROW_FRACTION = 0.5
+"""Region growing: voxels at or above this fraction of the reference VOI's mean join the organ."""
+
+ORGAN_GROW_MARGIN_MM = 120.0
+"""Region growing stays within this distance (mm, per axis) of the reference VOI's box."""
 
 
 class SpillInWarning(ImmunoPETWarning):
@@ -319,3 +327,81 @@ def spill_in_warning(
     )
     warnings.warn(message, SpillInWarning, stacklevel=2)
     return message
+
+
+def grow_organ_region(
+    volume: ImageVolume,
+    seed_mask: npt.ArrayLike,
+    *,
+    fraction: float = ORGAN_GROW_FRACTION,
+    margin_mm: float = ORGAN_GROW_MARGIN_MM,
+) -> np.ndarray:
+    """The organ around a reference VOI, grown in the image (when no organ mask exists).
+
+    The region is the seed plus every voxel connected to it (6-connectivity) whose value is
+    at least ``fraction`` of the seed's mean value, searched within ``margin_mm`` of the
+    seed's bounding box. For a 2 cm sphere in the spleen of an 89Zr-antibody PET (spleen SUV
+    15-20, liver about 7, blood pool 2-7 after day 1) the default 50 % keeps the spleen and
+    what touches it, and stops at the surrounding tissue.
+
+    Parameters
+    ----------
+    volume : ImageVolume
+        The image (e.g. SUV).
+    seed_mask : array_like of bool
+        The organ's reference VOI on the image's grid.
+    fraction : float
+        Threshold as a fraction of the seed's mean value (0 < fraction <= 1).
+    margin_mm : float, mm
+        How far beyond the seed's box the region may reach.
+
+    Returns
+    -------
+    numpy.ndarray of bool
+        The grown region on the image's grid (it contains the seed).
+
+    Raises
+    ------
+    InputError
+        An empty seed, a fraction outside (0, 1], a seed whose mean is not positive.
+
+    Examples
+    --------
+    >>> image = np.zeros((1, 1, 9)); image[0, 0, 2:7] = [4, 9, 10, 9, 3]
+    >>> vol = ImageVolume.from_attributes(array=image, image_position_mm=(0, 0, 0),
+    ...     image_orientation=(1, 0, 0, 0, 1, 0), pixel_spacing_mm=(2.0, 2.0),
+    ...     slice_spacing_mm=2.0)
+    >>> seed = np.zeros((1, 1, 9), dtype=bool); seed[0, 0, 4] = True
+    >>> np.flatnonzero(grow_organ_region(vol, seed)[0, 0]).tolist()  # >= 5 and connected
+    [3, 4, 5]
+    """
+    seed = _mask(seed_mask, "seed_mask", volume.shape)
+    if not (0.0 < fraction <= 1.0):
+        raise InputError(
+            "growing fraction must be in (0, 1]", tag="fraction", value=fraction, expected="0-1"
+        )
+    box = bounding_box_slices(seed, (1, 1, 1))
+    if box is None:
+        raise InputError("the reference VOI is empty", tag="seed_mask", value=0)
+    reach = [math.ceil(margin_mm / d) for d in volume.spacing_mm]
+    region = tuple(
+        slice(max(0, part.start - r), min(n, part.stop + r))
+        for part, r, n in zip(box, reach, volume.shape, strict=True)
+    )
+    image = np.asarray(volume.array[region], dtype=np.float64)
+    local_seed = seed[region]
+    level = float(np.mean(image[local_seed]))
+    if not math.isfinite(level) or level <= 0:
+        raise InputError(
+            "the reference VOI's mean must be positive to grow the organ from it",
+            tag="seed_mask",
+            value=level,
+            expected="> 0",
+        )
+    candidates = (image >= fraction * level) | local_seed
+    components, _ = ndimage.label(candidates, structure=ndimage.generate_binary_structure(3, 1))
+    touched = np.unique(components[local_seed])
+    grown = np.isin(components, touched[touched > 0])
+    out = np.zeros(volume.shape, dtype=bool)
+    out[region] = grown
+    return out

@@ -67,6 +67,7 @@ from immunopet.voi.spheres import (
     PEAK_VOLUME_ML,
     radius_for_volume_mm,
     sphere_mask,
+    volume_for_radius_ml,
 )
 
 __all__ = ["LESION_SPHERE_VOLUME_ML", "Voi", "VoiKind", "load_vois", "segment_vois"]
@@ -506,6 +507,15 @@ def _sphere_voi(row: _PointRow, reference: ImageVolume, kind: VoiKind | None, pa
             expected="a volume_ml or diameter_mm, or a kind (lesion: 1 mL, organ: 4.2 mL)",
         )
     centre = np.asarray(row.centre_mm)
+    image_ml = float(np.prod(reference.shape)) * reference.voxel_volume_ml
+    if volume_for_radius_ml(radius_mm) > image_ml:
+        raise InputError(
+            f"VOI {row.name!r} (line {row.line}): sphere larger than the whole image",
+            file=path,
+            tag="volume_ml/diameter_mm",
+            value=f"{volume_for_radius_ml(radius_mm):.4g} mL",
+            expected=f"at most the image's {image_ml:.4g} mL",
+        )
     try:
         mask = sphere_mask(reference, centre, radius_mm=radius_mm)
     except GeometryError as exc:
