@@ -22,7 +22,7 @@ FOUNDATION = {
     "immunopet.suv.decay",
     "immunopet.suv.record",
 }
-ORDER = ["io", "suv", "voi", "metrics", "study", "analysis", "stats", "report", "cli"]
+ORDER = ["io", "suv", "voi", "metrics", "study", "stats", "analysis", "report", "cli"]
 
 
 def stage_of(module: str) -> str:
@@ -97,3 +97,32 @@ def test_no_module_imports_a_lower_stage():
 )
 def test_rule_itself(importer: str, imported: str, ok: bool) -> None:
     assert allowed(importer, imported) is ok
+
+
+# ``report`` arranges the analysis and computes nothing: no statistics libraries, no
+# pandas aggregation (group means, SDs, medians) and no survival estimates of its own.
+_REPORT_FORBIDDEN_IMPORTS = ("scipy", "lifelines", "statsmodels", "immunopet.stats")
+_REPORT_FORBIDDEN_CALLS = ("groupby", "agg", "aggregate", "pivot_table", "median", "nanmedian",
+                           "nanmean", "std", "var", "quantile", "kaplan_meier", "gmean")
+
+
+def test_report_does_no_computation():
+    problems = []
+    for path in sorted((SRC / "report").rglob("*.py")):
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        for node in ast.walk(tree):
+            names: list[str] = []
+            if isinstance(node, ast.Import):
+                names = [alias.name for alias in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+                names = [node.module]
+            for name in names:
+                if any(name == f or name.startswith(f + ".") for f in _REPORT_FORBIDDEN_IMPORTS):
+                    problems.append(f"{path.name}:{node.lineno} imports {name}")
+            if (
+                isinstance(node, ast.Call)
+                and isinstance(node.func, ast.Attribute)
+                and node.func.attr in _REPORT_FORBIDDEN_CALLS
+            ):
+                problems.append(f"{path.name}:{node.lineno} calls .{node.func.attr}()")
+    assert not problems, "\n".join(problems)

@@ -2,7 +2,7 @@
 sphere where the geometry says (head up, patient's right on the viewer's left, mm aspect).
 
 Pixel sizes are width/height in inches x 110 dpi, the sizes the functions document. The
-hand-made analysis and the synthetic trial come from ``test_report_assemble.py``.
+hand-made analysis and the synthetic trial come from ``test_analysis_assemble.py``.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from matplotlib.image import imread
 
 from immunopet.errors import InputError
 from immunopet.image import ImageVolume
-from immunopet.report.contents import StudyAnalysis
+from immunopet.analysis.results import StudyAnalysis
 from immunopet.report.figures import (
     FIGURE_KEYS,
     _draw_qc,
@@ -30,7 +30,7 @@ from immunopet.report.figures import (
 from immunopet.report.style import DPI, ORGAN_COLOURS, save_figure
 from immunopet.study.manifest import load_manifest
 from immunopet.study.model import AnalysisSettings
-from test_report_assemble import (  # noqa: F401  (fixtures)
+from test_analysis_assemble import (  # noqa: F401  (fixtures)
     hand,
     report_trial,
     trial_analysis,

@@ -10,8 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from immunopet.report.assemble import assemble_analysis
-from immunopet.report.contents import StudyAnalysis
+from immunopet.analysis.assemble import assemble_analysis
+from immunopet.analysis.results import StudyAnalysis
 from immunopet.report.figures import draw_all, qc_pages
 from immunopet.report.html import render_report
 from immunopet.study.manifest import load_manifest

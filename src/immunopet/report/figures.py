@@ -1,4 +1,4 @@
-"""The report's figures, drawn from a :class:`~immunopet.report.contents.StudyAnalysis`.
+"""The report's figures, drawn from a :class:`~immunopet.analysis.results.StudyAnalysis`.
 
 Each ``plot_*`` function takes one part of the analysis and a PNG path, draws on its own
 Agg figure (:mod:`immunopet.report.style`; no pyplot state, no display) and returns the path
@@ -48,8 +48,8 @@ from immunopet.analysis.clinical import BOR_CATEGORIES
 from immunopet.analysis.lesions import TimePointChoice
 from immunopet.errors import ImmunoPETError, InputError
 from immunopet.image import ImageVolume
-from immunopet.report.assemble import KRUSKAL_BOR, SPEARMAN_CPS, read_results
-from immunopet.report.contents import SplitSurvival, StudyAnalysis
+from immunopet.analysis.assemble import KRUSKAL_BOR, SPEARMAN_CPS, read_results
+from immunopet.analysis.results import SplitSurvival, StudyAnalysis
 from immunopet.report.style import (
     EXCLUDED_COLOUR,
     GROUP_COLOURS,

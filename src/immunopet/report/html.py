@@ -1,6 +1,6 @@
 """The study report as one self-contained HTML folder.
 
-:func:`render_report` arranges a :class:`~immunopet.report.contents.StudyAnalysis` (and the
+:func:`render_report` arranges a :class:`~immunopet.analysis.results.StudyAnalysis` (and the
 figures drawn from it by :func:`immunopet.report.figures.draw_all`) into ``OUTDIR/index.html``
 with its stylesheet ``OUTDIR/report.css`` and its images under ``OUTDIR/figures/``. Every link
 is relative and nothing is fetched from the network, so the folder can be zipped, mailed and
@@ -64,7 +64,7 @@ from immunopet.report._cells import (
     series_order,
     text_table,
 )
-from immunopet.report.contents import SplitSurvival, StudyAnalysis
+from immunopet.analysis.results import SplitSurvival, StudyAnalysis
 from immunopet.stats.results import SurvivalSummary, TestResult
 
 __all__ = ["SECTION_IDS", "format_p_value", "is_identifying", "render_report"]
@@ -893,7 +893,7 @@ def render_report(
     Parameters
     ----------
     analysis : StudyAnalysis
-        Everything the report shows (:func:`immunopet.report.assemble.assemble_analysis`).
+        Everything the report shows (:func:`immunopet.analysis.assemble.assemble_analysis`).
     outdir : str or Path
         The report folder; created if needed. Receives ``index.html``, ``report.css`` and
         ``figures/`` (files of the same name are overwritten, others are left alone).

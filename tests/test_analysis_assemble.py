@@ -25,7 +25,7 @@ from scipy import stats
 
 from immunopet.analysis.biodistribution import ORGAN_ORDER
 from immunopet.errors import InputError
-from immunopet.report.assemble import (
+from immunopet.analysis.assemble import (
     KRUSKAL_BOR,
     KRUSKAL_CPS,
     KRUSKAL_TPS,
@@ -33,7 +33,7 @@ from immunopet.report.assemble import (
     SPEARMAN_CPS,
     assemble_analysis,
 )
-from immunopet.report.contents import StudyAnalysis
+from immunopet.analysis.results import StudyAnalysis
 from immunopet.stats import DAYS_PER_MONTH
 from immunopet.study.manifest import load_manifest
 

@@ -1,6 +1,6 @@
 """What a study report contains: every table and result object of one analysis run.
 
-:func:`immunopet.report.assemble.assemble_analysis` fills a :class:`StudyAnalysis` from the
+:func:`immunopet.analysis.assemble.assemble_analysis` fills a :class:`StudyAnalysis` from the
 results store and the study's inputs; :mod:`immunopet.report.figures` draws from it and
 :mod:`immunopet.report.html` arranges it. Each part may be ``None`` (or empty) when the study
 lacks the inputs for it (no blood samples, no clinical sheet ...); the report then says so

@@ -80,7 +80,7 @@ from immunopet.analysis.lesions import (
 )
 from immunopet.analysis.tables import adverse_event_table, baseline_summary, baseline_table
 from immunopet.errors import ImmunoPETError, InputError
-from immunopet.report.contents import SplitSurvival, StudyAnalysis
+from immunopet.analysis.results import SplitSurvival, StudyAnalysis
 from immunopet.stats import (
     DAYS_PER_MONTH,
     compare_biomarkers,
