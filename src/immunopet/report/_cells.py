@@ -122,9 +122,33 @@ def format_float(value: float, column: str = "") -> str:
         return f"{value:g}" if integral else f"{value:.1f}"
     if "percent" in key:
         return f"{value:.1f}"
+    if key in _SPREAD_COLUMNS or key.endswith(("_sd", "_se", "_lower", "_upper")):
+        return f"{value:.2f}"  # the precision of the mean beside it
     if value != 0 and abs(value) < 0.01:
         return f"{value:.2g}"
     return f"{value:.2f}"
+
+
+_SPREAD_COLUMNS: Final = {"sd", "se", "lower", "upper", "ci_lower", "ci_upper", "std"}
+"""Spreads and limits: printed to the 2 decimals of their mean, never to 2 significant digits."""
+
+
+def same_precision(value: Any, like: str) -> str:
+    """``value`` with as many decimals as the text ``like`` (a mean and its SD or limits).
+
+    Examples
+    --------
+    >>> same_precision(0.0061, "7.46"), same_precision(0.0083, "0.07"), same_precision(3, "1.0")
+    ('0.01', '0.01', '3.0')
+    """
+    if is_missing(value):
+        return DASH
+    if isinstance(value, float | np.floating) and math.isinf(value):
+        return format_float(float(value))
+    decimals = len(like.split(".", 1)[1]) if "." in like else 0
+    if not like[:1].lstrip("-−").isdigit():
+        decimals = 2
+    return f"{float(value):.{decimals}f}"
 
 
 def format_statistic(value: float) -> str:
@@ -211,6 +235,7 @@ class Table:
     collapsed: bool = False
     header_groups: tuple[Cell, ...] = ()
     css: str = ""
+    csv: str = ""
 
 
 @dataclass(frozen=True)

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from immunopet.analysis.assemble import assemble_analysis
+from immunopet.analysis.export import write_analysis_tables
 from immunopet.analysis.results import StudyAnalysis
 from immunopet.report.figures import draw_all, qc_pages
 from immunopet.report.html import render_report
@@ -68,6 +69,7 @@ def build_report(
     """
     results_dir, outdir = Path(results_dir), Path(outdir)
     analysis = assemble_analysis(results_dir, study=study, progress=progress)
+    write_analysis_tables(analysis, results_dir)
     if study is None:
         study = _recorded_study(analysis.provenance.get("manifest_path"))
     figures = draw_all(analysis, outdir / "figures", progress=progress)
