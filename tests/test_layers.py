@@ -104,8 +104,20 @@ def test_rule_itself(importer: str, imported: str, ok: bool) -> None:
 _REPORT_FORBIDDEN_IMPORTS = ("scipy", "lifelines", "statsmodels", "immunopet.stats")
 # drawing helpers and result types (no estimation): lifelines' at-risk table, stats' results
 _REPORT_ALLOWED_IMPORTS = ("lifelines.plotting", "immunopet.stats.results")
-_REPORT_FORBIDDEN_CALLS = ("groupby", "agg", "aggregate", "pivot_table", "median", "nanmedian",
-                           "nanmean", "std", "var", "quantile", "kaplan_meier", "gmean")
+_REPORT_FORBIDDEN_CALLS = (
+    "groupby",
+    "agg",
+    "aggregate",
+    "pivot_table",
+    "median",
+    "nanmedian",
+    "nanmean",
+    "std",
+    "var",
+    "quantile",
+    "kaplan_meier",
+    "gmean",
+)
 
 
 def test_report_does_no_computation():

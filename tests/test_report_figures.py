@@ -15,9 +15,9 @@ import pandas as pd
 import pytest
 from matplotlib.image import imread
 
+from immunopet.analysis.results import StudyAnalysis
 from immunopet.errors import InputError
 from immunopet.image import ImageVolume
-from immunopet.analysis.results import StudyAnalysis
 from immunopet.report.figures import (
     FIGURE_KEYS,
     _draw_qc,
@@ -42,11 +42,12 @@ HAND_SIZES_IN = {
     "biodistribution": (4.0 * 1 + 1.6, 4.0),
     "lesion_uptake": (max(5.0, 1.2 + 0.45 * 4), 4.5),
     "uptake_by_response": (max(4.5, 1.5 + 1.0 * 3), 4.5),
+    "uptake_vs_tps": (7.0, 4.5),
     "uptake_vs_cps": (7.0, 4.5),
     "survival_pfs": (7.0, 5.0),
     "survival_os": (7.0, 5.0),
     "tumour_to_blood": (7.0, 4.5),
-    "biomarkers": (9.0, 1.3 + 0.45 * 5),
+    "biomarkers": (9.0, 1.3 + 0.45 * 4),
 }
 
 

@@ -21,8 +21,8 @@ from matplotlib.figure import Figure
 
 from immunopet.analysis.aggregates import PatientUptake
 from immunopet.analysis.lesions import LesionVisibility, TimePointChoice
-from immunopet.errors import InputError
 from immunopet.analysis.results import SplitSurvival, StudyAnalysis
+from immunopet.errors import InputError
 from immunopet.report.html import SECTION_IDS, is_identifying, render_report
 from immunopet.stats.results import (
     BiomarkerComparison,

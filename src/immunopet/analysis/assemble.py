@@ -7,35 +7,45 @@ counter calibration. It then runs every analysis and test of the durvalumab stud
 that the inputs allow:
 
 =====================  ======================================================================
-part                   how
+part                   how (``plan`` = the manifest's ``[analysis]`` table, ``AnalysisPlan``)
 =====================  ======================================================================
 schedule               the scans table: patient, series, nominal and actual hours
 baseline               :func:`~immunopet.analysis.tables.baseline_table` and ``_summary``
 adverse_events         :func:`~immunopet.analysis.tables.adverse_event_table`, denominator =
                        patients of the clinical sheet
-organ_uptake           :func:`~immunopet.analysis.biodistribution.organ_uptake` (SUVmean)
-predose_ratio          :func:`~immunopet.analysis.biodistribution.predose_ratio`
-blood, blood_vs_image  :func:`~immunopet.analysis.blood.blood_activity` (body weights from the
-                       scans table) and :func:`~immunopet.analysis.blood.compare_with_image`
+organ_uptake           SUVmean per organ, series and time point over the biodistribution cohort
+                       of each series (``plan.biodistribution_cohort``, default the patients
+                       with the full schedule): :mod:`~immunopet.analysis.cohorts`
+predose_ratio          :func:`~immunopet.analysis.biodistribution.predose_ratio` of
+                       ``plan.comparison_series`` over ``plan.reference_series``
+blood, blood_summary   :func:`~immunopet.analysis.blood.blood_activity` (body weights from the
+blood_vs_image         scans table), mean +- SD over the same cohort, and
+                       :func:`~immunopet.analysis.blood.compare_with_image`
 visibility             :func:`~immunopet.analysis.lesions.lesion_visibility`, reader rule,
-                       percentages of all FDG-positive lesions (as the study reports them)
-tumour_to_blood        :func:`~immunopet.analysis.lesions.tumour_to_blood_ratio` and the
-time_point             recommended time point of the analysis series
+                       percentages of the FDG-positive lesions of the patients who had that
+                       scan; lesions seen only on the comparison series
+tumour_to_blood        ratio over ``plan.tumour_to_blood_lesions`` and the recommended time
+time_point             point of the reference series
 uptake                 :func:`~immunopet.analysis.aggregates.patient_uptake` at
-                       ``settings.analysis_hours`` (72 h fallback, as the study did for one
-                       patient), SUVpeak, size limit and exclusions of the study
-lesion_response        :func:`~immunopet.analysis.aggregates.join_clinical` of the lesions
-tests                  the keys of :data:`TEST_KEYS`
-cohort_survival        median PFS and OS (SPSS-style interval) in months (days / 30.4375)
-split_survival         median split of the per-patient mean SUVpeak: Kaplan-Meier medians,
-                       log-rank, Cox hazard ratio of high vs low
-biomarkers             :func:`~immunopet.stats.compare_biomarkers`
+                       ``settings.analysis_hours`` (``plan.fallback_hours``),
+                       ``plan.uptake_metric``, size limit and exclusions of the study
+lesion_response        the lesions joined with the clinical sheet and ``progression`` at the
+                       landmark (``plan.response``)
+tests                  Mann-Whitney (progression), Kruskal-Wallis (response categories) on
+                       lesions; per IHC marker of ``plan.ihc`` a Kruskal-Wallis over its
+                       cut-off groups and a Spearman correlation of ``plan.patient_aggregate``
+cohort_survival        median PFS and OS (SPSS-style interval) and restricted mean, in months
+split_survival         ``plan.split`` of the per-patient ``plan.split_aggregate``: Kaplan-Meier
+                       medians, restricted means, log-rank, Cox hazard ratio of high vs low
+biomarkers             :func:`~immunopet.stats.compare_biomarkers` of ``plan.biomarkers``
+tables                 the machine-readable tables (:mod:`~immunopet.analysis.export`)
 =====================  ======================================================================
 
-Every part is computed in its own guarded step: a missing input leaves the part ``None`` (or
-empty) and says why in :attr:`StudyAnalysis.notes`; a step that fails (a test with an empty
-group, too few patients for a Cox model) does the same with the error in words. Nothing here
-prints; patients appear only by their study pseudonym.
+Every part is computed in its own step: an input problem (an
+:class:`~immunopet.errors.ImmunoPETError`: a missing sheet, a test with an empty group, too
+few patients for a Cox model) leaves the part ``None`` (or empty) and says why in
+:attr:`StudyAnalysis.notes`; any other exception is a fault of the program and stops the
+analysis. Nothing here prints; patients appear only by their study pseudonym.
 """
 
 from __future__ import annotations
@@ -43,7 +53,6 @@ from __future__ import annotations
 import json
 import logging
 import math
-import re
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field, fields, replace
 from functools import partial
@@ -94,8 +103,6 @@ from immunopet.study.pipeline import MEASUREMENT_COLUMNS, SCAN_COLUMNS, WARNING_
 from immunopet.study.store import DATABASE_NAME, ResultsStore
 
 __all__ = [
-    "BIOMARKER_LABELS",
-    "FALLBACK_HOURS",
     "KRUSKAL_BOR",
     "KRUSKAL_CPS",
     "KRUSKAL_TPS",
@@ -109,6 +116,8 @@ __all__ = [
 
 _LOG = logging.getLogger(__name__)
 
+# The titles of the tests under the default plan (the durvalumab paper's Methods); other
+# plans title their tests after their metric, aggregate and markers (StudyAnalysis.test_roles).
 MANN_WHITNEY_PROGRESSION: Final = "SUVpeak: progression at 6 weeks (Mann-Whitney)"
 """Lesion SUVpeak of patients with vs without progressive disease at 6 weeks."""
 KRUSKAL_BOR: Final = "SUVpeak: best overall response (Kruskal-Wallis)"
@@ -128,26 +137,11 @@ TEST_KEYS: Final = (
 )
 """Keys of :attr:`StudyAnalysis.tests`, in the order of the study's results section."""
 
-FALLBACK_HOURS: Final = (72.0,)
-"""Time points used for a patient without a scan at the analysis time point (the study used
-the 72 h scan of the one patient who had no 120 h scan)."""
-
 SCHEDULE_COLUMNS: Final = ("patient", "series", "nominal_hours", "hours_pi")
 """Columns of :attr:`StudyAnalysis.schedule`."""
 
-BIOMARKER_LABELS: Final = {
-    "median": "SUVpeak, median of lesions",
-    "mean": "SUVpeak, mean of lesions",
-    "tps_percent": "PD-L1 TPS",
-    "cps_percent": "PD-L1 CPS",
-}
-"""Candidate names of the biomarker comparison (source column -> name in the table)."""
-
 _TABLES: Final = ("scans", "measurements", "failures", "provenance", "clinical", "blood")
 _JSON_PROVENANCE: Final = ("settings", "library_versions", "input_keys", "warnings")
-_EXTRA_MARKER: Final = re.compile(r"^rnaseq|_score$", re.IGNORECASE)
-_GROUP_COLUMNS: Final = ("tumour_type", "tumor_type")
-_RESPONDERS: Final = ("CR", "PR")
 _T = TypeVar("_T")
 
 

@@ -217,17 +217,19 @@ def tumour_to_blood(
     """The tumour-to-blood ratio over the plan's lesion set.
 
     ``"quantitative"``: FDG-positive lesions with a baseline long axis >= the limit, not
-    excluded (the lesions of the quantitative analysis; needs the lesion table);
+    excluded (the lesions of the quantitative analysis; without a lesion table every lesion
+    whose VOI long axis reaches the limit);
     ``"fdg-positive"``: every FDG-positive lesion (1 cm³ placeholders included); ``"all"``:
     every lesion VOI. The metric is ``plan.uptake_metric`` for lesions and blood pool alike.
     """
     rows = measurements
-    if plan.tumour_to_blood_lesions == "quantitative":
-        if lesions is None:
-            raise NotApplicableError(
-                "the quantitative lesion set needs the baseline lesion table"
-                ' (or analysis.tumour_to_blood_lesions = "all")'
-            )
+    if plan.tumour_to_blood_lesions == "quantitative" and lesions is None:
+        # no baseline table: the VOI's long axis decides (as the per-patient uptake does)
+        axis = pd.to_numeric(rows.get("long_axis_mm", np.nan), errors="coerce")
+        is_lesion = (rows["kind"].astype(str) == "lesion").to_numpy(dtype=bool)
+        large = (axis >= min_long_axis_mm).fillna(False).to_numpy(dtype=bool)
+        rows = rows[~is_lesion | large]
+    elif plan.tumour_to_blood_lesions == "quantitative" and lesions is not None:
         table = _lesion_table(lesions)
         keep = table[table["fdg_positive"] & (table["long_axis_mm"] >= min_long_axis_mm)]
         wanted = set(zip(keep["patient"].astype(str), keep["lesion"].astype(str), strict=True))
@@ -244,5 +246,6 @@ def tumour_to_blood(
         reference_metric=plan.uptake_metric,
     )
     if plan.tumour_to_blood_lesions == "quantitative":
-        out["selection"] = out["selection"].astype(str) + f", ≥ {min_long_axis_mm:g} mm"
+        source = "baseline long axis" if lesions is not None else "VOI long axis"
+        out["selection"] = out["selection"].astype(str) + f", ≥ {min_long_axis_mm:g} mm ({source})"
     return out

@@ -135,16 +135,24 @@ def _lesion_uptake(analysis: StudyAnalysis) -> pd.DataFrame:
         return _empty("lesion_uptake")
     metric = uptake.metric
     used = uptake.lesions
+
+    def column(name: str, *, text: bool = False) -> pd.Series:
+        if name not in used.columns:
+            fill = uptake.series if name == "series" else math.nan
+            return pd.Series(fill, index=used.index)
+        values = used[name]
+        return values.astype(str) if text else pd.to_numeric(values).astype(float)
+
     included = pd.DataFrame(
         {
-            "patient": used["patient"].astype(str),
-            "series": used["series"].astype(str),
-            "lesion": used["lesion"].astype(str),
-            "nominal_hours": pd.to_numeric(used["nominal_hours"]).astype(float),
-            "hours_pi": pd.to_numeric(used["hours_pi"]).astype(float),
+            "patient": column("patient", text=True),
+            "series": column("series", text=True),
+            "lesion": column("lesion", text=True),
+            "nominal_hours": column("nominal_hours"),
+            "hours_pi": column("hours_pi"),
             "metric": metric,
-            "value": pd.to_numeric(used[metric]).astype(float),
-            "long_axis_mm": pd.to_numeric(used["long_axis_mm"]).astype(float),
+            "value": column(metric),
+            "long_axis_mm": column("long_axis_mm"),
             "included": True,
             "rule": "",
             "reason": "",
@@ -153,7 +161,8 @@ def _lesion_uptake(analysis: StudyAnalysis) -> pd.DataFrame:
     left = uptake.excluded[uptake.excluded["applied"].astype(bool)]
     measured = analysis.measurements
     lookup: dict[tuple[str, str, str, float], tuple[float, float, float]] = {}
-    if not measured.empty and metric in measured.columns:
+    needed = {"patient", "series", "voi", "kind", "nominal_hours", "hours_pi", metric}
+    if not measured.empty and needed <= set(measured.columns):
         lesions = measured[measured["kind"].astype(str) == "lesion"]
         for p, s, v, h, hp, value, axis in zip(
             lesions["patient"].astype(str),
@@ -167,7 +176,9 @@ def _lesion_uptake(analysis: StudyAnalysis) -> pd.DataFrame:
         ):
             lookup[(p, s, v, float(h))] = (float(hp), float(value), float(axis))
     baseline_axis: dict[tuple[str, str], float] = {}
-    if analysis.visibility is not None:
+    if analysis.visibility is not None and {"patient", "lesion", "long_axis_mm"} <= set(
+        analysis.visibility.per_scan.columns
+    ):
         per_scan = analysis.visibility.per_scan
         for p, lesion, axis in per_scan[["patient", "lesion", "long_axis_mm"]].itertuples(
             index=False
@@ -208,11 +219,13 @@ def _patient_uptake(analysis: StudyAnalysis) -> pd.DataFrame:
     uptake = analysis.uptake
     if uptake is None:
         return _empty("patient_uptake")
-    rows = uptake.patients.copy()
+    rows = uptake.patients.reindex(columns=list(TABLE_COLUMNS["patient_uptake"]))
     aggregate = analysis.plan.patient_aggregate
+    rows["metric"] = uptake.metric
     rows["aggregate"] = aggregate
-    rows["uptake"] = pd.to_numeric(rows[AGGREGATE_COLUMNS[aggregate]]).astype(float)
-    return rows.loc[:, list(TABLE_COLUMNS["patient_uptake"])].reset_index(drop=True)
+    source = uptake.patients.get(AGGREGATE_COLUMNS[aggregate])
+    rows["uptake"] = math.nan if source is None else pd.to_numeric(source).astype(float)
+    return rows.reset_index(drop=True)
 
 
 def _statistic(result: TestResult) -> float:
@@ -299,7 +312,7 @@ def _biodistribution(analysis: StudyAnalysis) -> pd.DataFrame:
     organs = analysis.organ_uptake
     if organs is None or organs.empty:
         return _empty("biodistribution")
-    return organs.loc[:, list(TABLE_COLUMNS["biodistribution"])].reset_index(drop=True)
+    return organs.reindex(columns=list(TABLE_COLUMNS["biodistribution"])).reset_index(drop=True)
 
 
 def analysis_tables(analysis: StudyAnalysis) -> dict[str, pd.DataFrame]:

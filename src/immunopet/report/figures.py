@@ -90,13 +90,15 @@ FIGURE_KEYS: Final = (
     "blood",
     "lesion_uptake",
     "uptake_by_response",
+    "uptake_vs_tps",
     "uptake_vs_cps",
     "survival_pfs",
     "survival_os",
     "tumour_to_blood",
     "biomarkers",
 )
-"""Keys of the study figures of :func:`draw_all` (QC pages follow as ``"qc <scan id>"``)."""
+"""Keys of the study figures of :func:`draw_all` under the default plan (QC pages follow as
+``"qc <scan id>"``; each IHC marker of the plan draws ``uptake_vs_<column without _percent>``)."""
 
 _WIDE: Final = (9.0, 4.0)
 _STANDARD: Final = (7.0, 4.5)
