@@ -211,3 +211,28 @@ def test_trial_figures_and_qc_pages(
     assert drawn["qc P09/x/1h"].name == "qc_P09_x_1h.png"
     # two series, two time points: the biodistribution figure has two panels
     assert _pixels(drawn["biodistribution"]) == _expected((4.0 * 2 + 1.6, 4.0))
+
+
+def test_every_study_figure_also_as_svg_and_300_dpi(
+    hand: StudyAnalysis,  # noqa: F811
+    tmp_path: Path,
+) -> None:
+    from immunopet.report.style import PRINT_DPI
+
+    drawn = draw_all(hand, tmp_path)
+    for key, path in drawn.items():
+        svg = path.with_suffix(".svg")
+        assert svg.read_text(encoding="utf-8").lstrip().startswith("<?xml"), key
+        big = path.with_name(f"{path.stem}_300dpi.png")
+        width_in, height_in = HAND_SIZES_IN[key]
+        assert _pixels(big) == (round(width_in * PRINT_DPI), round(height_in * PRINT_DPI))
+
+
+def test_p_values_in_titles_have_three_decimals() -> None:
+    from immunopet.report.figures import _p_text
+
+    assert (_p_text(0.0612), _p_text(0.00004), _p_text(0.004)) == (
+        "p = 0.061",
+        "p < 0.001",
+        "p = 0.004",
+    )

@@ -140,14 +140,17 @@ def same_precision(value: Any, like: str) -> str:
     --------
     >>> same_precision(0.0061, "7.46"), same_precision(0.0083, "0.07"), same_precision(3, "1.0")
     ('0.01', '0.01', '3.0')
+    >>> same_precision(0.0, "1.3e-07")
+    '0'
+
     """
     if is_missing(value):
         return DASH
     if isinstance(value, float | np.floating) and math.isinf(value):
         return format_float(float(value))
+    if "e" in like.lower() or not like[:1].lstrip("-−").isdigit():
+        return f"{float(value):.2g}"  # the value itself is in scientific notation
     decimals = len(like.split(".", 1)[1]) if "." in like else 0
-    if not like[:1].lstrip("-−").isdigit():
-        decimals = 2
     return f"{float(value):.{decimals}f}"
 
 

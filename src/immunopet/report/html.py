@@ -220,6 +220,28 @@ def _provenance_time(provenance: Mapping[str, Any]) -> str:
     return DASH
 
 
+def _plan_rows(analysis: StudyAnalysis) -> list[tuple[str, str]]:
+    plan = analysis.plan
+    response = plan.response
+    landmark = (
+        f"PFS event by {response.landmark_weeks:g} weeks"
+        if response.landmark_weeks > 0
+        else f"{response.column} in {', '.join(response.progression)}"
+    )
+    split = plan.split if isinstance(plan.split, str) else f"fixed at {plan.split:g}"
+    return [
+        ("Uptake metric", header(plan.uptake_metric)),
+        ("Per-patient value", plan.patient_aggregate.replace("_", " ")),
+        ("Survival split", f"{split} ({plan.split_aggregate.replace('_', ' ')} per patient)"),
+        ("Series", f"{plan.reference_series} (reference), {plan.comparison_series}"),
+        ("Progression", f"{landmark}; not evaluable: {response.ne_rule}"),
+        ("Response categories", ", ".join(response.categories)),
+        ("IHC markers", ", ".join(f"{m.label} ({m.column})" for m in plan.ihc) or DASH),
+        ("Tumour-to-blood lesions", plan.tumour_to_blood_lesions),
+        ("Biodistribution cohort", plan.biodistribution_cohort),
+    ]
+
+
 def _overview(analysis: StudyAnalysis, generated: str) -> dict[str, Any]:
     frame = analysis.schedule if has_rows(analysis.schedule) else analysis.scans
     series = series_order(frame["series"]) if "series" in frame.columns else []
@@ -245,6 +267,12 @@ def _overview(analysis: StudyAnalysis, generated: str) -> dict[str, Any]:
             ],
             caption="Analysis settings (choices that change numbers).",
             css="facts",
+        ),
+        "plan": text_table(
+            ["Plan", "Value"],
+            _plan_rows(analysis),
+            css="facts",
+            caption="Analysis plan (the manifest's [analysis] table).",
         ),
         "all_notes": tuple(analysis.notes),
     }
@@ -431,6 +459,15 @@ def _visibility(analysis: StudyAnalysis, figures: list[Figure]) -> dict[str, Any
                 f"at {float(row.second_hours):g} h; {format_cell(row.n_both, 'n')} of them "
                 "were seen at both time points."
             )
+    extra = analysis.visibility_extra
+    if extra is not None and not extra.empty:
+        row = extra.iloc[0]
+        sentences.append(
+            f"{format_cell(row['n_only_comparison'], 'n')} FDG-positive lesion(s) were seen on "
+            f"the {row['comparison_series']} scans and on no {row['reference_series']} scan "
+            f"({format_cell(row['n_only_comparison_large'], 'n')} of them with a long axis of "
+            f"at least {analysis.settings.min_long_axis_mm:g} mm)."
+        )
     return {
         "figures": figures,
         "rule": vis.rule,
@@ -539,10 +576,10 @@ def _is_ihc(title: str, result: TestResult) -> bool:
 
 def _statistic_text(result: TestResult) -> str:
     """``"U = 3.00"`` (SPSS's U: the smaller of U1 and U2), ``"H = 4.20"``, ``"rho = 0.512"``."""
-    value = result.statistic
-    if result.statistic_name == "U" and "U_min" in result.extra:
-        value = float(result.extra["U_min"])
-    return f"{result.statistic_name} = {format_statistic(value)}"
+    if result.statistic_name == "U":
+        value = float(result.extra.get("U_min", result.statistic))
+        return f"U = {value:g}"  # a whole or half number of pairs
+    return f"{result.statistic_name} = {format_statistic(result.statistic)}"
 
 
 def _medians_text(result: TestResult) -> str:
@@ -649,7 +686,7 @@ def _survival_table(
     )
 
 
-def _split(split: SplitSurvival, figure: Figure | None) -> dict[str, Any]:
+def _split(split: SplitSurvival, figure: Figure | None, uptake: str = "uptake") -> dict[str, Any]:
     logrank = None
     if split.logrank is not None:
         lr = split.logrank
@@ -680,6 +717,7 @@ def _split(split: SplitSurvival, figure: Figure | None) -> dict[str, Any]:
         )
     return {
         "endpoint": split.endpoint,
+        "uptake": uptake,
         "threshold": (
             f"{split.threshold:.2f} ({split.threshold_rule})"
             if split.threshold_rule
@@ -712,7 +750,9 @@ def _survival(analysis: StudyAnalysis, figures: list[Figure]) -> dict[str, Any] 
     for key, split in analysis.split_survival.items():
         endpoint = key.lower()
         figure = by_name.pop(f"km_{endpoint}", None) or by_name.pop(f"survival_{endpoint}", None)
-        splits.append(_split(split, figure))
+        plan = analysis.plan
+        uptake = f"{plan.split_aggregate.replace('_', ' ')} lesion {header(plan.uptake_metric)}"
+        splits.append(_split(split, figure, uptake))
     return {
         "cohort": _survival_table(
             analysis.cohort_survival,
