@@ -156,6 +156,14 @@ pet = "dicom/pet"
 """
 
 
+VALID_CLINICAL = (
+    "patient,age,sex,histology,tps_percent,cps_percent,treatment_cycles,bor,stop_reason,"
+    "pfs_days,pfs_event,os_days,os_event\n"
+    "P01,59,F,Adenocarcinoma,0,12.5,7,SD,PD,86,1,823,1\n"
+    "P02,54,M,Adenocarcinoma,100,90,14,PR,PD,183,1,760,0\n"
+)
+
+
 def _make_data(root: Path) -> Path:
     """A study folder: one tiny PET and CT series, VOI files and two tables."""
     make_pet_series(root / "dicom", volume=make_pet_volume((2, 4, 4)))
@@ -163,8 +171,8 @@ def _make_data(root: Path) -> Path:
     (root / "vois").mkdir()
     (root / "vois" / "lesions.nii.gz").write_bytes(b"label map stand-in")
     (root / "vois" / "organ_points.csv").write_text("voi,x_mm,y_mm,z_mm\nliver,0,0,0\n")
-    (root / "clinical.csv").write_text("patient\nP01\nP02\n")
-    (root / "lesions.csv").write_text("patient,lesion\nP02,3\n")
+    (root / "clinical.csv").write_text(VALID_CLINICAL)
+    (root / "lesions.csv").write_text("patient,lesion,fdg_positive,long_axis_mm\nP02,3,true,25\n")
     return root
 
 

@@ -1,8 +1,10 @@
-"""``immunopet validate study.toml``: every problem of a study manifest, or OK.
+"""``immunopet validate study.toml``: every problem of a study manifest and its sheets, or OK.
 
-Prints each problem on its own line (``file:line: key: message (found X; expected Y)``) and
-exits with code 2 when there is any; otherwise prints
-``study.toml: OK (13 patients, 57 scans)`` and exits with 0.
+Prints each problem on its own line (``file:line: key: message (found X; expected Y)`` for
+the manifest; ``file: row N, column C: message (found X; expected Y)`` for the clinical sheet,
+adverse events, blood samples, counter calibration and lesion table it names) and exits with
+code 2 when there is any; otherwise prints ``study.toml: OK (13 patients, 57 scans)`` and
+exits with 0.
 """
 
 from __future__ import annotations
@@ -22,8 +24,10 @@ def register(subparsers: Any) -> argparse.ArgumentParser:
         "validate",
         help="check a study manifest (study.toml) and list every problem",
         description=(
-            "Check a study manifest: keys, types, choices, files and folders, duplicates. "
-            "Every problem is listed with its line; the exit code is 2 when there is any."
+            "Check a study manifest (keys, types, choices, files and folders, duplicates) and "
+            "the contents of the sheets it names (clinical, adverse events, blood samples, "
+            "counter calibration, lesion table). Every problem is listed with its line or "
+            "row and column; the exit code is 2 when there is any."
         ),
     )
     parser.add_argument("manifest", type=Path, metavar="MANIFEST", help="the study.toml")
@@ -41,6 +45,15 @@ def run(args: argparse.Namespace) -> int:
         print(f"{args.manifest}: {count}")
         return 2
     study = load_manifest(args.manifest)
+    from immunopet.analysis.sheets import sheet_problems
+
+    sheets = sheet_problems(study)
+    if sheets:
+        for line in sheets:
+            print(line)
+        count = f"{len(sheets)} problem{'s' if len(sheets) != 1 else ''}"
+        print(f"{args.manifest}: {count} in the sheets it names")
+        return 2
     n_patients = len(study.patients)
     n_scans = sum(1 for _ in study.scans())
     print(f"{args.manifest}: OK ({n_patients} patients, {n_scans} scans)")
