@@ -291,7 +291,8 @@ def plot_blood(
         ax.set_xlabel("Hours after injection")
         ax.set_ylabel(f"{matrix.replace('_', ' ').capitalize()} activity (%IA/L)")
         ax.set_ylim(bottom=0.0)
-        ax.legend(loc="upper right")
+        if ax.get_legend_handles_labels()[1]:
+            ax.legend(loc="upper right")
         ax.set_title("Blood samples, decay-corrected to injection")
         figure.subplots_adjust(left=0.1, right=0.97, bottom=0.12, top=0.9)
         return save_figure(figure, path)
