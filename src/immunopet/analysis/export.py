@@ -234,6 +234,12 @@ def _statistic(result: TestResult) -> float:
     return float(result.statistic)
 
 
+def _groups_text(result: TestResult) -> str:
+    if result.statistic_name == "rho":  # one sample of pairs
+        return f"pairs (n = {sum(result.n)})"
+    return "; ".join(f"{g} (n = {n})" for g, n in zip(result.groups, result.n, strict=False))
+
+
 def _tests(analysis: StudyAnalysis) -> pd.DataFrame:
     lesion_keys = {analysis.test_roles.get("progression"), analysis.test_roles.get("response")}
     records = []
@@ -253,9 +259,7 @@ def _tests(analysis: StudyAnalysis) -> pd.DataFrame:
                 "p_exact": float(result.extra.get("p_exact", math.nan)),
                 "n": int(sum(result.n)),
                 "unit": "lesions" if key in lesion_keys else "patients",
-                "groups": "; ".join(
-                    f"{g} (n = {n})" for g, n in zip(result.groups, result.n, strict=False)
-                ),
+                "groups": _groups_text(result),
                 "group_medians": "; ".join(medians),
                 "method": result.method,
             }
