@@ -403,6 +403,16 @@ def _biodistribution(analysis: StudyAnalysis, figures: list[Figure]) -> dict[str
     if not has_rows(organs) and not has_rows(ratio) and not figures:
         return None
     grid = _organ_grid(organs) if organs is not None and not organs.empty else None
+    if grid is not None and organs is not None and "cohort" in organs.columns:
+        cohorts = [
+            f"{series}: {cohort}"
+            for series, cohort in organs[["series", "cohort"]]
+            .drop_duplicates()
+            .itertuples(index=False)
+        ]
+        grid = dataclasses.replace(
+            grid, notes=(*grid.notes, "Patients per series (" + "; ".join(cohorts) + ").")
+        )
     return {
         "figures": figures,
         "organs": grid or frame_table(organs, caption="Normal-tissue uptake."),
