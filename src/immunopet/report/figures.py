@@ -218,7 +218,8 @@ def plot_biodistribution(organ_uptake: pd.DataFrame, path: str | Path) -> Path:
                     label=organ_label(organ),
                 )
             _hour_ticks(ax, rows["nominal_hours"])
-            ax.set_title(series)
+            cohort = str(rows["cohort"].iloc[0]) if "cohort" in rows.columns else ""
+            ax.set_title(f"{series}\n{cohort}" if cohort else series, fontsize=9)
             ax.set_ylim(bottom=0.0)
         axes[0].set_ylabel("SUVmean (mean ± SD)")
         entries: dict[str, Any] = {}
