@@ -340,3 +340,30 @@ def test_changing_study_toml_changes_the_results(report_trial: Path, tmp_path: P
     assert set(survival["threshold"].dropna()) == {1.0}
     html = (tmp_path / "out" / "index.html").read_text(encoding="utf-8")
     assert "SUVmax: progression at 6 weeks" in html
+
+
+def test_blood_summary_over_the_cohort_by_sampling_time() -> None:
+    from immunopet.analysis.cohorts import blood_summary
+
+    # A: full schedule (5 min, 60 min, 72 h); B: labels 1, 2 = 5 min and 72 h
+    blood = pd.DataFrame(
+        {
+            "patient": ["A", "A", "A", "B", "B", "C", "C", "C"],
+            "series": "s1",
+            "sample": ["1", "2", "3", "1", "2", "1", "2", "3"],
+            "matrix": "plasma",
+            "hours_pi": [0.08, 1.0, 72.0, 0.09, 71.0, 0.1, 1.05, 73.0],
+            "percent_ia_per_l": [20.0, 18.0, 6.0, 30.0, 3.0, 22.0, 17.0, 8.0],
+        }
+    )
+    plan = AnalysisPlan()
+    summary = blood_summary(blood, {"s1": ["A", "C"]}, plan)
+    assert summary["sample"].tolist() == ["1", "2", "3"]
+    assert summary["mean"].tolist() == [21.0, 17.5, 7.0]
+    assert summary["sd"].tolist() == pytest.approx(
+        [np.std([20, 22], ddof=1)] * 1 + [np.std([18, 17], ddof=1), np.std([6, 8], ddof=1)]
+    )
+    assert set(summary["cohort"]) == {"full schedule: A, C"}
+    everyone = blood_summary(blood, {"s1": ["A", "B", "C"]}, plan)
+    # by time, not by label: B's sample "2" (71 h) pools with the 72 h samples
+    assert everyone["mean"].tolist() == pytest.approx([24.0, 17.5, 17.0 / 3])

@@ -34,6 +34,7 @@ __all__ = [
     "cohort_label",
     "cohort_organ_uptake",
     "only_comparison",
+    "sampling_times",
     "tumour_to_blood",
 ]
 
@@ -113,13 +114,15 @@ def cohort_organ_uptake(
 def blood_summary(
     blood: pd.DataFrame, cohorts: dict[str, list[str]], plan: AnalysisPlan
 ) -> pd.DataFrame:
-    """Blood activity (%IA/L) per series, sample time and matrix over the cohort.
+    """Blood activity (%IA/L) per series, sampling time and matrix over the cohort.
 
     Returns
     -------
     pandas.DataFrame
-        Columns :data:`BLOOD_SUMMARY_COLUMNS`; ``n`` patients, ``mean`` and ``sd`` (sample SD,
-        NaN for one patient) of ``percent_ia_per_l``, ``hours_pi_mean`` of the samples.
+        Columns :data:`BLOOD_SUMMARY_COLUMNS`; one row per sampling time point
+        (:func:`sampling_times`), ``sample`` = the labels found there, ``n`` samples,
+        ``mean`` and ``sd`` (sample SD, NaN for one) of ``percent_ia_per_l``,
+        ``hours_pi_mean`` of the samples.
     """
     records = []
     for series in sorted(set(blood["series"].astype(str)), key=_series_rank):
@@ -128,7 +131,10 @@ def blood_summary(
         if patients:
             rows = rows[rows["patient"].astype(str).isin(patients)]
         label = cohort_label(plan, patients or sorted(set(rows["patient"].astype(str))))
-        for (sample, matrix), part in rows.groupby(["sample", "matrix"], sort=False):
+        hours = pd.to_numeric(rows["hours_pi"], errors="coerce").to_numpy(dtype=float)
+        rows = rows.assign(_time=sampling_times(hours))
+        for (_, matrix), part in rows.groupby(["_time", "matrix"], sort=True):
+            sample = "/".join(dict.fromkeys(part["sample"].astype(str)))
             values = pd.to_numeric(part["percent_ia_per_l"], errors="coerce").dropna()
             if values.empty:
                 continue
@@ -153,6 +159,32 @@ def blood_summary(
         kind="stable",
     )
     return out.reset_index(drop=True)
+
+
+def sampling_times(hours: np.ndarray) -> np.ndarray:
+    """One index per sampling time point: samples within max(10 min, 15 %) of the first
+    sample of a time point belong to it.
+
+    Sample labels differ between schedules (sample "3" is 60 min for one patient and day 3
+    for another), so the blood summary groups by time after injection, not by label.
+
+    Examples
+    --------
+    >>> sampling_times(np.array([0.08, 0.1, 0.5, 1.02, 72.0, 73.5, 120.3])).tolist()
+    [0, 0, 1, 2, 3, 3, 4]
+    """
+    order = np.argsort(hours, kind="stable")
+    labels = np.full(len(hours), -1, dtype=int)
+    cluster, start = -1, -np.inf
+    for position in order:
+        value = hours[position]
+        if not np.isfinite(value):
+            continue
+        if value - start > max(10.0 / 60.0, 0.15 * start):
+            cluster += 1
+            start = value
+        labels[position] = cluster
+    return labels
 
 
 def _series_rank(series: object) -> int:
