@@ -435,3 +435,25 @@ def test_trial_changed_settings_are_noted(report_trial: Path) -> None:
     assert analysis.uptake is not None and analysis.uptake.min_long_axis_mm == 15.0
     same = assemble_analysis(report_trial / "results", study=study)
     assert not any("settings differ" in note for note in same.notes)
+
+
+def test_only_input_problems_skip_a_step(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A typed input problem becomes a note; any other exception is a bug and propagates."""
+    from immunopet.analysis import assemble
+
+    folder = _hand_results(tmp_path / "results")
+
+    def bad_input(clinical: pd.DataFrame) -> pd.DataFrame:
+        raise InputError("no such column", tag="age")
+
+    monkeypatch.setattr(assemble, "baseline_table", bad_input)
+    analysis = assemble_analysis(folder)
+    assert analysis.baseline is None
+    assert any(note.startswith("baseline table: not computed") for note in analysis.notes)
+
+    def bug(clinical: pd.DataFrame) -> pd.DataFrame:
+        raise KeyError("a programming error")
+
+    monkeypatch.setattr(assemble, "baseline_table", bug)
+    with pytest.raises(KeyError, match="a programming error"):
+        assemble_analysis(folder)
