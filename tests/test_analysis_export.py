@@ -293,6 +293,20 @@ def test_trial_tables_from_measurements(
         assert bio.loc[key, "sd"] == pytest.approx(ref["std"], rel=1e-9)
         assert bio.loc[key, "n"] == ref["size"]
     clinical = pd.read_csv(report_trial / "clinical.csv")
+    # progression at 6 weeks: a PFS event by day 42, from the clinical sheet
+    early = clinical[(clinical["pfs_event"] == 1) & (clinical["pfs_days"] <= 42)]["patient"]
+    progressed = chosen["patient"].isin(set(early))
+    no, yes = chosen.loc[~progressed, "suv_peak"], chosen.loc[progressed, "suv_peak"]
+    reference = stats.mannwhitneyu(no, yes, method="asymptotic", use_continuity=False)
+    row = (
+        tables["tests"].set_index("analysis").loc["SUVpeak: progression at 6 weeks (Mann-Whitney)"]
+    )
+    assert row["p_value"] == pytest.approx(reference.pvalue, rel=1e-12)
+    u1 = float(reference.statistic)
+    assert row["statistic"] == min(u1, len(no) * len(yes) - u1)
+    assert row["group_medians"] == (
+        f"no progression at 6 wk: {np.median(no):.6g}; progression at 6 wk: {np.median(yes):.6g}"
+    )
     survival = tables["survival"].set_index(["endpoint", "group"])
     fitter = KaplanMeierFitter().fit(clinical["pfs_days"], clinical["pfs_event"])
     assert survival.loc[("PFS", "all"), "median"] * DAYS_PER_MONTH == pytest.approx(

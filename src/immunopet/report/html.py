@@ -484,7 +484,8 @@ def _visibility(analysis: StudyAnalysis, figures: list[Figure]) -> dict[str, Any
         "summary": frame_table(
             summary,
             columns="visibility_summary",
-            caption="FDG-positive lesions visible on the immuno-PET: visible of all (%).",
+            caption="FDG-positive lesions visible on the immuno-PET: visible of the FDG-positive "
+            "lesions of the patients who had that scan (%).",
             headers={"group": "Lesions", "text": "Visible"},
         ),
         "tracer_positive": frame_table(
