@@ -50,6 +50,7 @@ from immunopet.report._cells import (
     Figure,
     Section,
     Table,
+    attach_csv,
     cell,
     format_cell,
     format_p_value,
@@ -61,6 +62,7 @@ from immunopet.report._cells import (
     is_identifying,
     is_missing,
     natural_key,
+    plan_rows,
     report_words,
     same_precision,
     series_order,
@@ -220,28 +222,6 @@ def _provenance_time(provenance: Mapping[str, Any]) -> str:
     return DASH
 
 
-def _plan_rows(analysis: StudyAnalysis) -> list[tuple[str, str]]:
-    plan = analysis.plan
-    response = plan.response
-    landmark = (
-        f"PFS event by {response.landmark_weeks:g} weeks"
-        if response.landmark_weeks > 0
-        else f"{response.column} in {', '.join(response.progression)}"
-    )
-    split = plan.split if isinstance(plan.split, str) else f"fixed at {plan.split:g}"
-    return [
-        ("Uptake metric", header(plan.uptake_metric)),
-        ("Per-patient value", plan.patient_aggregate.replace("_", " ")),
-        ("Survival split", f"{split} ({plan.split_aggregate.replace('_', ' ')} per patient)"),
-        ("Series", f"{plan.reference_series} (reference), {plan.comparison_series}"),
-        ("Progression", f"{landmark}; not evaluable: {response.ne_rule}"),
-        ("Response categories", ", ".join(response.categories)),
-        ("IHC markers", ", ".join(f"{m.label} ({m.column})" for m in plan.ihc) or DASH),
-        ("Tumour-to-blood lesions", plan.tumour_to_blood_lesions),
-        ("Biodistribution cohort", plan.biodistribution_cohort),
-    ]
-
-
 def _overview(analysis: StudyAnalysis, generated: str) -> dict[str, Any]:
     frame = analysis.schedule if has_rows(analysis.schedule) else analysis.scans
     series = series_order(frame["series"]) if "series" in frame.columns else []
@@ -270,7 +250,7 @@ def _overview(analysis: StudyAnalysis, generated: str) -> dict[str, Any]:
         ),
         "plan": text_table(
             ["Plan", "Value"],
-            _plan_rows(analysis),
+            plan_rows(analysis.plan),
             css="facts",
             caption="Analysis plan (the manifest's [analysis] table).",
         ),
@@ -973,42 +953,6 @@ def _build_sections(
     return [_section(section_id, analysis, body) for section_id, body in bodies]
 
 
-def _table_csv(table: Table, path: Path) -> None:
-    """Write a table view as CSV: its headers and the cells as the report prints them."""
-    import csv
-
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("w", encoding="utf-8", newline="") as handle:
-        writer = csv.writer(handle)
-        if any(table.headers):
-            writer.writerow(table.headers)
-        for row in table.rows:
-            writer.writerow([c.text for c in row])
-
-
-def _attach_csv(sections: Sequence[Section], out: Path) -> None:
-    """Give every table of every section a CSV copy under ``tables/`` and link it."""
-    for section in sections:
-        count = 0
-
-        def visit(value: Any, section_id: str = section.id) -> Any:
-            nonlocal count
-            if isinstance(value, Table):
-                count += 1
-                name = f"tables/{_safe_part(section_id)}-{count}.csv"
-                _table_csv(value, out / name)
-                return dataclasses.replace(value, csv=name)
-            if isinstance(value, dict):
-                for key in list(value):
-                    value[key] = visit(value[key])
-                return value
-            if isinstance(value, list):
-                return [visit(v) for v in value]
-            return value
-
-        visit(section.body)
-
-
 def render_report(
     analysis: StudyAnalysis,
     outdir: str | Path,
@@ -1052,7 +996,7 @@ def render_report(
     placed = _copy_figures(sources, out)
     generated = datetime.now().strftime("%Y-%m-%d %H:%M")
     sections = _build_sections(analysis, placed, generated)
-    _attach_csv(sections, out)
+    attach_csv(sections, out)
     template = _environment().get_template("index.html.j2")
     html = template.render(
         title=f"{analysis.name} \u2014 immuno-PET report" if analysis.name else "immuno-PET report",
