@@ -24,6 +24,7 @@ from immunopet.stats.survival import (
     logrank,
     median_split,
     median_survival,
+    restricted_mean_survival,
     survival_summary,
 )
 
@@ -44,6 +45,7 @@ __all__ = [
     "median_split",
     "median_survival",
     "pdl1_group",
+    "restricted_mean_survival",
     "spearman",
     "survival_summary",
 ]
