@@ -106,7 +106,7 @@ def test_validate_lists_sheet_problems_and_exits_2(
     assert args.func(args) == 2
     out = capsys.readouterr().out.splitlines()
     assert out[0].startswith("clinical.csv: row ")
-    assert out[-1] == f"{study_folder}: {len(out) - 1} problems in the sheets it names"
+    assert out[-1] == f"{study_folder}: {len(out) - 1} problems"
 
 
 def test_run_refuses_a_rejected_sheet_and_says_so(
