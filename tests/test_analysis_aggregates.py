@@ -200,7 +200,7 @@ def test_exclusion_forms_and_errors() -> None:
     with pytest.raises(InputError, match=r"an exclusion needs a reason.*9/3"):
         patient_uptake(measurements(), exclusions=[("9", "3", " ")])
     with pytest.raises(InputError, match="unknown metric"):
-        patient_uptake(measurements(), metric="suv_mean")  # type: ignore[arg-type]
+        patient_uptake(measurements(), metric="suv_median")  # type: ignore[arg-type]
     with pytest.raises(InputError, match="time point must be a finite number"):
         patient_uptake(measurements(), fallback_hours=(float("nan"),))
 

@@ -28,8 +28,8 @@ ORDER = [
     "voi",
     "metrics",
     "study",
-    "analysis",
     "stats",
+    "analysis",
     "report",
     "exports",
     "cli",
@@ -117,3 +117,48 @@ def test_no_module_imports_a_lower_stage():
 )
 def test_rule_itself(importer: str, imported: str, ok: bool) -> None:
     assert allowed(importer, imported) is ok
+
+
+# ``report`` arranges the analysis and computes nothing: no statistics libraries, no
+# pandas aggregation (group means, SDs, medians) and no survival estimates of its own.
+_REPORT_FORBIDDEN_IMPORTS = ("scipy", "lifelines", "statsmodels", "immunopet.stats")
+# drawing helpers and result types (no estimation): lifelines' at-risk table, stats' results
+_REPORT_ALLOWED_IMPORTS = ("lifelines.plotting", "immunopet.stats.results")
+_REPORT_FORBIDDEN_CALLS = (
+    "groupby",
+    "agg",
+    "aggregate",
+    "pivot_table",
+    "median",
+    "nanmedian",
+    "nanmean",
+    "std",
+    "var",
+    "quantile",
+    "kaplan_meier",
+    "gmean",
+)
+
+
+def test_report_does_no_computation():
+    problems = []
+    for path in sorted((SRC / "report").rglob("*.py")):
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        for node in ast.walk(tree):
+            names: list[str] = []
+            if isinstance(node, ast.Import):
+                names = [alias.name for alias in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+                names = [node.module]
+            for name in names:
+                if name in _REPORT_ALLOWED_IMPORTS:
+                    continue
+                if any(name == f or name.startswith(f + ".") for f in _REPORT_FORBIDDEN_IMPORTS):
+                    problems.append(f"{path.name}:{node.lineno} imports {name}")
+            if (
+                isinstance(node, ast.Call)
+                and isinstance(node.func, ast.Attribute)
+                and node.func.attr in _REPORT_FORBIDDEN_CALLS
+            ):
+                problems.append(f"{path.name}:{node.lineno} calls .{node.func.attr}()")
+    assert not problems, "\n".join(problems)

@@ -2,7 +2,7 @@
 sphere where the geometry says (head up, patient's right on the viewer's left, mm aspect).
 
 Pixel sizes are width/height in inches x 110 dpi, the sizes the functions document. The
-hand-made analysis and the synthetic trial come from ``test_report_assemble.py``.
+hand-made analysis and the synthetic trial come from ``test_analysis_assemble.py``.
 """
 
 from __future__ import annotations
@@ -15,9 +15,9 @@ import pandas as pd
 import pytest
 from matplotlib.image import imread
 
+from immunopet.analysis.results import StudyAnalysis
 from immunopet.errors import InputError
 from immunopet.image import ImageVolume
-from immunopet.report.contents import StudyAnalysis
 from immunopet.report.figures import (
     FIGURE_KEYS,
     _draw_qc,
@@ -30,7 +30,7 @@ from immunopet.report.figures import (
 from immunopet.report.style import DPI, ORGAN_COLOURS, save_figure
 from immunopet.study.manifest import load_manifest
 from immunopet.study.model import AnalysisSettings
-from test_report_assemble import (  # noqa: F401  (fixtures)
+from test_analysis_assemble import (  # noqa: F401  (fixtures)
     hand,
     report_trial,
     trial_analysis,
@@ -42,11 +42,12 @@ HAND_SIZES_IN = {
     "biodistribution": (4.0 * 1 + 1.6, 4.0),
     "lesion_uptake": (max(5.0, 1.2 + 0.45 * 4), 4.5),
     "uptake_by_response": (max(4.5, 1.5 + 1.0 * 3), 4.5),
+    "uptake_vs_tps": (7.0, 4.5),
     "uptake_vs_cps": (7.0, 4.5),
     "survival_pfs": (7.0, 5.0),
     "survival_os": (7.0, 5.0),
     "tumour_to_blood": (7.0, 4.5),
-    "biomarkers": (9.0, 1.3 + 0.45 * 5),
+    "biomarkers": (9.0, 1.3 + 0.45 * 4),
 }
 
 
@@ -210,3 +211,28 @@ def test_trial_figures_and_qc_pages(
     assert drawn["qc P09/x/1h"].name == "qc_P09_x_1h.png"
     # two series, two time points: the biodistribution figure has two panels
     assert _pixels(drawn["biodistribution"]) == _expected((4.0 * 2 + 1.6, 4.0))
+
+
+def test_every_study_figure_also_as_svg_and_300_dpi(
+    hand: StudyAnalysis,  # noqa: F811
+    tmp_path: Path,
+) -> None:
+    from immunopet.report.style import PRINT_DPI
+
+    drawn = draw_all(hand, tmp_path)
+    for key, path in drawn.items():
+        svg = path.with_suffix(".svg")
+        assert svg.read_text(encoding="utf-8").lstrip().startswith("<?xml"), key
+        big = path.with_name(f"{path.stem}_300dpi.png")
+        width_in, height_in = HAND_SIZES_IN[key]
+        assert _pixels(big) == (round(width_in * PRINT_DPI), round(height_in * PRINT_DPI))
+
+
+def test_p_values_in_titles_have_three_decimals() -> None:
+    from immunopet.report.figures import _p_text
+
+    assert (_p_text(0.0612), _p_text(0.00004), _p_text(0.004)) == (
+        "p = 0.061",
+        "p < 0.001",
+        "p = 0.004",
+    )

@@ -10,6 +10,7 @@ import argparse
 import dataclasses
 import json
 import math
+import re
 from html.parser import HTMLParser
 from pathlib import Path
 from urllib.parse import unquote, urlparse
@@ -21,8 +22,8 @@ from matplotlib.figure import Figure
 
 from immunopet.analysis.aggregates import PatientUptake
 from immunopet.analysis.lesions import LesionVisibility, TimePointChoice
+from immunopet.analysis.results import SplitSurvival, StudyAnalysis
 from immunopet.errors import InputError
-from immunopet.report.contents import SplitSurvival, StudyAnalysis
 from immunopet.report.html import SECTION_IDS, is_identifying, render_report
 from immunopet.stats.results import (
     BiomarkerComparison,
@@ -218,6 +219,7 @@ def hand_built_analysis() -> StudyAnalysis:
             groups=("no progression", "progression"),
             statistic_name="U",
             notes=("ties corrected",),
+            extra={"U_min": 12.0, "median no progression": 4.9, "median progression": 2.4},
         ),
         "SUVpeak vs CPS": TestResult(
             test_name="Spearman rank correlation",
@@ -443,7 +445,9 @@ def test_identifying_column_is_not_rendered(report: Path) -> None:
 def test_numbers_are_formatted(report: Path) -> None:
     page = parse(report)
     outcome = section_text(page, "outcome")
-    assert "U = 12.00" in outcome and "0.061" in outcome and "exact" in outcome
+    # SPSS's U (the smaller of U1, U2 = 42 - 12) and the group medians (the paper's headline)
+    assert "U = 12 " in outcome and "0.061" in outcome and "exact" in outcome
+    assert "no progression: 4.90; progression: 2.40" in outcome
     assert "no progression, progression" in outcome and "6, 7" in outcome
     assert "ties corrected" in outcome
     ihc = section_text(page, "ihc")  # the CPS correlation goes to immunohistochemistry
@@ -601,3 +605,16 @@ def test_cli_report_runs_assemble_draw_render(
     index = tmp_path / "out" / "index.html"
     assert str(index) in capsys.readouterr().out
     assert parse(index).images == ["figures/biodistribution.png"]
+
+
+def test_every_table_is_downloadable_as_csv(report: Path) -> None:
+    html = report.read_text(encoding="utf-8")
+    links = sorted(set(re.findall(r'href="(tables/[^"]+\.csv)"', html)))
+    assert len(links) >= 10
+    assert html.count("<table") == html.count("Download this table (CSV)")
+    for link in links:
+        rows = (report.parent / link).read_text(encoding="utf-8").splitlines()
+        assert rows, link
+    survival = [link for link in links if "survival" in link]
+    first = (report.parent / survival[0]).read_text(encoding="utf-8")
+    assert first.startswith("Endpoint,n,Events,Median (CI),Restricted mean")

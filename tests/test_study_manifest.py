@@ -156,6 +156,14 @@ pet = "dicom/pet"
 """
 
 
+VALID_CLINICAL = (
+    "patient,age,sex,histology,tps_percent,cps_percent,treatment_cycles,bor,stop_reason,"
+    "pfs_days,pfs_event,os_days,os_event\n"
+    "P01,59,F,Adenocarcinoma,0,12.5,7,SD,PD,86,1,823,1\n"
+    "P02,54,M,Adenocarcinoma,100,90,14,PR,PD,183,1,760,0\n"
+)
+
+
 def _make_data(root: Path) -> Path:
     """A study folder: one tiny PET and CT series, VOI files and two tables."""
     make_pet_series(root / "dicom", volume=make_pet_volume((2, 4, 4)))
@@ -163,8 +171,8 @@ def _make_data(root: Path) -> Path:
     (root / "vois").mkdir()
     (root / "vois" / "lesions.nii.gz").write_bytes(b"label map stand-in")
     (root / "vois" / "organ_points.csv").write_text("voi,x_mm,y_mm,z_mm\nliver,0,0,0\n")
-    (root / "clinical.csv").write_text("patient\nP01\nP02\n")
-    (root / "lesions.csv").write_text("patient,lesion\nP02,3\n")
+    (root / "clinical.csv").write_text(VALID_CLINICAL)
+    (root / "lesions.csv").write_text("patient,lesion,fdg_positive,long_axis_mm\nP02,3,true,25\n")
     return root
 
 
@@ -514,3 +522,117 @@ def test_validate_cli_problems(data: Path, capsys: pytest.CaptureFixture[str]) -
     assert len(out) == 6
     assert out[0].startswith(f"{path}:5: settings.normalization")
     assert out[-1] == f"{path}: 5 problems"
+
+
+# ---------------------------------------------------------------------------- [analysis]
+_MINI = '[study]\nname = "x"\n[[patients]]\nid = "P01"\n'
+
+ANALYSIS = """\
+[analysis]
+uptake_metric = "suv_max"
+patient_aggregate = "geometric_mean"
+split = 2.5
+fallback_hours = [72, 168]
+reference_series = "baseline"
+comparison_series = "on-treatment"
+biomarkers = ["uptake", "rnaseq_score"]
+
+[analysis.response]
+column = "response_12wk"
+progression = ["PD"]
+landmark_weeks = 0
+ne_rule = "exclude"
+
+[[analysis.ihc]]
+column = "pd1_percent"
+label = "PD-1"
+cutoffs = [1, 10]
+"""
+
+
+def test_analysis_plan_defaults_are_the_papers_methods(data: Path) -> None:
+    from immunopet.study.model import AnalysisPlan
+
+    plan = load_manifest(_write(data, _MINI, "mini.toml")).plan
+    assert plan == AnalysisPlan()
+    assert (plan.uptake_metric, plan.patient_aggregate, plan.split_aggregate) == (
+        "suv_peak",
+        "median",
+        "mean",
+    )
+    assert plan.split == "median-of-lesions"
+    assert plan.response.landmark_weeks == 6 and plan.response.progression == ("PD",)
+    assert [m.column for m in plan.ihc] == ["tps_percent", "cps_percent"]
+    assert plan.ihc[0].cutoffs == (1.0, 50.0)
+
+
+def test_analysis_plan_is_read_and_round_trips(data: Path) -> None:
+    study = load_manifest(_write(data, GOOD + "\n" + ANALYSIS, "plan.toml"))
+    plan = study.plan
+    assert plan.uptake_metric == "suv_max" and plan.patient_aggregate == "geometric_mean"
+    assert plan.split == 2.5 and plan.fallback_hours == (72.0, 168.0)
+    assert (plan.reference_series, plan.comparison_series) == ("baseline", "on-treatment")
+    assert plan.response.column == "response_12wk" and plan.response.ne_rule == "exclude"
+    assert [(m.column, m.label, m.cutoffs) for m in plan.ihc] == [("pd1_percent", "PD-1", (1, 10))]
+    written = write_manifest(study, data / "plan_copy.toml")
+    assert load_manifest(written) == study
+
+
+@pytest.mark.parametrize(
+    ("text", "key", "message"),
+    [
+        (
+            '[analysis]\nuptake_metrc = "suv_max"\n',
+            "analysis.uptake_metrc",
+            "unknown key; did you mean 'uptake_metric'?",
+        ),
+        (
+            '[analysis]\nuptake_metric = "suv_maxx"\n',
+            "analysis.uptake_metric",
+            "not one of the choices; did you mean 'suv_max'?",
+        ),
+        (
+            '[analysis]\nsplit = "median-of-lesion"\n',
+            "analysis.split",
+            "not a split rule; did you mean 'median-of-lesions'?",
+        ),
+        (
+            '[analysis]\npatient_aggregate = "avg"\n',
+            "analysis.patient_aggregate",
+            "not one of the choices",
+        ),
+        (
+            "[analysis.response]\nlandmark_weeks = -6\n",
+            "analysis.response.landmark_weeks",
+            "out of range",
+        ),
+        (
+            '[analysis.response]\nprogression = "PD"\n',
+            "analysis.response.progression",
+            "not an array of strings",
+        ),
+        (
+            '[[analysis.ihc]]\ncolumn = "cps_percent"\ncutoffs = [50, 1]\n',
+            "analysis.ihc[0].cutoffs",
+            "not an increasing array",
+        ),
+        ('[[analysis.ihc]]\nlabel = "CPS"\n', "analysis.ihc[0].column", "missing required key"),
+        (
+            '[settings]\npeak = "local"\n[analysis]\npeak = "global"\n',
+            "analysis.peak",
+            "contradicts settings.peak",
+        ),
+    ],
+)
+def test_analysis_plan_problems(data: Path, text: str, key: str, message: str) -> None:
+    path = _write(data, _MINI + text, "bad_plan.toml")
+    problems = validate_manifest(path)
+    assert [p.key for p in problems] == [key]
+    assert problems[0].message.startswith(message)
+    assert problems[0].line is not None and problems[0].line > 4
+    assert str(problems[0]).startswith(f"{path}:{problems[0].line}: {key}")
+
+
+def test_analysis_peak_sets_the_settings(data: Path) -> None:
+    study = load_manifest(_write(data, _MINI + '[analysis]\npeak = "global"\n', "peak.toml"))
+    assert study.settings.peak == "global"

@@ -251,7 +251,7 @@ def test_file_modes_follow_the_umask(tmp_path: Path, umask: int) -> None:
 
 # ---------------------------------------------------------------------------- report figures
 def _empty_analysis() -> object:
-    from immunopet.report.contents import StudyAnalysis
+    from immunopet.analysis.results import StudyAnalysis
     from immunopet.study.model import AnalysisSettings
 
     empty = pd.DataFrame()
@@ -272,10 +272,11 @@ def test_figure_that_cannot_be_drawn_is_one_line_without_traceback(
 ) -> None:
     import logging
 
+    from immunopet.errors import ImmunoPETError
     from immunopet.report import figures
 
     def broken(*args: object, **kwargs: object) -> Path:
-        raise ValueError("no rows to draw")
+        raise ImmunoPETError("no rows to draw")
 
     monkeypatch.setattr(figures, "plot_biomarkers", broken)
     with caplog.at_level(logging.WARNING):

@@ -308,3 +308,29 @@ def test_every_refusal_is_an_immunopet_error() -> None:
     headers[0]["PatientWeight"] = DataElement(0x00101030, "LO", "heavy")
     with pytest.raises(ImmunoPETError, match="PatientWeight: not a number"):
         quiet(headers)
+
+
+def test_short_lived_time_of_day_within_an_hour_after_the_scan_stays_on_the_scan_date() -> None:
+    # IBSI SUV manual: the day before only when the time of day is over 1 h after the
+    # reference time; 30 min after it is a clock difference, so the injection falls after the
+    # scan on the same date, which we refuse (the manual would use a negative delay).
+    headers = f18_headers()
+    set_all(headers, SeriesTime="100000")
+    set_item(headers, RadiopharmaceuticalStartDateTime="20240305103000")  # 23.5 h before
+    with (
+        pytest.warns(SuvWarning, match="assumed the scan date"),
+        pytest.raises(SuvError, match=r"after the scan reference time.*--injection-datetime"),
+    ):
+        derive_suv(headers)
+
+
+def test_short_lived_date_on_the_day_before_is_kept_within_two_half_lives() -> None:
+    # 18F (6586.2 s): 2 half-lives = 3.66 h. Injection 2.5 h before a scan just after
+    # midnight is consistent and kept as is (no warning): decay over 9000 s.
+    headers = f18_headers()
+    set_all(headers, SeriesDate="20240306", SeriesTime="003000", AcquisitionDate="20240306")
+    set_all(headers, AcquisitionTime="003000")
+    set_item(headers, RadiopharmaceuticalStartDateTime="20240305220000")
+    d = quiet(headers)
+    assert d.injection_datetime == datetime(2024, 3, 5, 22, 0)
+    assert d.hours_after_injection == pytest.approx(2.5)

@@ -202,7 +202,7 @@ def patient_uptake(
     *,
     hours: float = 120.0,
     series: str = "tracer-only",
-    metric: Literal["suv_peak", "suv_max"] = "suv_peak",
+    metric: Literal["suv_peak", "suv_max", "suv_mean"] = "suv_peak",
     min_long_axis_mm: float = 20.0,
     exclusions: Exclusions = None,
     fallback_hours: Sequence[float] = (),
@@ -219,8 +219,8 @@ def patient_uptake(
         Nominal time point of the analysis (the study: 120 h).
     series : str
         The series (the study: tracer-only).
-    metric : {"suv_peak", "suv_max"}
-        SUVpeak (durvalumab study) or SUVmax (atezolizumab study).
+    metric : {"suv_peak", "suv_max", "suv_mean"}
+        SUVpeak (durvalumab study), SUVmax (atezolizumab study) or SUVmean.
     min_long_axis_mm : float, mm
         Lesions with a shorter long axis are left out (partial volume; the study: 20 mm).
     exclusions : DataFrame, iterable of (patient, lesion, reason) or of objects with those
@@ -258,9 +258,9 @@ def patient_uptake(
     >>> result.excluded[["lesion", "rule"]].values.tolist()
     [['3', 'user']]
     """
-    if metric not in ("suv_peak", "suv_max"):
+    if metric not in ("suv_peak", "suv_max", "suv_mean"):
         raise InputError(
-            "unknown metric", tag="metric", value=metric, expected="suv_peak or suv_max"
+            "unknown metric", tag="metric", value=metric, expected="suv_peak, suv_max or suv_mean"
         )
     for name, value in (("hours", hours), *(("fallback_hours", h) for h in fallback_hours)):
         if not math.isfinite(float(value)):

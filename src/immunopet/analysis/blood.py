@@ -49,6 +49,7 @@ __all__ = [
     "CounterCalibration",
     "Matrix",
     "blood_activity",
+    "blood_sample_problems",
     "compare_with_image",
     "read_blood_samples",
     "read_counter_calibration",
@@ -239,47 +240,57 @@ def _row_label(frame: pd.DataFrame, position: int, from_file: bool) -> str:
     return f"row {frame.index[position]!r}"
 
 
-def _check_samples(frame: pd.DataFrame, source: str | Path, *, from_file: bool) -> pd.DataFrame:
-    """Validate a blood-sample table and return it with parsed types (a copy)."""
+def _sample_problems(
+    frame: pd.DataFrame, source: str | Path, *, from_file: bool
+) -> tuple[pd.DataFrame, list[InputError]]:
+    """Parse a blood-sample table (a copy) and collect every problem of it."""
     missing = [c for c in BLOOD_SAMPLE_COLUMNS if c not in frame.columns]
     if missing:
-        raise InputError(
+        problem = InputError(
             "blood-sample table lacks required column(s)",
             file=source,
             tag=", ".join(missing),
             value="missing",
             expected="columns " + ", ".join(BLOOD_SAMPLE_COLUMNS),
         )
+        return frame.copy(), [problem]
     out = frame.copy()
+    problems: list[InputError] = []
 
-    def fail(position: int, column: str, message: str, value: Any, expected: str) -> InputError:
+    def fail(position: int, column: str, message: str, value: Any, expected: str) -> None:
         where = _row_label(frame, position, from_file)
-        return InputError(
-            message, file=source, tag=f"{where}, {column}", value=value, expected=expected
+        problems.append(
+            InputError(
+                message, file=source, tag=f"{where}, {column}", value=value, expected=expected
+            )
         )
 
     for column in _TEXT_COLUMNS:
         raw = frame[column]
         for position, value in enumerate(raw):
             if pd.isna(value) or not str(value).strip():
-                raise fail(position, column, "empty cell", "missing", "a non-empty label")
-        out[column] = [str(v).strip() for v in raw]
+                fail(position, column, "empty cell", "missing", "a non-empty label")
+        out[column] = ["" if pd.isna(v) else str(v).strip() for v in raw]
 
     for column in _DATETIME_COLUMNS:
         raw = frame[column]
-        parsed = []
+        parsed: list[Any] = []
         for position, value in enumerate(raw):
             expected = "an ISO 8601 date-time without time zone, e.g. 2018-04-09T09:36:00"
+            moment: Any = pd.NaT
             if pd.isna(value) or (isinstance(value, str) and not value.strip()):
-                raise fail(position, column, "empty cell", "missing", expected)
+                fail(position, column, "empty cell", "missing", expected)
+                parsed.append(pd.NaT)
+                continue
             try:
                 moment = pd.Timestamp(value)
             except (ValueError, TypeError):
-                raise fail(position, column, "not a date-time", value, expected) from None
+                moment = pd.NaT
             if pd.isna(moment):
-                raise fail(position, column, "not a date-time", value, expected)
-            if moment.tzinfo is not None:
-                raise fail(position, column, "date-time carries a time zone", value, expected)
+                fail(position, column, "not a date-time", value, expected)
+            elif moment.tzinfo is not None:
+                fail(position, column, "date-time carries a time zone", value, expected)
+                moment = pd.NaT
             parsed.append(moment)
         out[column] = pd.to_datetime(pd.Series(parsed, index=frame.index, dtype=object))
 
@@ -295,46 +306,96 @@ def _check_samples(frame: pd.DataFrame, source: str | Path, *, from_file: bool) 
             empty = pd.isna(value) or (isinstance(value, str) and not value.strip())
             if empty:
                 if not may_be_empty:
-                    raise fail(position, column, "empty cell", "missing", expected)
+                    fail(position, column, "empty cell", "missing", expected)
                 continue
             if not math.isfinite(number):
-                raise fail(position, column, "not a number", value, expected)
-            if number < 0 or (not may_be_empty and number == 0):
-                raise fail(position, column, "value out of range", value, expected)
+                fail(position, column, "not a number", value, expected)
+            elif number < 0 or (not may_be_empty and number == 0):
+                fail(position, column, "value out of range", value, expected)
         out[column] = values
 
     injected = out["injection_datetime"]
     sampled = out["sample_datetime"]
     counted = out["counting_datetime"]
     for position in range(len(out)):
-        if sampled.iloc[position] < injected.iloc[position]:
-            raise fail(
+        when_injected, when_sampled = injected.iloc[position], sampled.iloc[position]
+        when_counted = counted.iloc[position]
+        if pd.notna(when_sampled) and pd.notna(when_injected) and when_sampled < when_injected:
+            fail(
                 position,
                 "sample_datetime",
                 "sample drawn before the injection",
-                sampled.iloc[position].isoformat(),
-                f"a time at or after the injection ({injected.iloc[position].isoformat()})",
+                when_sampled.isoformat(),
+                f"a time at or after the injection ({when_injected.isoformat()})",
             )
-        if counted.iloc[position] < sampled.iloc[position]:
-            raise fail(
+        if pd.notna(when_counted) and pd.notna(when_sampled) and when_counted < when_sampled:
+            fail(
                 position,
                 "counting_datetime",
                 "sample counted before it was drawn",
-                counted.iloc[position].isoformat(),
-                f"a time at or after sampling ({sampled.iloc[position].isoformat()})",
+                when_counted.isoformat(),
+                f"a time at or after sampling ({when_sampled.isoformat()})",
             )
     keys = out[["patient", "series", "sample"]]
-    duplicated = keys.duplicated()
-    if duplicated.any():
-        position = int(np.flatnonzero(duplicated.to_numpy())[0])
-        raise fail(
-            position,
+    for twice in np.flatnonzero(keys.duplicated().to_numpy()):
+        fail(
+            int(twice),
             "sample",
             "the same sample appears twice",
-            "/".join(keys.iloc[position]),
+            "/".join(keys.iloc[int(twice)]),
             "one row per patient, series and sample",
         )
+    return out, problems
+
+
+def _check_samples(frame: pd.DataFrame, source: str | Path, *, from_file: bool) -> pd.DataFrame:
+    """Validate a blood-sample table and return it with parsed types (a copy).
+
+    Raises the first problem (its message says how many more there are).
+    """
+    out, problems = _sample_problems(frame, source, from_file=from_file)
+    if problems:
+        first = problems[0]
+        more = len(problems) - 1
+        reason = first.reason + (
+            f" (and {more} more problem{'s' if more > 1 else ''})" if more else ""
+        )
+        raise InputError(
+            reason, file=first.file, tag=first.tag, value=first.value, expected=first.expected
+        )
     return out
+
+
+def _read_sample_frame(path: Path) -> pd.DataFrame:
+    if not path.is_file():
+        raise InputError("file not found", file=path)
+    try:
+        frame = pd.read_csv(path, dtype=str, keep_default_na=False, na_values=[""])
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
+        raise InputError(f"not a readable CSV table ({exc})", file=path) from exc
+    frame.columns = [str(c).strip() for c in frame.columns]
+    return frame
+
+
+def blood_sample_problems(path: str | PathLike[str]) -> list[InputError]:
+    """Every problem of a blood-sample CSV (for ``immunopet validate``); empty when valid.
+
+    Parameters
+    ----------
+    path : path-like
+
+    Returns
+    -------
+    list of InputError
+        Each names the file, the row (the header is row 1) and column, the value and what
+        was expected.
+    """
+    file = Path(path)
+    try:
+        frame = _read_sample_frame(file)
+    except InputError as exc:
+        return [exc]
+    return _sample_problems(frame, file, from_file=True)[1]
 
 
 def read_blood_samples(path: str | PathLike[str]) -> pd.DataFrame:
@@ -360,14 +421,7 @@ def read_blood_samples(path: str | PathLike[str]) -> pd.DataFrame:
         was drawn before the injection or counted before it was drawn.
     """
     path = Path(path)
-    if not path.is_file():
-        raise InputError("file not found", file=path)
-    try:
-        frame = pd.read_csv(path, dtype=str, keep_default_na=False, na_values=[""])
-    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
-        raise InputError(f"not a readable CSV table ({exc})", file=path) from exc
-    frame.columns = [str(c).strip() for c in frame.columns]
-    return _check_samples(frame, path, from_file=True)
+    return _check_samples(_read_sample_frame(path), path, from_file=True)
 
 
 def blood_activity(

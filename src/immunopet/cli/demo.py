@@ -154,7 +154,7 @@ def _closing_summary(outdir: Path, built: Any, n_scans: int, seconds: float) -> 
         )
     lines += [
         f"  data:    {outdir}/dicom, {outdir}/vois, {outdir}/study.toml",
-        f"  results: {outdir}/results (measurements.csv, .parquet, immunopet.duckdb)",
+        f"  results: {outdir}/results (measurements.csv, .parquet, immunopet.duckdb, analysis/)",
         f"  truth:   {outdir}/truth (what the synthetic scans really contain)",
         f"  report:  {built.index}",
     ]

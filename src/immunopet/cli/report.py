@@ -18,10 +18,12 @@ def register(subparsers: Any) -> argparse.ArgumentParser:
         "report",
         help="write the HTML study report of a results folder",
         description=(
-            "Assemble the analysis of a results folder (written by 'immunopet run'), draw its "
-            "figures and write OUTDIR/index.html with its stylesheet and images. The folder "
-            "is self-contained: it links nothing outside itself and can be zipped and opened "
-            "anywhere."
+            "Assemble the analysis of a results folder (written by 'immunopet run') as the "
+            "manifest's [analysis] plan says, write its tables to RESULTS_DIR/analysis/ (CSV "
+            "and analysis.json), draw its figures (PNG, SVG, 300-dpi PNG) and write "
+            "OUTDIR/index.html with its stylesheet, images and a CSV of every table. The "
+            "folder is self-contained: it links nothing outside itself and can be zipped and "
+            "opened anywhere."
         ),
     )
     parser.add_argument(

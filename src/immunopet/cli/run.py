@@ -76,9 +76,27 @@ def register(subparsers: Any) -> argparse.ArgumentParser:
 
 
 def run(args: argparse.Namespace) -> int:
-    """Run the study; print the summary unless ``--quiet``. 0 = all scans fine, 2 = failures."""
+    """Run the study; print the summary unless ``--quiet``.
+
+    Returns 0 when every scan was processed, 2 when one failed or when a sheet of the study
+    (clinical, adverse events, blood samples, counter calibration, lesion table) is rejected:
+    its problems are printed and nothing is run.
+    """
     manifest = Path(args.manifest)
     study = load_manifest(manifest)
+    from immunopet.analysis.sheets import sheet_problems
+
+    rejected = sheet_problems(study)
+    if rejected:
+        for problem in rejected:
+            print(problem, file=sys.stderr)
+        count = f"{len(rejected)} problem{'s' if len(rejected) != 1 else ''}"
+        print(
+            f"immunopet run: {manifest.name}: {count} in the sheets it names; nothing was run "
+            "(fix them, or check with `immunopet validate`)",
+            file=sys.stderr,
+        )
+        return 2
     output = args.output if args.output is not None else manifest.parent / "results"
     summary = run_study(
         study,

@@ -1,8 +1,10 @@
-"""``immunopet validate study.toml``: every problem of a study manifest, or OK.
+"""``immunopet validate study.toml``: every problem of a study manifest and its sheets, or OK.
 
-Prints each problem on its own line (``file:line: key: message (found X; expected Y)``) and
-exits with code 2 when there is any; otherwise prints
-``study.toml: OK (13 patients, 57 scans)`` and exits with 0.
+Prints each problem on its own line (``file:line: key: message (found X; expected Y)`` for
+the manifest; ``file: row N, column C: message (found X; expected Y)`` for the clinical sheet,
+adverse events, blood samples, counter calibration and lesion table it names) and exits with
+code 2 when there is any; otherwise prints ``study.toml: OK (13 patients, 57 scans)`` and
+exits with 0.
 
 When the manifest itself is valid, every scan's images are checked from their headers as
 ``immunopet run`` will check them (:func:`immunopet.study.scan_checks.review_scans`: the slice
@@ -28,10 +30,12 @@ def register(subparsers: Any) -> argparse.ArgumentParser:
         "validate",
         help="check a study manifest (study.toml) and list every problem",
         description=(
-            "Check a study manifest: keys, types, choices, files and folders, duplicates; then "
-            "each scan's images from their headers as `immunopet run` checks them (slice "
-            "geometry, nominal_hours against the hours after injection). Every problem is "
-            "listed with its line; the exit code is 2 when there is any."
+            "Check a study manifest (keys, types, choices, files and folders, duplicates), "
+            "the contents of the sheets it names (clinical, adverse events, blood samples, "
+            "counter calibration, lesion table), then each scan's images from their headers as "
+            "`immunopet run` checks them (slice geometry, nominal_hours against the hours after "
+            "injection). Every problem is listed with its line or row and column; the exit code "
+            "is 2 when there is any."
         ),
     )
     parser.add_argument("manifest", type=Path, metavar="MANIFEST", help="the study.toml")
@@ -49,13 +53,16 @@ def run(args: argparse.Namespace) -> int:
         print(f"{args.manifest}: {count}")
         return 2
     study = load_manifest(args.manifest)
+    from immunopet.analysis.sheets import sheet_problems
+
     review = review_scans(study, args.manifest)
     for note in review.notes:
         print(f"note: {note}")
-    if review.problems:
-        for problem in review.problems:
-            print(problem)
-        n_problems = len(review.problems)
+    found = [*sheet_problems(study), *(str(problem) for problem in review.problems)]
+    if found:
+        for line in found:
+            print(line)
+        n_problems = len(found)
         print(f"{args.manifest}: {n_problems} problem{'s' if n_problems != 1 else ''}")
         return 2
     n_patients = len(study.patients)

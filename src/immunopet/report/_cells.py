@@ -7,6 +7,7 @@ models (cells, tables, figures, sections) that the Jinja2 templates render.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import re
 from collections.abc import Iterable, Mapping, Sequence
@@ -14,6 +15,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 from functools import cache
 from importlib.resources import files
+from pathlib import Path
 from typing import Any, Final
 
 import numpy as np
@@ -21,6 +23,7 @@ import pandas as pd
 
 from immunopet.analysis.biodistribution import SERIES_ORDER
 from immunopet.analysis.clinical import IDENTIFYING_COLUMNS
+from immunopet.study.model import AnalysisPlan
 
 DASH: Final = "\u2014"
 """What an empty or missing cell shows."""
@@ -122,9 +125,36 @@ def format_float(value: float, column: str = "") -> str:
         return f"{value:g}" if integral else f"{value:.1f}"
     if "percent" in key:
         return f"{value:.1f}"
+    if key in _SPREAD_COLUMNS or key.endswith(("_sd", "_se", "_lower", "_upper")):
+        return f"{value:.2f}"  # the precision of the mean beside it
     if value != 0 and abs(value) < 0.01:
         return f"{value:.2g}"
     return f"{value:.2f}"
+
+
+_SPREAD_COLUMNS: Final = {"sd", "se", "lower", "upper", "ci_lower", "ci_upper", "std"}
+"""Spreads and limits: printed to the 2 decimals of their mean, never to 2 significant digits."""
+
+
+def same_precision(value: Any, like: str) -> str:
+    """``value`` with as many decimals as the text ``like`` (a mean and its SD or limits).
+
+    Examples
+    --------
+    >>> same_precision(0.0061, "7.46"), same_precision(0.0083, "0.07"), same_precision(3, "1.0")
+    ('0.01', '0.01', '3.0')
+    >>> same_precision(0.0, "1.3e-07")
+    '0'
+
+    """
+    if is_missing(value):
+        return DASH
+    if isinstance(value, float | np.floating) and math.isinf(value):
+        return format_float(float(value))
+    if "e" in like.lower() or not like[:1].lstrip("-−").isdigit():
+        return f"{float(value):.2g}"  # the value itself is in scientific notation
+    decimals = len(like.split(".", 1)[1]) if "." in like else 0
+    return f"{float(value):.{decimals}f}"
 
 
 def format_statistic(value: float) -> str:
@@ -211,6 +241,7 @@ class Table:
     collapsed: bool = False
     header_groups: tuple[Cell, ...] = ()
     css: str = ""
+    csv: str = ""
 
 
 @dataclass(frozen=True)
@@ -304,3 +335,65 @@ def text_table(
 
 def has_rows(frame: pd.DataFrame | None) -> bool:
     return frame is not None and not frame.empty
+
+
+def _file_part(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9._-]", "_", text).strip("._") or "table"
+
+
+def _table_csv(table: Table, path: Path) -> None:
+    """Write a table view as CSV: its headers and the cells as the report prints them."""
+    import csv
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("w", encoding="utf-8", newline="") as handle:
+        writer = csv.writer(handle)
+        if any(table.headers):
+            writer.writerow(table.headers)
+        for row in table.rows:
+            writer.writerow([c.text for c in row])
+
+
+def attach_csv(sections: Sequence[Section], out: Path) -> None:
+    """Give every table of every section a CSV copy under ``tables/`` and link it."""
+    for section in sections:
+        count = 0
+
+        def visit(value: Any, section_id: str = section.id) -> Any:
+            nonlocal count
+            if isinstance(value, Table):
+                count += 1
+                name = f"tables/{_file_part(section_id)}-{count}.csv"
+                _table_csv(value, out / name)
+                return dataclasses.replace(value, csv=name)
+            if isinstance(value, dict):
+                for key in list(value):
+                    value[key] = visit(value[key])
+                return value
+            if isinstance(value, list):
+                return [visit(v) for v in value]
+            return value
+
+        visit(section.body)
+
+
+def plan_rows(plan: AnalysisPlan) -> list[tuple[str, str]]:
+    """The analysis plan as (what, value) rows for the overview."""
+    response = plan.response
+    landmark = (
+        f"PFS event by {response.landmark_weeks:g} weeks"
+        if response.landmark_weeks > 0
+        else f"{response.column} in {', '.join(response.progression)}"
+    )
+    split = plan.split if isinstance(plan.split, str) else f"fixed at {plan.split:g}"
+    return [
+        ("Uptake metric", header(plan.uptake_metric)),
+        ("Per-patient value", plan.patient_aggregate.replace("_", " ")),
+        ("Survival split", f"{split} ({plan.split_aggregate.replace('_', ' ')} per patient)"),
+        ("Series", f"{plan.reference_series} (reference), {plan.comparison_series}"),
+        ("Progression", f"{landmark}; not evaluable: {response.ne_rule}"),
+        ("Response categories", ", ".join(response.categories)),
+        ("IHC markers", ", ".join(f"{m.label} ({m.column})" for m in plan.ihc) or DASH),
+        ("Tumour-to-blood lesions", plan.tumour_to_blood_lesions),
+        ("Biodistribution cohort", plan.biodistribution_cohort),
+    ]

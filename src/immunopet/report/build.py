@@ -10,8 +10,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from immunopet.report.assemble import assemble_analysis
-from immunopet.report.contents import StudyAnalysis
+from immunopet.analysis.assemble import assemble_analysis
+from immunopet.analysis.export import write_analysis_tables
+from immunopet.analysis.results import StudyAnalysis
 from immunopet.report.figures import draw_all, qc_pages
 from immunopet.report.html import render_report
 from immunopet.study.manifest import load_manifest
@@ -69,6 +70,7 @@ def build_report(
     """
     results_dir, outdir = Path(results_dir), Path(outdir)
     analysis = assemble_analysis(results_dir, study=study, progress=progress)
+    write_analysis_tables(analysis, results_dir)
     if study is None:
         recorded = analysis.provenance.get("manifest_path")
         study = _recorded_study(recorded_manifest(recorded, results_dir))

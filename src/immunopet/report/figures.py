@@ -1,4 +1,4 @@
-"""The report's figures, drawn from a :class:`~immunopet.report.contents.StudyAnalysis`.
+"""The report's figures, drawn from a :class:`~immunopet.analysis.results.StudyAnalysis`.
 
 Each ``plot_*`` function takes one part of the analysis and a PNG path, draws on its own
 Agg figure (:mod:`immunopet.report.style`; no pyplot state, no display) and returns the path
@@ -43,13 +43,13 @@ from matplotlib.lines import Line2D
 from tqdm import tqdm
 
 from immunopet.analysis.aggregates import PatientUptake
+from immunopet.analysis.assemble import read_results
 from immunopet.analysis.biodistribution import ORGAN_ORDER, SERIES_ORDER
 from immunopet.analysis.clinical import BOR_CATEGORIES
 from immunopet.analysis.lesions import TimePointChoice
+from immunopet.analysis.results import SplitSurvival, StudyAnalysis
 from immunopet.errors import ImmunoPETError, InputError
 from immunopet.image import ImageVolume
-from immunopet.report.assemble import KRUSKAL_BOR, SPEARMAN_CPS, read_results
-from immunopet.report.contents import SplitSurvival, StudyAnalysis
 from immunopet.report.style import (
     EXCLUDED_COLOUR,
     GROUP_COLOURS,
@@ -64,7 +64,6 @@ from immunopet.report.style import (
     series_colour,
     series_marker,
 )
-from immunopet.stats import DAYS_PER_MONTH, kaplan_meier
 from immunopet.stats.results import BiomarkerComparison, TestResult
 from immunopet.study.model import ScanRef, Study, VoiSource
 
@@ -91,13 +90,15 @@ FIGURE_KEYS: Final = (
     "blood",
     "lesion_uptake",
     "uptake_by_response",
+    "uptake_vs_tps",
     "uptake_vs_cps",
     "survival_pfs",
     "survival_os",
     "tumour_to_blood",
     "biomarkers",
 )
-"""Keys of the study figures of :func:`draw_all` (QC pages follow as ``"qc <scan id>"``)."""
+"""Keys of the study figures of :func:`draw_all` under the default plan (QC pages follow as
+``"qc <scan id>"``; each IHC marker of the plan draws ``uptake_vs_<column without _percent>``)."""
 
 _WIDE: Final = (9.0, 4.0)
 _STANDARD: Final = (7.0, 4.5)
@@ -127,7 +128,7 @@ def _ordered_series(values: Sequence[str] | pd.Series) -> list[str]:
 def _p_text(p_value: float) -> str:
     if not math.isfinite(p_value):
         return "p not defined"
-    return "p < 0.001" if p_value < 0.001 else f"p = {p_value:.2f}"
+    return "p < 0.001" if p_value < 0.001 else f"p = {p_value:.3f}"
 
 
 def _spread(n: int, width: float = 0.25) -> np.ndarray:
@@ -141,15 +142,23 @@ def _metric_label(metric: str) -> str:
     return {"suv_peak": "SUVpeak", "suv_max": "SUVmax", "suv_mean": "SUVmean"}.get(metric, metric)
 
 
-def _strip(ax: Axes, x: int, values: np.ndarray, *, width: float, label: str | None) -> None:
-    """One column of lesion dots (sorted, spread evenly) with a bar at their median."""
+def _strip(
+    ax: Axes,
+    x: int,
+    values: np.ndarray,
+    *,
+    width: float,
+    label: str | None,
+    median: float | None = None,
+) -> None:
+    """One column of lesion dots (sorted, spread evenly) with a bar at the given median."""
     values = np.sort(values[np.isfinite(values)])
     ax.scatter(
         x + _spread(len(values), width), values, color=LESION_COLOUR, edgecolor="black",
         linewidth=0.4, s=28, zorder=3, label=label,
     )  # fmt: skip
-    if len(values):
-        ax.hlines(np.median(values), x - 0.35, x + 0.35, color="black", lw=1.4, zorder=2)
+    if median is not None and math.isfinite(median):
+        ax.hlines(median, x - 0.35, x + 0.35, color="black", lw=1.4, zorder=2)
 
 
 def _hour_ticks(ax: Axes, hours: pd.Series) -> None:
@@ -209,7 +218,8 @@ def plot_biodistribution(organ_uptake: pd.DataFrame, path: str | Path) -> Path:
                     label=organ_label(organ),
                 )
             _hour_ticks(ax, rows["nominal_hours"])
-            ax.set_title(series)
+            cohort = str(rows["cohort"].iloc[0]) if "cohort" in rows.columns else ""
+            ax.set_title(f"{series}\n{cohort}" if cohort else series, fontsize=9)
             ax.set_ylim(bottom=0.0)
         axes[0].set_ylabel("SUVmean (mean ± SD)")
         entries: dict[str, Any] = {}
@@ -222,24 +232,14 @@ def plot_biodistribution(organ_uptake: pd.DataFrame, path: str | Path) -> Path:
 
 
 # ---------------------------------------------------------------------------- Figure 3
-def _time_clusters(hours: np.ndarray) -> np.ndarray:
-    """Cluster index per sampling time: a new cluster starts more than max(1 h, 10 %) after
-    the first time of the current one (so 5 min and 30 min samples pool, 72 h and 120 h
-    do not)."""
-    order = np.argsort(hours, kind="stable")
-    labels = np.empty(len(hours), dtype=int)
-    cluster, start = -1, -math.inf
-    for position in order:
-        value = hours[position]
-        if value - start > max(1.0, 0.1 * start):
-            cluster += 1
-            start = value
-        labels[position] = cluster
-    return labels
-
-
-def plot_blood(blood: pd.DataFrame, path: str | Path, *, matrix: str = "plasma") -> Path:
-    """Blood samples as %IA/L vs hours after injection: patients thin, series mean +- SD bold.
+def plot_blood(
+    blood: pd.DataFrame,
+    path: str | Path,
+    *,
+    summary: pd.DataFrame | None = None,
+    matrix: str = "plasma",
+) -> Path:
+    """Blood samples as %IA/L vs hours after injection: patients thin, cohort mean +- SD bold.
 
     Parameters
     ----------
@@ -247,6 +247,9 @@ def plot_blood(blood: pd.DataFrame, path: str | Path, *, matrix: str = "plasma")
         :attr:`StudyAnalysis.blood` (``patient``, ``series``, ``matrix``, ``hours_pi``,
         ``percent_ia_per_l``).
     path : path-like
+    summary : pandas.DataFrame, optional
+        :attr:`StudyAnalysis.blood_summary`: the mean +- SD of the biodistribution cohort per
+        series and sample (drawn bold; without it only the patients' curves are drawn).
     matrix : {"plasma", "whole_blood"}
         The study shows plasma; whole blood is drawn when no plasma was counted.
 
@@ -270,23 +273,27 @@ def plot_blood(blood: pd.DataFrame, path: str | Path, *, matrix: str = "plasma")
         for series in _ordered_series(rows["series"]):
             part = rows[rows["series"].astype(str) == series]
             colour = series_colour(series)
-            for _, one in part.groupby("patient", sort=True):
-                one = one.sort_values("hours_pi")
+            for patient in sorted(set(part["patient"].astype(str))):
+                one = part[part["patient"].astype(str) == patient].sort_values("hours_pi")
                 ax.plot(one["hours_pi"], one["percent_ia_per_l"], color=colour, lw=0.7, alpha=0.35)
-            hours = part["hours_pi"].to_numpy(dtype=float)
-            clusters = _time_clusters(hours)
-            grouped = part.assign(_cluster=clusters).groupby("_cluster")
-            hours_mean = grouped["hours_pi"].mean()
-            values = grouped["percent_ia_per_l"]
-            label = f"{series} (mean ± SD, {part['patient'].nunique()} patients)"
+            if summary is None or summary.empty:
+                continue
+            means = summary[
+                (summary["series"].astype(str) == series) & (summary["matrix"] == matrix)
+            ].sort_values("hours_pi_mean")
+            if means.empty:
+                continue
+            cohort = str(means["cohort"].iloc[0])
+            label = f"{series} (mean ± SD; {cohort})"
             ax.errorbar(
-                hours_mean, values.mean(), yerr=values.std().fillna(0.0), color=colour,
-                marker=series_marker(series), capsize=3, lw=1.8, label=label,
+                means["hours_pi_mean"], means["mean"], yerr=means["sd"].fillna(0.0),
+                color=colour, marker=series_marker(series), capsize=3, lw=1.8, label=label,
             )  # fmt: skip
         ax.set_xlabel("Hours after injection")
         ax.set_ylabel(f"{matrix.replace('_', ' ').capitalize()} activity (%IA/L)")
         ax.set_ylim(bottom=0.0)
-        ax.legend(loc="upper right")
+        if ax.get_legend_handles_labels()[1]:
+            ax.legend(loc="upper right")
         ax.set_title("Blood samples, decay-corrected to injection")
         figure.subplots_adjust(left=0.1, right=0.97, bottom=0.12, top=0.9)
         return save_figure(figure, path)
@@ -358,14 +365,18 @@ def plot_lesion_uptake(
         if bool(f)
     }
     label = _metric_label(uptake.metric)
+    medians = {
+        str(p): float(m) for p, m in uptake.patients[["patient", "median"]].itertuples(index=False)
+    }
     with figure_style():
         figure = new_figure(max(5.0, 1.2 + 0.45 * len(patients)), _STANDARD[1])
         ax = figure.add_subplot(1, 1, 1)
         for x, patient in enumerate(patients):
             values = lesions.loc[lesions["patient"].astype(str) == patient, uptake.metric]
             _strip(
-                ax, x, values.to_numpy(dtype=float), width=0.15, label="lesion" if x == 0 else None
-            )
+                ax, x, values.to_numpy(dtype=float), width=0.15,
+                label="lesion" if x == 0 else None, median=medians.get(patient),
+            )  # fmt: skip
             out = excluded[excluded["patient"] == patient]
             ax.scatter(
                 np.full(len(out), x + 0.25), out["value"], marker="x", color=EXCLUDED_COLOUR,
@@ -395,45 +406,60 @@ def plot_uptake_by_response(
     *,
     test: TestResult | None = None,
     metric: str = "suv_peak",
+    column: str = "bor",
+    order: Sequence[str] = BOR_CATEGORIES,
+    metric_name: str | None = None,
 ) -> Path:
-    """Lesion uptake by best overall response: dots per lesion, medians as bars.
+    """Lesion uptake by response category: dots per lesion, the test's group medians as bars.
 
     Parameters
     ----------
     lesion_response : pandas.DataFrame
-        :attr:`StudyAnalysis.lesion_response` (``bor`` and the metric).
+        :attr:`StudyAnalysis.lesion_response` (the response column and the metric).
     path : path-like
     test : TestResult, optional
-        The group test, whose p-value goes into the title.
+        The group test: its p-value goes into the title, its group medians
+        (``extra["median <group>"]``) are drawn as bars.
     metric : str
         The value column.
+    column : str
+        The response column (``[analysis.response] column``).
+    order : sequence of str
+        Category order (the plan's categories; others follow alphabetically).
+    metric_name : str, optional
+        The metric the values are (``suv_peak`` ...) when ``metric`` names a generic column.
 
     Returns
     -------
     Path
     """
-    table = _require(lesion_response, "lesion_response", ("bor", metric))
-    present = set(table["bor"].astype(str))
-    categories = [c for c in BOR_CATEGORIES if c in present]
+    table = _require(lesion_response, "lesion_response", (column, metric))
+    present = set(table[column].astype(str))
+    categories = [c for c in order if c in present]
     categories += sorted(present - set(categories))
-    label = _metric_label(metric)
+    label = _metric_label(metric_name or metric)
+    medians = {} if test is None else {
+        g: float(test.extra[f"median {g}"]) for g in test.groups if f"median {g}" in test.extra
+    }  # fmt: skip
     with figure_style():
         figure = new_figure(max(4.5, 1.5 + 1.0 * len(categories)), _STANDARD[1])
         ax = figure.add_subplot(1, 1, 1)
         for x, category in enumerate(categories):
-            values = pd.to_numeric(table.loc[table["bor"].astype(str) == category, metric])
+            values = pd.to_numeric(table.loc[table[column].astype(str) == category, metric])
             values = values.to_numpy(dtype=float)
-            _strip(ax, x, values, width=0.25, label=None)
-            if np.isfinite(values).any():
-                median = float(np.nanmedian(values))
+            median = medians.get(category)
+            _strip(ax, x, values, width=0.25, label=None, median=median)
+            if median is not None and math.isfinite(median):
                 ax.annotate(f"{median:.1f}", (x + 0.37, median), va="center", fontsize=8)
         ax.set_xticks(range(len(categories)))
         ax.set_xticklabels(
-            [f"{c}\n(n = {int((table['bor'].astype(str) == c).sum())})" for c in categories]
+            [f"{c}\n(n = {int((table[column].astype(str) == c).sum())})" for c in categories]
         )
         ax.set_xlim(-0.6, len(categories) - 0.2)
         ax.set_ylim(bottom=0.0)
-        ax.set_xlabel("Best overall response (RECIST 1.1)")
+        ax.set_xlabel(
+            "Best overall response (RECIST 1.1)" if column == "bor" else column.replace("_", " ")
+        )
         ax.set_ylabel(f"{label} per lesion")
         title = f"{label} by response"
         if test is not None:
@@ -445,28 +471,39 @@ def plot_uptake_by_response(
 
 # ---------------------------------------------------------------------------- Figure 7
 def plot_uptake_vs_cps(
-    patients: pd.DataFrame, path: str | Path, *, test: TestResult | None = None
+    patients: pd.DataFrame,
+    path: str | Path,
+    *,
+    test: TestResult | None = None,
+    column: str = "cps_percent",
+    marker_label: str = "PD-L1 CPS",
+    uptake_column: str = "median",
+    uptake_label: str = "Median SUVpeak of the patient's lesions",
 ) -> Path:
-    """Per-patient median lesion uptake against the PD-L1 combined positive score.
+    """Per-patient lesion uptake against an IHC score (the study: the PD-L1 CPS).
 
     Parameters
     ----------
     patients : pandas.DataFrame
-        One row per patient: ``patient``, ``median`` (SUV) and ``cps_percent`` (%).
+        One row per patient: ``patient``, the uptake column and the marker column.
     path : path-like
     test : TestResult, optional
         The correlation, whose rho and p-value go into the title.
+    column, marker_label : str
+        The IHC column and its name.
+    uptake_column, uptake_label : str
+        The per-patient uptake column and its axis label.
 
     Returns
     -------
     Path
     """
-    table = _require(patients, "patients", ("patient", "median", "cps_percent"))
-    x = pd.to_numeric(table["cps_percent"], errors="coerce").to_numpy(dtype=float)
-    y = pd.to_numeric(table["median"], errors="coerce").to_numpy(dtype=float)
+    table = _require(patients, "patients", ("patient", uptake_column, column))
+    x = pd.to_numeric(table[column], errors="coerce").to_numpy(dtype=float)
+    y = pd.to_numeric(table[uptake_column], errors="coerce").to_numpy(dtype=float)
     keep = np.isfinite(x) & np.isfinite(y)
     if not keep.any():
-        raise InputError("nothing to draw", tag="patients", value="no CPS with uptake")
+        raise InputError("nothing to draw", tag="patients", value=f"no {column} with uptake")
     names = table["patient"].astype(str).to_numpy()[keep]
     with figure_style():
         figure = new_figure(*_STANDARD)
@@ -474,17 +511,16 @@ def plot_uptake_vs_cps(
         ax.scatter(x[keep], y[keep], color=LESION_COLOUR, edgecolor="black", s=34, zorder=3)
         for name, xi, yi in zip(names, x[keep], y[keep], strict=True):
             ax.annotate(name, (xi, yi), xytext=(4, 3), textcoords="offset points", fontsize=7)
-        ax.set_xlabel("PD-L1 CPS (%)")
-        ax.set_ylabel("Median SUVpeak of the patient's lesions")
-        ax.set_xlim(-5.0, 105.0)
+        ax.set_xlabel(marker_label)
+        ax.set_ylabel(uptake_label)
         ax.set_ylim(bottom=0.0)
-        title = "Uptake vs PD-L1 CPS"
+        title = f"Uptake vs {marker_label}"
         if test is not None:
             title += f" (Spearman rho = {test.statistic:.2f}, {_p_text(test.p_value)})"
         ax.set_title(title)
         dropped = int((~keep).sum())
         if dropped:
-            note = f"{dropped} patient(s) without CPS or uptake not shown"
+            note = f"{dropped} patient(s) without {marker_label} or uptake not shown"
             ax.text(0.99, 0.02, note, transform=ax.transAxes, ha="right", fontsize=7)
         figure.subplots_adjust(left=0.1, right=0.97, bottom=0.12, top=0.9)
         return save_figure(figure, path)
@@ -506,25 +542,20 @@ def plot_survival_split(split: SplitSurvival, path: str | Path) -> Path:
     """
     from lifelines.plotting import add_at_risk_counts
 
-    data = _require(split.data, f"split_survival[{split.endpoint}]", ("group", "duration_days"))
+    _require(split.data, f"split_survival[{split.endpoint}]", ("group", "duration_days"))
     with figure_style():
         figure = new_figure(7.0, 5.0)
         ax = figure.add_axes((0.11, 0.32, 0.85, 0.58))
         fitters = []
         for group in ("high", "low"):
-            part = data[data["group"].astype(str) == group]
-            if part.empty:
+            curve = split.curves.get(group)
+            if curve is None or curve.fitter is None:
                 continue
-            months = part["duration_days"].to_numpy(dtype=float) / DAYS_PER_MONTH
             summary = split.summaries.get(group)
             median = summary.median if summary is not None else math.nan
             median_text = "NR" if not math.isfinite(median) else f"{median:.1f} mo"
-            curve = kaplan_meier(
-                months,
-                part["event"].to_numpy(dtype=float),
-                label=f"{group} uptake (n = {len(part)}, median {median_text})",
-            )
             fitter: Any = curve.fitter
+            fitter._label = f"{group} uptake (n = {curve.n}, median {median_text})"
             fitter.plot_survival_function(
                 ax=ax,
                 ci_show=False,
@@ -537,7 +568,10 @@ def plot_survival_split(split: SplitSurvival, path: str | Path) -> Path:
         ax.set_xlim(left=0.0)
         ax.set_xlabel(f"Time ({_MONTHS})")
         ax.set_ylabel(f"{split.endpoint} probability")
-        title = f"{split.endpoint} by median split of uptake (SUVpeak {split.threshold:.2f})"
+        title = (
+            f"{split.endpoint} by uptake above/below {split.threshold:.2f} "
+            f"({split.threshold_rule or 'median split'})"
+        )
         if split.logrank is not None:
             title += f"\nlog-rank {_p_text(split.logrank.p_value)}"
         if split.cox is not None and not split.cox.table.empty:
@@ -816,7 +850,7 @@ def qc_figure(
     millimetres (``extent`` from the affine), so the pixel aspect is the voxel aspect.
     """
     figure, _ = _draw_qc(volume, masks, title, vmax=vmax)
-    return save_figure(figure, path)
+    return save_figure(figure, path, copies=False)
 
 
 def _scans_table(source: str | Path | pd.DataFrame) -> pd.DataFrame:
@@ -929,12 +963,30 @@ def _qc_file(scan_id: str) -> str:
 
 
 # ---------------------------------------------------------------------------- all of them
-def _patients_cps(analysis: StudyAnalysis) -> pd.DataFrame | None:
-    if analysis.uptake is None or analysis.lesion_response is None:
-        return None
-    cps = analysis.lesion_response.loc[:, ["patient", "cps_percent"]].drop_duplicates("patient")
-    patients = analysis.uptake.patients.loc[:, ["patient", "median"]]
-    return patients.merge(cps, on="patient", how="inner")
+def _marker_figures(analysis: StudyAnalysis) -> list[tuple[str, Callable[[Path], Path]]]:
+    """One scatter per IHC marker of the plan with values (the study: CPS)."""
+    patients = analysis.patient_clinical
+    if patients is None:
+        return []
+    plan = analysis.plan
+    aggregate = plan.patient_aggregate.replace("_", " ")
+    uptake_label = f"{aggregate.capitalize()} {_metric_label(plan.uptake_metric)} of the lesions"
+    jobs: list[tuple[str, Callable[[Path], Path]]] = []
+    for marker in plan.ihc:
+        if marker.column not in patients.columns:
+            continue
+        key = f"uptake_vs_{marker.column.removesuffix('_percent')}"
+        draw = partial(
+            plot_uptake_vs_cps,
+            patients,
+            test=analysis.tests.get(analysis.test_roles.get(f"ihc-rank:{marker.column}", "")),
+            column=marker.column,
+            marker_label=marker.label,
+            uptake_column="uptake",
+            uptake_label=uptake_label,
+        )
+        jobs.append((_safe_name(key), draw))
+    return jobs
 
 
 def draw_all(
@@ -970,17 +1022,22 @@ def draw_all(
     if a.organ_uptake is not None:
         jobs.append(("biodistribution", partial(plot_biodistribution, a.organ_uptake)))
     if a.blood is not None:
-        jobs.append(("blood", partial(plot_blood, a.blood)))
+        jobs.append(("blood", partial(plot_blood, a.blood, summary=a.blood_summary)))
     if a.uptake is not None:
         draw = partial(plot_lesion_uptake, a.uptake, measurements=a.measurements)
         jobs.append(("lesion_uptake", draw))
     if a.lesion_response is not None:
-        draw = partial(plot_uptake_by_response, a.lesion_response, test=a.tests.get(KRUSKAL_BOR))
+        draw = partial(
+            plot_uptake_by_response,
+            a.lesion_response,
+            test=a.tests.get(a.test_roles.get("response", "")),
+            metric="value",
+            metric_name=a.plan.uptake_metric,
+            column=a.plan.response.column,
+            order=a.plan.response.categories,
+        )
         jobs.append(("uptake_by_response", draw))
-    patients = _patients_cps(a)
-    if patients is not None:
-        draw = partial(plot_uptake_vs_cps, patients, test=a.tests.get(SPEARMAN_CPS))
-        jobs.append(("uptake_vs_cps", draw))
+    jobs += _marker_figures(a)
     for endpoint, split in a.split_survival.items():
         jobs.append((f"survival_{endpoint.lower()}", partial(plot_survival_split, split)))
     if a.tumour_to_blood is not None:
@@ -997,9 +1054,6 @@ def draw_all(
         name = _qc_file(key[3:]) if key.startswith("qc ") else f"{key}.png"
         try:
             drawn[key] = draw(out / name)
-        except OSError:  # the folder cannot be written: an error, not a missing figure
-            raise
-        except Exception as exc:  # one figure never stops the others; one line, no traceback
-            _LOG.debug("figure %s not drawn", key, exc_info=True)
+        except ImmunoPETError as exc:  # a figure its data do not allow; a bug propagates
             _LOG.warning("figure %s not drawn: %s", key, exc)
     return drawn

@@ -1,6 +1,6 @@
 """The study report as one self-contained HTML folder.
 
-:func:`render_report` arranges a :class:`~immunopet.report.contents.StudyAnalysis` (and the
+:func:`render_report` arranges a :class:`~immunopet.analysis.results.StudyAnalysis` (and the
 figures drawn from it by :func:`immunopet.report.figures.draw_all`) into ``OUTDIR/index.html``
 with its stylesheet ``OUTDIR/report.css`` and its images under ``OUTDIR/figures/``. Every link
 is relative and nothing is fetched from the network, so the folder can be zipped, mailed and
@@ -42,6 +42,7 @@ import pandas as pd
 
 from immunopet import __version__
 from immunopet.analysis.biodistribution import ORGAN_ORDER
+from immunopet.analysis.results import SplitSurvival, StudyAnalysis
 from immunopet.errors import InputError
 from immunopet.report._cells import (
     DASH,
@@ -49,6 +50,7 @@ from immunopet.report._cells import (
     Figure,
     Section,
     Table,
+    attach_csv,
     cell,
     format_cell,
     format_p_value,
@@ -60,11 +62,12 @@ from immunopet.report._cells import (
     is_identifying,
     is_missing,
     natural_key,
+    plan_rows,
     report_words,
+    same_precision,
     series_order,
     text_table,
 )
-from immunopet.report.contents import SplitSurvival, StudyAnalysis
 from immunopet.stats.results import SurvivalSummary, TestResult
 
 __all__ = ["SECTION_IDS", "format_p_value", "is_identifying", "render_report"]
@@ -245,6 +248,12 @@ def _overview(analysis: StudyAnalysis, generated: str) -> dict[str, Any]:
             caption="Analysis settings (choices that change numbers).",
             css="facts",
         ),
+        "plan": text_table(
+            ["Plan", "Value"],
+            plan_rows(analysis.plan),
+            css="facts",
+            caption="Analysis plan (the manifest's [analysis] table).",
+        ),
         "all_notes": tuple(analysis.notes),
     }
 
@@ -374,6 +383,16 @@ def _biodistribution(analysis: StudyAnalysis, figures: list[Figure]) -> dict[str
     if not has_rows(organs) and not has_rows(ratio) and not figures:
         return None
     grid = _organ_grid(organs) if organs is not None and not organs.empty else None
+    if grid is not None and organs is not None and "cohort" in organs.columns:
+        cohorts = [
+            f"{series}: {cohort}"
+            for series, cohort in organs[["series", "cohort"]]
+            .drop_duplicates()
+            .itertuples(index=False)
+        ]
+        grid = dataclasses.replace(
+            grid, notes=(*grid.notes, "Patients per series (" + "; ".join(cohorts) + ").")
+        )
     return {
         "figures": figures,
         "organs": grid or frame_table(organs, caption="Normal-tissue uptake."),
@@ -391,22 +410,12 @@ def _blood(analysis: StudyAnalysis, figures: list[Figure]) -> dict[str, Any] | N
     blood, comparison = analysis.blood, analysis.blood_vs_image
     if not has_rows(blood) and not has_rows(comparison) and not figures:
         return None
-    summary = None
-    if blood is not None and {"series", "sample", "percent_ia_per_l"} <= set(blood.columns):
-        keys = [c for c in ("series", "sample", "matrix") if c in blood.columns]
-        rank = {s: i for i, s in enumerate(series_order(blood["series"]))}
-        series, sample = blood["series"].astype(str), blood["sample"].astype(str)
-        order = sorted(
-            range(len(blood)), key=lambda i: (rank[series.iloc[i]], natural_key(sample.iloc[i]))
-        )
-        grouped = blood.iloc[order].groupby(keys, sort=False, dropna=False)
-        table = grouped["percent_ia_per_l"].agg(["count", "mean", "std"])
-        table.columns = ["n", "Mean %IA/L", "SD %IA/L"]
-        if "hours_pi" in blood.columns:
-            table.insert(1, "Hours p.i. (mean)", grouped["hours_pi"].mean())
-        summary = frame_table(
-            table.reset_index(), caption="Blood activity per sample time (mean of patients)."
-        )
+    summary = frame_table(
+        analysis.blood_summary,
+        caption="Blood activity per sample time: mean ± SD (%IA/L) of the patients of the "
+        "biodistribution cohort (the cohort column names them).",
+        headers={"hours_pi_mean": "Hours p.i. (mean)", "mean": "Mean %IA/L", "sd": "SD %IA/L"},
+    )
     return {
         "figures": figures,
         "summary": summary,
@@ -440,13 +449,23 @@ def _visibility(analysis: StudyAnalysis, figures: list[Figure]) -> dict[str, Any
                 f"at {float(row.second_hours):g} h; {format_cell(row.n_both, 'n')} of them "
                 "were seen at both time points."
             )
+    extra = analysis.visibility_extra
+    if extra is not None and not extra.empty:
+        row = extra.iloc[0]
+        sentences.append(
+            f"{format_cell(row['n_only_comparison'], 'n')} FDG-positive lesion(s) were seen on "
+            f"the {row['comparison_series']} scans and on no {row['reference_series']} scan "
+            f"({format_cell(row['n_only_comparison_large'], 'n')} of them with a long axis of "
+            f"at least {analysis.settings.min_long_axis_mm:g} mm)."
+        )
     return {
         "figures": figures,
         "rule": vis.rule,
         "summary": frame_table(
             summary,
             columns="visibility_summary",
-            caption="FDG-positive lesions visible on the immuno-PET: visible of all (%).",
+            caption="FDG-positive lesions visible on the immuno-PET: visible of the FDG-positive "
+            "lesions of the patients who had that scan (%).",
             headers={"group": "Lesions", "text": "Visible"},
         ),
         "tracer_positive": frame_table(
@@ -546,28 +565,45 @@ def _is_ihc(title: str, result: TestResult) -> bool:
     return bool(_IHC_PATTERN.search(text))
 
 
+def _statistic_text(result: TestResult) -> str:
+    """``"U = 3.00"`` (SPSS's U: the smaller of U1 and U2), ``"H = 4.20"``, ``"rho = 0.512"``."""
+    if result.statistic_name == "U":
+        value = float(result.extra.get("U_min", result.statistic))
+        return f"U = {value:g}"  # a whole or half number of pairs
+    return f"{result.statistic_name} = {format_statistic(result.statistic)}"
+
+
+def _medians_text(result: TestResult) -> str:
+    found = [
+        f"{label}: {format_cell(result.extra[f'median {label}'], 'median')}"
+        for label in result.groups
+        if f"median {label}" in result.extra
+    ]
+    return "; ".join(found) or DASH
+
+
 def _tests_table(tests: Mapping[str, TestResult], caption: str) -> Table:
     rows = []
     notes: list[str] = []
     for title, result in tests.items():
-        statistic = format_statistic(result.statistic)
         rows.append(
             (
                 title,
                 result.test_name,
                 ", ".join(result.groups) or DASH,
                 Cell(", ".join(str(v) for v in result.n), numeric=True),
-                Cell(f"{result.statistic_name} = {statistic}", numeric=True),
+                _medians_text(result),
+                Cell(_statistic_text(result), numeric=True),
                 Cell(format_p_value(result.p_value), numeric=True),
                 result.method,
             )
         )
         notes.extend(f"{title}: {note}" for note in result.notes)
     return text_table(
-        ["Analysis", "Test", "Groups", "n", "Statistic", "p", "Method"],
+        ["Analysis", "Test", "Groups", "n", "Group medians", "Statistic", "p", "Method"],
         rows,
         caption=caption,
-        notes=notes,
+        notes=list(dict.fromkeys(notes)),
     )
 
 
@@ -590,10 +626,12 @@ def _outcome(
 
 
 def _with_ci(value: Any, lower: Any, upper: Any, fmt: Callable[[Any], str] = format_cell) -> str:
-    """``"value (lower–upper)"``; the interval left out when both limits are missing."""
+    """``"value (lower–upper)"``, limits to the precision of the value; the interval left out
+    when both limits are missing."""
+    text = fmt(value)
     if is_missing(lower) and is_missing(upper):
-        return fmt(value)
-    return f"{fmt(value)} ({fmt(lower)}\u2013{fmt(upper)})"
+        return text
+    return f"{text} ({same_precision(lower, text)}\u2013{same_precision(upper, text)})"
 
 
 def _one_decimal(value: Any) -> str:
@@ -606,7 +644,12 @@ def _median_text(summary: SurvivalSummary) -> Cell:
     return Cell(_with_ci(summary.median, summary.lower, summary.upper, _one_decimal), True)
 
 
-def _survival_table(summaries: Mapping[str, SurvivalSummary], caption: str, first: str) -> Table:
+def _survival_table(
+    summaries: Mapping[str, SurvivalSummary],
+    caption: str,
+    first: str,
+    restricted: Mapping[str, float] | None = None,
+) -> Table:
     rows = []
     notes: list[str] = []
     for key, summary in summaries.items():
@@ -616,20 +659,25 @@ def _survival_table(summaries: Mapping[str, SurvivalSummary], caption: str, firs
                 summary.n,
                 summary.events,
                 _median_text(summary),
+                Cell(_one_decimal((restricted or {}).get(key, math.nan)), numeric=True),
                 summary.time_unit or DASH,
                 f"{round(100 * (1 - summary.alpha)):d}% {summary.ci_method}",
             )
         )
         notes.extend(f"{key}: {note}" for note in summary.notes)
+    notes.append(
+        "Restricted mean: the area under the Kaplan-Meier curve up to the group's largest "
+        "observed time (SPSS's 'Mean' of survival time)."
+    )
     return text_table(
-        [first, "n", "Events", "Median (CI)", "Unit", "Interval"],
+        [first, "n", "Events", "Median (CI)", "Restricted mean", "Unit", "Interval"],
         rows,
         caption=caption,
         notes=notes,
     )
 
 
-def _split(split: SplitSurvival, figure: Figure | None) -> dict[str, Any]:
+def _split(split: SplitSurvival, figure: Figure | None, uptake: str = "uptake") -> dict[str, Any]:
     logrank = None
     if split.logrank is not None:
         lr = split.logrank
@@ -660,9 +708,24 @@ def _split(split: SplitSurvival, figure: Figure | None) -> dict[str, Any]:
         )
     return {
         "endpoint": split.endpoint,
-        "threshold": f"{split.threshold:.2f}" if not is_missing(split.threshold) else DASH,
+        "uptake": uptake,
+        "threshold": (
+            f"{split.threshold:.2f} ({split.threshold_rule})"
+            if split.threshold_rule
+            else f"{split.threshold:.2f}"
+        )
+        if not is_missing(split.threshold)
+        else DASH,
         "figure": figure,
-        "groups": _survival_table(split.summaries, "Median survival by uptake group.", "Group")
+        "groups": _survival_table(
+            split.summaries,
+            "Survival by uptake group (high: above the threshold).",
+            "Group",
+            restricted={
+                group: split.restricted_mean.get(group.split(",")[0], math.nan)
+                for group in split.summaries
+            },
+        )
         if split.summaries
         else None,
         "logrank": logrank,
@@ -678,10 +741,15 @@ def _survival(analysis: StudyAnalysis, figures: list[Figure]) -> dict[str, Any] 
     for key, split in analysis.split_survival.items():
         endpoint = key.lower()
         figure = by_name.pop(f"km_{endpoint}", None) or by_name.pop(f"survival_{endpoint}", None)
-        splits.append(_split(split, figure))
+        plan = analysis.plan
+        uptake = f"{plan.split_aggregate.replace('_', ' ')} lesion {header(plan.uptake_metric)}"
+        splits.append(_split(split, figure, uptake))
     return {
         "cohort": _survival_table(
-            analysis.cohort_survival, "Median survival of the whole cohort.", "Endpoint"
+            analysis.cohort_survival,
+            "Survival of the whole cohort.",
+            "Endpoint",
+            restricted=analysis.cohort_restricted_mean,
         )
         if analysis.cohort_survival
         else None,
@@ -846,9 +914,12 @@ def _build_sections(
             qc.append(figure)
         elif name in known:
             figures_of.setdefault(known[name]["section"], []).append(figure)
+        elif name.startswith("uptake_vs_"):  # one per IHC marker of the analysis plan
+            figures_of.setdefault("ihc", []).append(figure)
         else:
             extra.append(figure)
-    ihc_tests = {k: v for k, v in analysis.tests.items() if _is_ihc(k, v)}
+    ihc_keys = {v for k, v in analysis.test_roles.items() if k.startswith("ihc")}
+    ihc_tests = {k: v for k, v in analysis.tests.items() if k in ihc_keys or _is_ihc(k, v)}
     other_tests = {k: v for k, v in analysis.tests.items() if k not in ihc_tests}
     schedule = _schedule(analysis)
     if schedule is not None:
@@ -893,7 +964,7 @@ def render_report(
     Parameters
     ----------
     analysis : StudyAnalysis
-        Everything the report shows (:func:`immunopet.report.assemble.assemble_analysis`).
+        Everything the report shows (:func:`immunopet.analysis.assemble.assemble_analysis`).
     outdir : str or Path
         The report folder; created if needed. Receives ``index.html``, ``report.css`` and
         ``figures/`` (files of the same name are overwritten, others are left alone).
@@ -925,6 +996,7 @@ def render_report(
     placed = _copy_figures(sources, out)
     generated = datetime.now().strftime("%Y-%m-%d %H:%M")
     sections = _build_sections(analysis, placed, generated)
+    attach_csv(sections, out)
     template = _environment().get_template("index.html.j2")
     html = template.render(
         title=f"{analysis.name} \u2014 immuno-PET report" if analysis.name else "immuno-PET report",

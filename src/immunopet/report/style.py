@@ -31,6 +31,7 @@ __all__ = [
     "ORGAN_COLOURS",
     "ORGAN_LABELS",
     "PET_COLOURMAP",
+    "PRINT_DPI",
     "RC_PARAMS",
     "SERIES_COLOURS",
     "SERIES_MARKERS",
@@ -186,21 +187,30 @@ def new_figure(width_in: float, height_in: float) -> Figure:
     return figure
 
 
-def save_figure(figure: Figure, path: str | Path) -> Path:
-    """Save a figure as PNG at :data:`DPI` (size as created: no tight bounding box).
+PRINT_DPI: Final = 300
+"""Resolution of the print copy of every figure (``<name>_300dpi.png``)."""
+
+
+def save_figure(figure: Figure, path: str | Path, *, copies: bool = True) -> Path:
+    """Save a figure as PNG at :data:`DPI`, and as SVG and a 300-dpi PNG beside it.
 
     Parameters
     ----------
     figure : matplotlib.figure.Figure
     path : path-like
-        The PNG; its folder is created.
+        The PNG shown in the report; its folder is created.
+    copies : bool
+        Also write ``<stem>.svg`` (vector) and ``<stem>_300dpi.png`` (print) next to it.
 
     Returns
     -------
     Path
-        The file written.
+        The PNG written at :data:`DPI`.
     """
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
     figure.savefig(target, dpi=DPI, format="png")
+    if copies:
+        figure.savefig(target.with_suffix(".svg"), format="svg")
+        figure.savefig(target.with_name(f"{target.stem}_300dpi.png"), dpi=PRINT_DPI, format="png")
     return target

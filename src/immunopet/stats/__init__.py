@@ -26,6 +26,7 @@ from immunopet.stats.survival import (
     logrank,
     median_split,
     median_survival,
+    restricted_mean_survival,
     survival_summary,
 )
 
@@ -50,6 +51,7 @@ __all__ = [
     "median_split",
     "median_survival",
     "pdl1_group",
+    "restricted_mean_survival",
     "spearman",
     "survival_summary",
 ]

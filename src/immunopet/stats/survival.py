@@ -21,6 +21,7 @@ import numpy as np
 import numpy.typing as npt
 import pandas as pd
 from lifelines import CoxPHFitter, KaplanMeierFitter
+from lifelines.exceptions import ConvergenceError
 from lifelines.statistics import multivariate_logrank_test
 from lifelines.utils import median_survival_times
 from scipy import stats
@@ -396,6 +397,42 @@ def kaplan_meier(
     return KaplanMeier(alpha=alpha).fit(durations, events, label=label)
 
 
+def restricted_mean_survival(
+    durations: ArrayLike, events: ArrayLike, *, horizon: float | None = None
+) -> tuple[float, float]:
+    """Restricted mean survival time: the area under the Kaplan-Meier curve up to a horizon.
+
+    Parameters
+    ----------
+    durations : sequence of float
+        Time to event or censoring (>= 0).
+    events : sequence of {0, 1} or bool
+    horizon : float, optional
+        Upper limit of the area; default the largest observed time (SPSS's "Mean" of a
+        Kaplan-Meier analysis, "limited to the largest survival time if it is censored").
+
+    Returns
+    -------
+    (float, float)
+        The restricted mean and the horizon used, in the unit of ``durations``.
+
+    Examples
+    --------
+    >>> restricted_mean_survival([2, 3, 4, 5], [1, 1, 0, 1])
+    (3.75, 5.0)
+    """
+    from lifelines.utils import restricted_mean_survival_time
+
+    times, observed = _survival_data(durations, events)
+    limit = float(np.max(times)) if horizon is None else float(horizon)
+    if not math.isfinite(limit) or limit <= 0:
+        raise InputError(
+            "restricted-mean horizon must be positive", tag="horizon", value=limit, expected="> 0"
+        )
+    fitter = KaplanMeierFitter().fit(times, observed)
+    return float(restricted_mean_survival_time(fitter, t=limit)), limit
+
+
 def median_survival(
     durations: ArrayLike,
     events: ArrayLike,
@@ -644,7 +681,15 @@ def cox_hazard_ratio(
     fitter = CoxPHFitter(alpha=alpha)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        fitter.fit(complete, duration_col=duration_col, event_col=event_col)
+        try:
+            fitter.fit(complete, duration_col=duration_col, event_col=event_col)
+        except ConvergenceError as exc:
+            raise InputError(
+                "Cox model did not converge",
+                tag=", ".join(covariates),
+                value=str(exc).strip().splitlines()[0] if str(exc).strip() else "",
+                expected="covariates that vary and are not collinear",
+            ) from exc
     notes.extend(str(w.message).strip().splitlines()[0] for w in caught)
     summary = fitter.summary
     z = float(stats.norm.isf(alpha / 2.0))

@@ -28,6 +28,32 @@ analysis. Paths are relative to the manifest's folder. An example::
     spill_in_organ = "spleen"
     spill_in_distance_mm = 13.0
 
+    [analysis]                    # each optional; defaults = the paper's Methods
+    uptake_metric = "suv_peak"    # suv_peak | suv_max | suv_mean (peak kind: settings.peak)
+    patient_aggregate = "median"  # median | mean | geometric_mean | max (IHC, biomarkers)
+    split_aggregate = "mean"      # per-patient value compared with the split threshold
+    split = "median-of-lesions"   # median-of-lesions | median-of-patients | a number
+    fallback_hours = [72]         # used when a patient has no scan at analysis_hours
+    reference_series = "tracer-only"
+    comparison_series = "predose"
+    tumour_to_blood_lesions = "quantitative"   # quantitative | fdg-positive | all
+    biodistribution_cohort = "full-schedule"   # full-schedule | all
+    biomarkers = ["uptake", "tps_percent", "cps_percent"]
+
+    [analysis.response]
+    column = "bor"
+    categories = ["PD", "SD", "PR", "CR"]
+    progression = ["PD"]
+    responders = ["CR", "PR"]
+    not_evaluable = ["NE"]
+    landmark_weeks = 6            # 0: the categories alone decide progression
+    ne_rule = "landmark"          # landmark | exclude | progression | no-progression
+
+    [[analysis.ihc]]              # any number; default PD-L1 TPS and CPS, cut-offs 1 and 50
+    column = "pd1_percent"
+    label = "PD-1"
+    cutoffs = [1, 50]
+
     [[exclusions]]
     patient = "P09"
     lesion = "3"
@@ -82,6 +108,7 @@ its table's header (the longest recorded prefix of its dotted key).
 from __future__ import annotations
 
 import difflib
+import itertools
 import math
 import os
 import re
@@ -100,15 +127,24 @@ from pydicom import dcmread
 from immunopet.errors import ManifestError, describe_problem
 from immunopet.study._toml_lines import Key, LineIndex
 from immunopet.study.model import (
+    SPLIT_RULES,
+    AnalysisPlan,
     AnalysisSettings,
+    BiodistributionCohort,
     Exclusion,
+    IhcMarker,
     Injection,
     Normalisation,
+    NotEvaluable,
     Patient,
+    PatientAggregate,
     PeakMethod,
+    ResponsePlan,
     Scan,
     Study,
     StudyInputs,
+    TumourToBloodLesions,
+    UptakeMetric,
     VoiKind,
     VoiSource,
 )
@@ -123,7 +159,15 @@ __all__ = [
 ]
 
 
-_TOP_KEYS: Final = ("study", "inputs", "settings", "exclusions", "patients")
+_TOP_KEYS: Final = ("study", "inputs", "settings", "analysis", "exclusions", "patients")
+_ANALYSIS_KEYS: Final = (
+    *(f.name for f in fields(AnalysisPlan) if f.name not in ("response", "ihc")),
+    "response",
+    "ihc",
+    "peak",
+)
+_RESPONSE_KEYS: Final = tuple(f.name for f in fields(ResponsePlan))
+_IHC_KEYS: Final = ("column", "label", "cutoffs")
 _STUDY_KEYS: Final = ("name", "tracer", "show_paths")
 _INPUT_KEYS: Final = tuple(f.name for f in fields(StudyInputs))
 _SETTING_KEYS: Final = tuple(f.name for f in fields(AnalysisSettings))
@@ -297,7 +341,9 @@ class _Checker:
         if value is _MISSING:
             return None
         if value not in options:
-            self.add((*key, name), "not one of the choices", _shown(value), " | ".join(options))
+            close = difflib.get_close_matches(str(value), options, n=1)
+            message = "not one of the choices" + (f"; did you mean {close[0]!r}?" if close else "")
+            self.add((*key, name), message, _shown(value), " | ".join(options))
             return None
         return str(value)
 
@@ -480,6 +526,19 @@ def _build(c: _Checker, data: dict[str, Any]) -> Study | None:
             show_paths = False
     inputs = _build_inputs(c, data.get("inputs", {}))
     settings = _build_settings(c, data.get("settings", {}))
+    plan, peak = _build_plan(c, data.get("analysis", {}))
+    if peak is not None:
+        given = (
+            data.get("settings", {}).get("peak") if isinstance(data.get("settings"), dict) else None
+        )
+        if given is not None and given != peak:
+            c.add(
+                ("analysis", "peak"),
+                "contradicts settings.peak",
+                peak,
+                f"{given!r} as in [settings], or leave one out",
+            )
+        settings = replace(settings, peak=cast(PeakMethod, peak))
     patients = _build_patients(c, data)
     exclusions = _build_exclusions(c, data, {p.pseudonym for p in patients})
     if "patients" in data and not patients and not c.problems:
@@ -495,7 +554,117 @@ def _build(c: _Checker, data: dict[str, Any]) -> Study | None:
         exclusions=tuple(exclusions),
         tracer=tracer,
         show_paths=show_paths,
+        plan=plan,
     )
+
+
+def _text_list(c: _Checker, data: Mapping[str, Any], name: str, key: Key) -> tuple[str, ...] | None:
+    value = data.get(name, _MISSING)
+    if value is _MISSING:
+        return None
+    if not isinstance(value, list) or not all(isinstance(v, str) and v.strip() for v in value):
+        c.add((*key, name), "not an array of strings", _shown(value), 'e.g. ["PD"]')
+        return None
+    return tuple(str(v).strip() for v in value)
+
+
+def _number_list(
+    c: _Checker, data: Mapping[str, Any], name: str, key: Key, *, increasing: bool = False
+) -> tuple[float, ...] | None:
+    value = data.get(name, _MISSING)
+    if value is _MISSING:
+        return None
+    ok = isinstance(value, list) and all(
+        isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v) for v in value
+    )
+    if ok and increasing:
+        ok = len(value) > 0 and all(a < b for a, b in itertools.pairwise(value))
+    if not ok:
+        expected = "an increasing array of numbers" if increasing else "an array of numbers"
+        c.add((*key, name), "not " + expected.replace("an ", "an ", 1), _shown(value), expected)
+        return None
+    return tuple(float(v) for v in value)
+
+
+def _build_response(c: _Checker, data: Any) -> ResponsePlan:
+    key: Key = ("analysis", "response")
+    table = c.table(data, key, _RESPONSE_KEYS)
+    if table is None:
+        return ResponsePlan()
+    values: dict[str, Any] = {
+        "column": c.text(table, "column", key, nonempty=True),
+        "categories": _text_list(c, table, "categories", key),
+        "progression": _text_list(c, table, "progression", key),
+        "responders": _text_list(c, table, "responders", key),
+        "not_evaluable": _text_list(c, table, "not_evaluable", key),
+        "landmark_weeks": c.number(table, "landmark_weeks", key, strict=False),
+        "ne_rule": c.choice(table, "ne_rule", key, get_args(NotEvaluable)),
+    }
+    return ResponsePlan(**{k: v for k, v in values.items() if v is not None})
+
+
+def _build_ihc(c: _Checker, data: Mapping[str, Any]) -> tuple[IhcMarker, ...] | None:
+    if "ihc" not in data:
+        return None
+    rows = c.array(data, "ihc", ("analysis",), "an array of [[analysis.ihc]] tables")
+    markers: list[IhcMarker] = []
+    for i, row in enumerate(rows):
+        key: Key = ("analysis", "ihc", i)
+        table = c.table(row, key, _IHC_KEYS, ("column",))
+        if table is None:
+            continue
+        column = c.text(table, "column", key, nonempty=True)
+        label = c.text(table, "label", key, nonempty=True)
+        cutoffs = _number_list(c, table, "cutoffs", key, increasing=True)
+        if column is not None:
+            markers.append(IhcMarker(column, label or column, cutoffs or (1.0, 50.0)))
+    return tuple(markers)
+
+
+def _build_plan(c: _Checker, data: Any) -> tuple[AnalysisPlan, str | None]:
+    """The ``[analysis]`` table and its ``peak`` (which belongs to the settings)."""
+    key: Key = ("analysis",)
+    table = c.table(data, key, _ANALYSIS_KEYS)
+    if table is None:
+        return AnalysisPlan(), None
+    aggregates = get_args(PatientAggregate)
+    values: dict[str, Any] = {
+        "uptake_metric": c.choice(table, "uptake_metric", key, get_args(UptakeMetric)),
+        "patient_aggregate": c.choice(table, "patient_aggregate", key, aggregates),
+        "split_aggregate": c.choice(table, "split_aggregate", key, aggregates),
+        "fallback_hours": _number_list(c, table, "fallback_hours", key),
+        "reference_series": c.text(table, "reference_series", key, nonempty=True),
+        "comparison_series": c.text(table, "comparison_series", key, nonempty=True),
+        "tumour_to_blood_lesions": c.choice(
+            table, "tumour_to_blood_lesions", key, get_args(TumourToBloodLesions)
+        ),
+        "biodistribution_cohort": c.choice(
+            table, "biodistribution_cohort", key, get_args(BiodistributionCohort)
+        ),
+        "biomarkers": _text_list(c, table, "biomarkers", key),
+        "ihc": _build_ihc(c, table),
+    }
+    if "split" in table:
+        split = table["split"]
+        if isinstance(split, str) and split in SPLIT_RULES:
+            values["split"] = split
+        elif (
+            isinstance(split, int | float) and not isinstance(split, bool) and math.isfinite(split)
+        ):
+            values["split"] = float(split)
+        else:
+            close = difflib.get_close_matches(str(split), SPLIT_RULES, n=1)
+            hint = f"; did you mean {close[0]!r}?" if close else ""
+            c.add(
+                (*key, "split"),
+                "not a split rule" + hint,
+                _shown(split),
+                " | ".join(SPLIT_RULES) + " | a number",
+            )
+    if "response" in table:
+        values["response"] = _build_response(c, table["response"])
+    peak = c.choice(table, "peak", key, get_args(PeakMethod))
+    return AnalysisPlan(**{k: v for k, v in values.items() if v is not None}), peak
 
 
 def _build_inputs(c: _Checker, data: Any) -> StudyInputs:
@@ -852,6 +1021,8 @@ def format_manifest(
     out += ["", "[settings]"]
     for f in fields(AnalysisSettings):
         put(f.name, getattr(study.settings, f.name))
+    if study.plan != AnalysisPlan():
+        out += _format_plan(study.plan)
     for exclusion in study.exclusions:
         out += ["", "[[exclusions]]"]
         put("patient", exclusion.patient)
@@ -894,6 +1065,29 @@ def format_manifest(
         out.append("")
         out += [f"# {line}".rstrip() for line in postscript]
     return "\n".join(out) + "\n"
+
+
+def _plain(value: Any) -> Any:
+    return list(value) if isinstance(value, tuple) else value
+
+
+def _format_plan(plan: AnalysisPlan) -> list[str]:
+    """The ``[analysis]`` tables of a plan (every key written)."""
+    lines: list[str] = ["", "[analysis]"]
+    for f in fields(AnalysisPlan):
+        if f.name not in ("response", "ihc"):
+            lines.append(f"{f.name} = {_toml_value(_plain(getattr(plan, f.name)))}")
+    if not plan.ihc:
+        lines.append("ihc = []")
+    lines += ["", "[analysis.response]"]
+    for f in fields(ResponsePlan):
+        lines.append(f"{f.name} = {_toml_value(_plain(getattr(plan.response, f.name)))}")
+    for marker in plan.ihc:
+        lines += ["", "[[analysis.ihc]]"]
+        lines.append(f"column = {_toml_value(marker.column)}")
+        lines.append(f"label = {_toml_value(marker.label)}")
+        lines.append(f"cutoffs = {_toml_value(list(marker.cutoffs))}")
+    return lines
 
 
 def _scan_overrides(overrides: SuvOverrides, injection: Injection) -> dict[str, Any]:

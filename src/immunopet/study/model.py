@@ -20,10 +20,13 @@ from typing import Literal
 from immunopet.suv.record import Normalisation, SuvOverrides
 
 __all__ = [
+    "AnalysisPlan",
     "AnalysisSettings",
     "Exclusion",
+    "IhcMarker",
     "Injection",
     "Patient",
+    "ResponsePlan",
     "Scan",
     "ScanRef",
     "Study",
@@ -33,6 +36,12 @@ __all__ = [
 
 VoiKind = Literal["lesion", "organ"]
 PeakMethod = Literal["local", "global"]
+UptakeMetric = Literal["suv_peak", "suv_max", "suv_mean"]
+PatientAggregate = Literal["median", "mean", "geometric_mean", "max"]
+NotEvaluable = Literal["landmark", "exclude", "progression", "no-progression"]
+BiodistributionCohort = Literal["full-schedule", "all"]
+TumourToBloodLesions = Literal["quantitative", "fdg-positive", "all"]
+SPLIT_RULES: tuple[str, ...] = ("median-of-lesions", "median-of-patients")
 
 
 @dataclass(frozen=True)
@@ -170,6 +179,123 @@ class AnalysisSettings:
 
 
 @dataclass(frozen=True)
+class ResponsePlan:
+    """How the clinical sheet defines response and progression (``[analysis.response]``).
+
+    Attributes
+    ----------
+    column : str
+        The clinical column holding the response category (default ``"bor"``, RECIST 1.1
+        best overall response).
+    categories : tuple of str
+        The categories compared by the Kruskal-Wallis test, in display order (the paper's
+        Methods: PD, SD, PR, CR). Other values (NE) enter no category group.
+    progression : tuple of str
+        Categories that count as progressive disease (default ``("PD",)``).
+    responders : tuple of str
+        Categories that count as response in the biomarker comparison (``("CR", "PR")``).
+    not_evaluable : tuple of str
+        Categories meaning "not evaluable" (default ``("NE",)``).
+    landmark_weeks : float, weeks
+        Progression "at the landmark" (the paper: at the 6-week evaluation) is a PFS event at
+        or before ``7 * landmark_weeks`` days; no progression is PFS beyond it. ``0``: the
+        response categories alone decide (``progression`` vs the others).
+    ne_rule : {"landmark", "exclude", "progression", "no-progression"}
+        What a not-evaluable patient does in the progression test: ``"landmark"`` (default)
+        decides from the PFS like everyone else, ``"exclude"`` leaves the patient out, the
+        others put the patient in that group.
+    """
+
+    column: str = "bor"
+    categories: tuple[str, ...] = ("PD", "SD", "PR", "CR")
+    progression: tuple[str, ...] = ("PD",)
+    responders: tuple[str, ...] = ("CR", "PR")
+    not_evaluable: tuple[str, ...] = ("NE",)
+    landmark_weeks: float = 6.0
+    ne_rule: NotEvaluable = "landmark"
+
+
+@dataclass(frozen=True)
+class IhcMarker:
+    """An immunohistochemistry score tested against uptake (``[[analysis.ihc]]``).
+
+    Attributes
+    ----------
+    column : str
+        Numeric clinical column (``tps_percent``, ``cps_percent``, ``pd1_percent`` ...).
+    label : str
+        Name in tables and the report.
+    cutoffs : tuple of float
+        Group limits: values below the first, between, at or above the last (the paper's
+        PD-L1 groups 0 %, 1-49 %, >= 50 %: ``(1, 50)``).
+    """
+
+    column: str
+    label: str
+    cutoffs: tuple[float, ...] = (1.0, 50.0)
+
+
+DEFAULT_IHC: tuple[IhcMarker, ...] = (
+    IhcMarker("tps_percent", "PD-L1 TPS"),
+    IhcMarker("cps_percent", "PD-L1 CPS"),
+)
+
+
+@dataclass(frozen=True)
+class AnalysisPlan:
+    """The study's analysis plan: the manifest's ``[analysis]`` table (defaults: the paper).
+
+    The defaults reproduce the Methods of the durvalumab study (seed 000): lesion SUVpeak of
+    FDG-positive lesions >= 20 mm on the tracer-only scan at ``settings.analysis_hours``;
+    the per-patient median for IHC, the per-patient mean for the survival split; the split
+    threshold is the median SUVpeak of all those lesions.
+
+    Attributes
+    ----------
+    uptake_metric : {"suv_peak", "suv_max", "suv_mean"}
+        The lesion value every uptake analysis uses (the kind of peak is ``settings.peak``).
+    patient_aggregate : {"median", "mean", "geometric_mean", "max"}
+        Per-patient summary of lesion values for IHC tests, biomarkers and
+        ``patient_uptake.csv``.
+    split_aggregate : {"median", "mean", "geometric_mean", "max"}
+        Per-patient summary compared with the split threshold (the paper: "average SUVpeak").
+    split : str or float
+        ``"median-of-lesions"`` (the paper's Methods), ``"median-of-patients"`` (median of the
+        per-patient ``split_aggregate``) or a fixed threshold (same unit as the metric).
+    fallback_hours : tuple of float, hours
+        Time points used, in order, for a patient without a scan at the analysis time point.
+    reference_series, comparison_series : str
+        Series names: the reference (tracer only) carries the quantitative analysis; the
+        comparison (e.g. after a cold predose) is compared with it. Any names.
+    tumour_to_blood_lesions : {"quantitative", "fdg-positive", "all"}
+        Lesions of the tumour-to-blood ratio: ``"quantitative"`` (default: FDG-positive,
+        >= ``min_long_axis_mm``, not excluded; as the paper's quantitative analyses),
+        ``"fdg-positive"`` (every FDG-positive lesion, placeholders included), ``"all"``.
+    biodistribution_cohort : {"full-schedule", "all"}
+        Patients of the organ and blood curves per series: those with every scheduled time
+        point of that series (default; the paper's first three patients) or everyone scanned.
+    response : ResponsePlan
+    ihc : tuple of IhcMarker
+    biomarkers : tuple of str
+        Candidates of the biomarker comparison: ``"uptake"`` (the per-patient aggregate) and
+        numeric clinical columns (IHC scores, an RNA-seq score ...).
+    """
+
+    uptake_metric: UptakeMetric = "suv_peak"
+    patient_aggregate: PatientAggregate = "median"
+    split_aggregate: PatientAggregate = "mean"
+    split: str | float = "median-of-lesions"
+    fallback_hours: tuple[float, ...] = (72.0,)
+    reference_series: str = "tracer-only"
+    comparison_series: str = "predose"
+    tumour_to_blood_lesions: TumourToBloodLesions = "quantitative"
+    biodistribution_cohort: BiodistributionCohort = "full-schedule"
+    response: ResponsePlan = field(default_factory=ResponsePlan)
+    ihc: tuple[IhcMarker, ...] = DEFAULT_IHC
+    biomarkers: tuple[str, ...] = ("uptake", "tps_percent", "cps_percent")
+
+
+@dataclass(frozen=True)
 class StudyInputs:
     """Study-level tables (any may be absent)."""
 
@@ -198,6 +324,7 @@ class Study:
     exclusions: tuple[Exclusion, ...] = ()
     tracer: str = ""
     show_paths: bool = False
+    plan: AnalysisPlan = field(default_factory=AnalysisPlan)
 
     def scans(self) -> Iterator[ScanRef]:
         """Every scan of every injection of every patient, in manifest order."""

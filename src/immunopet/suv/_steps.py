@@ -48,8 +48,11 @@ MAX_HEIGHT_M = 3.0
 MIN_HEIGHT_M = 0.3
 AGREEMENT_TOLERANCE = 0.01
 """Relative disagreement (1%) above which two sources of one number raise a warning."""
-SHORT_LIVED_WINDOW = timedelta(hours=24)
-"""A short-lived nuclide's injection more than this before the scan has a wrong date."""
+CLOCK_TOLERANCE = timedelta(hours=1)
+"""IBSI SUV manual: an injection up to 1 h after the reference time is a clock difference."""
+CONSISTENT_HALF_LIVES = 2.0
+"""IBSI SUV manual: a short-lived nuclide's injection date-time is consistent when it lies
+between 1 h after and two half-lives before the reference time; otherwise it is repaired."""
 
 TAG_SEQ = "(0054,0016) RadiopharmaceuticalInformationSequence"
 TAG_UNITS = "(0054,1001) Units"
@@ -364,7 +367,10 @@ def injection_datetime(
         log.sources["injection_datetime"] = TAG_START_DT
     if header is not None:
         gap = scan - header
-        if short_lived and (gap < timedelta(0) or gap > SHORT_LIVED_WINDOW):
+        consistent = (
+            -CLOCK_TOLERANCE <= gap < timedelta(seconds=CONSISTENT_HALF_LIVES * half_life_s)
+        )
+        if short_lived and not consistent:
             return _repair_short_lived(header.time(), scan, header, log)
         if gap < timedelta(0) and not times_matter:
             log.warn(
@@ -431,12 +437,13 @@ def _header_injection(
 
 
 def _repair_short_lived(start: Any, scan: datetime, header: datetime | None, log: _Log) -> datetime:
-    """IBSI SUV manual: a short-lived nuclide was injected on the scan day (or the day before)."""
+    """IBSI SUV manual: a short-lived nuclide was injected on the scan day, or the day before
+    when its time of day is more than 1 h after the reference time."""
     injection = datetime.combine(scan.date(), start)
     day = "the scan date"
-    if injection > scan:
+    if injection - scan > CLOCK_TOLERANCE:
         injection -= timedelta(days=1)
-        day = "the day before the scan (the time of day is after the scan)"
+        day = "the day before the scan (the time of day is over 1 h after the scan)"
     what = "missing" if header is None else f"{header.isoformat()} is out of range"
     log.warn(
         f"injection date {what}; assumed {day} for a short-lived nuclide (IBSI SUV manual): "

@@ -34,9 +34,11 @@ version 3), which extends the QIBA FDG-PET/CT profile's vendor-neutral pseudo-co
    frame-average term (:func:`compute_slice_decay_correction`).
 6. Injection date-time: (0018,1078), moved to the scanner clock when it carries a UTC offset
    different from (0008,0201). For a nuclide with a half-life of at most 11.5 h, a missing
-   date or one that puts the injection after the scan or more than 24 h before it is
-   repaired to the scan day (or the day before), with a warning. For longer half-lives (89Zr)
-   a missing date is refused unless supplied (``--injection-datetime``), never guessed.
+   date, or a date-time outside the manual's consistency window (from 1 h after to two
+   half-lives before the reference time), is repaired with a warning: the time of day on the
+   reference date, or on the day before when that time is over 1 h after the reference. For
+   longer half-lives (89Zr) a missing date is refused unless supplied
+   (``--injection-datetime``), never guessed.
 7. Where the factor does not depend on the times (``GML``/``CM2ML``, ``ADMIN``), a missing or
    inconsistent injection time (a de-identification date shift) is a warning, never a
    refusal.
@@ -44,7 +46,10 @@ version 3), which extends the QIBA FDG-PET/CT profile's vendor-neutral pseudo-co
 Where we differ from the manual, and why:
 
 - 89Zr and every nuclide over 11.5 h: no injection-date repair at all and a refusal instead
-  (the manual agrees for such half-lives; we also refuse an injection after the scan).
+  (the manual agrees for such half-lives). The manual also refuses a long-lived injection
+  more than two half-lives before the scan; we do not, because 89Zr protocols scan up to 7 days
+  (2.1 half-lives) after injection. We refuse instead an injection after the reference time
+  (the manual tolerates 1 h of clock difference) and a decayed dose that underflows.
 - We refuse implausible doses per nuclide and slice disagreements; the manual reads the
   first slice. A silently wrong SUV is worse than a refusal that names the override.
 - ``lbm`` is Janmahasatian (QIBA/PERCIST SUL); the James formula is used only to read images

@@ -23,9 +23,7 @@ from lifelines import KaplanMeierFitter
 from lifelines.statistics import logrank_test
 from scipy import stats
 
-from immunopet.analysis.biodistribution import ORGAN_ORDER
-from immunopet.errors import InputError
-from immunopet.report.assemble import (
+from immunopet.analysis.assemble import (
     KRUSKAL_BOR,
     KRUSKAL_CPS,
     KRUSKAL_TPS,
@@ -33,7 +31,9 @@ from immunopet.report.assemble import (
     SPEARMAN_CPS,
     assemble_analysis,
 )
-from immunopet.report.contents import StudyAnalysis
+from immunopet.analysis.biodistribution import ORGAN_ORDER
+from immunopet.analysis.results import StudyAnalysis
+from immunopet.errors import InputError
 from immunopet.stats import DAYS_PER_MONTH
 from immunopet.study.manifest import load_manifest
 
@@ -183,7 +183,7 @@ def test_hand_group_tests_match_scipy(hand: StudyAnalysis) -> None:
     assert result.extra["median no progression at 6 wk"] == 6.0  # median of 2, 3, 6, 7, 8
     kw = stats.kruskal(LESIONS["P2"], LESIONS["P1"], _lesion_values(("P3", "P4")))
     by_bor = hand.tests[KRUSKAL_BOR]
-    assert by_bor.groups == ("PR", "SD", "PD")
+    assert by_bor.groups == ("PD", "SD", "PR")  # the plan's order (paper's Methods)
     assert by_bor.p_value == pytest.approx(kw.pvalue, rel=1e-12)
     # per-patient medians: P1 2.5, P2 7, P3 1, P4 4.5; TPS groups <1%: P1, P3; 1-49%: P4;
     # >=50%: P2
@@ -202,20 +202,24 @@ def test_hand_survival_by_hand(hand: StudyAnalysis) -> None:
     # OS 60 (1), 200 (1), 400 (1), 700 (0): S(200) = 0.5 -> median 200 d
     assert hand.cohort_survival["OS"].median == pytest.approx(200 / DAYS_PER_MONTH)
     assert hand.cohort_survival["OS"].time_unit == "months"
-    # mean uptake: P1 2.5, P2 7, P3 1, P4 4.5; median 3.5: high P2, P4; low P1, P3
+    # the paper's Methods: threshold = median SUVpeak of all lesions of the analysis
+    # (1, 2, 3, 4, 5, 6, 7, 8 -> 4.5); patients by mean uptake: P1 2.5, P2 7, P3 1, P4 4.5
+    # (not above 4.5): high P2; low P1, P3, P4
     split = hand.split_survival["PFS"]
-    assert split.threshold == 3.5
+    assert split.threshold == 4.5
+    assert split.threshold_rule == "median of all 8 lesions"
     assert dict(zip(split.data["patient"], split.data["group"], strict=True)) == {
         "P1": "low",
         "P2": "high",
         "P3": "low",
-        "P4": "high",
+        "P4": "low",
     }
-    reference = logrank_test([300, 40], [100, 20], [1, 1], [1, 1])
+    reference = logrank_test([300], [100, 20, 40], [1], [1, 1, 1])
     assert split.logrank is not None
     assert split.logrank.p_value == pytest.approx(reference.p_value, rel=1e-9)
-    # high group: 40, 300 -> S(40) = 0.5 -> median 40 d
-    assert split.summaries["high"].median == pytest.approx(40 / DAYS_PER_MONTH)
+    assert split.summaries["high"].median == pytest.approx(300 / DAYS_PER_MONTH)
+    # low group 20, 40, 100: S = 2/3, 1/3, 0 -> median 40 d
+    assert split.summaries["low"].median == pytest.approx(40 / DAYS_PER_MONTH)
 
 
 def test_hand_exclusions_warnings_and_biomarkers(hand: StudyAnalysis) -> None:
@@ -228,8 +232,7 @@ def test_hand_exclusions_warnings_and_biomarkers(hand: StudyAnalysis) -> None:
     assert hand.biomarkers is not None
     table = hand.biomarkers.table
     assert list(table["candidate"]) == [
-        "SUVpeak, median of lesions",
-        "SUVpeak, mean of lesions",
+        "Median SUVpeak of lesions",
         "PD-L1 TPS",
         "PD-L1 CPS",
         "rnaseq_signature",
@@ -323,6 +326,7 @@ def test_trial_exclusion_and_tests(report_trial: Path, trial_analysis: StudyAnal
         KRUSKAL_BOR,
         KRUSKAL_TPS,
         KRUSKAL_CPS,
+        "Median SUVpeak per patient vs PD-L1 TPS (Spearman)",
     }
     # Spearman needs 3 patients with CPS and uptake; P03's CPS is NE
     assert any(note.startswith(SPEARMAN_CPS) for note in trial_analysis.notes)
@@ -431,3 +435,25 @@ def test_trial_changed_settings_are_noted(report_trial: Path) -> None:
     assert analysis.uptake is not None and analysis.uptake.min_long_axis_mm == 15.0
     same = assemble_analysis(report_trial / "results", study=study)
     assert not any("settings differ" in note for note in same.notes)
+
+
+def test_only_input_problems_skip_a_step(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A typed input problem becomes a note; any other exception is a bug and propagates."""
+    from immunopet.analysis import assemble
+
+    folder = _hand_results(tmp_path / "results")
+
+    def bad_input(clinical: pd.DataFrame) -> pd.DataFrame:
+        raise InputError("no such column", tag="age")
+
+    monkeypatch.setattr(assemble, "baseline_table", bad_input)
+    analysis = assemble_analysis(folder)
+    assert analysis.baseline is None
+    assert any(note.startswith("baseline table: not computed") for note in analysis.notes)
+
+    def bug(clinical: pd.DataFrame) -> pd.DataFrame:
+        raise KeyError("a programming error")
+
+    monkeypatch.setattr(assemble, "baseline_table", bug)
+    with pytest.raises(KeyError, match="a programming error"):
+        assemble_analysis(folder)

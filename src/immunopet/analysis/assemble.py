@@ -7,35 +7,45 @@ counter calibration. It then runs every analysis and test of the durvalumab stud
 that the inputs allow:
 
 =====================  ======================================================================
-part                   how
+part                   how (``plan`` = the manifest's ``[analysis]`` table, ``AnalysisPlan``)
 =====================  ======================================================================
 schedule               the scans table: patient, series, nominal and actual hours
 baseline               :func:`~immunopet.analysis.tables.baseline_table` and ``_summary``
 adverse_events         :func:`~immunopet.analysis.tables.adverse_event_table`, denominator =
                        patients of the clinical sheet
-organ_uptake           :func:`~immunopet.analysis.biodistribution.organ_uptake` (SUVmean)
-predose_ratio          :func:`~immunopet.analysis.biodistribution.predose_ratio`
-blood, blood_vs_image  :func:`~immunopet.analysis.blood.blood_activity` (body weights from the
-                       scans table) and :func:`~immunopet.analysis.blood.compare_with_image`
+organ_uptake           SUVmean per organ, series and time point over the biodistribution cohort
+                       of each series (``plan.biodistribution_cohort``, default the patients
+                       with the full schedule): :mod:`~immunopet.analysis.cohorts`
+predose_ratio          :func:`~immunopet.analysis.biodistribution.predose_ratio` of
+                       ``plan.comparison_series`` over ``plan.reference_series``
+blood, blood_summary   :func:`~immunopet.analysis.blood.blood_activity` (body weights from the
+blood_vs_image         scans table), mean +- SD over the same cohort, and
+                       :func:`~immunopet.analysis.blood.compare_with_image`
 visibility             :func:`~immunopet.analysis.lesions.lesion_visibility`, reader rule,
-                       percentages of all FDG-positive lesions (as the study reports them)
-tumour_to_blood        :func:`~immunopet.analysis.lesions.tumour_to_blood_ratio` and the
-time_point             recommended time point of the analysis series
+                       percentages of the FDG-positive lesions of the patients who had that
+                       scan; lesions seen only on the comparison series
+tumour_to_blood        ratio over ``plan.tumour_to_blood_lesions`` and the recommended time
+time_point             point of the reference series
 uptake                 :func:`~immunopet.analysis.aggregates.patient_uptake` at
-                       ``settings.analysis_hours`` (72 h fallback, as the study did for one
-                       patient), SUVpeak, size limit and exclusions of the study
-lesion_response        :func:`~immunopet.analysis.aggregates.join_clinical` of the lesions
-tests                  the keys of :data:`TEST_KEYS`
-cohort_survival        median PFS and OS (SPSS-style interval) in months (days / 30.4375)
-split_survival         median split of the per-patient mean SUVpeak: Kaplan-Meier medians,
-                       log-rank, Cox hazard ratio of high vs low
-biomarkers             :func:`~immunopet.stats.compare_biomarkers`
+                       ``settings.analysis_hours`` (``plan.fallback_hours``),
+                       ``plan.uptake_metric``, size limit and exclusions of the study
+lesion_response        the lesions joined with the clinical sheet and ``progression`` at the
+                       landmark (``plan.response``)
+tests                  Mann-Whitney (progression), Kruskal-Wallis (response categories) on
+                       lesions; per IHC marker of ``plan.ihc`` a Kruskal-Wallis over its
+                       cut-off groups and a Spearman correlation of ``plan.patient_aggregate``
+cohort_survival        median PFS and OS (SPSS-style interval) and restricted mean, in months
+split_survival         ``plan.split`` of the per-patient ``plan.split_aggregate``: Kaplan-Meier
+                       medians, restricted means, log-rank, Cox hazard ratio of high vs low
+biomarkers             :func:`~immunopet.stats.compare_biomarkers` of ``plan.biomarkers``
+tables                 the machine-readable tables (:mod:`~immunopet.analysis.export`)
 =====================  ======================================================================
 
-Every part is computed in its own guarded step: a missing input leaves the part ``None`` (or
-empty) and says why in :attr:`StudyAnalysis.notes`; a step that fails (a test with an empty
-group, too few patients for a Cox model) does the same with the error in words. Nothing here
-prints; patients appear only by their study pseudonym.
+Every part is computed in its own step: an input problem (an
+:class:`~immunopet.errors.ImmunoPETError`: a missing sheet, a test with an empty group, too
+few patients for a Cox model) leaves the part ``None`` (or empty) and says why in
+:attr:`StudyAnalysis.notes`; any other exception is a fault of the program and stops the
+analysis. Nothing here prints; patients appear only by their study pseudonym.
 """
 
 from __future__ import annotations
@@ -43,7 +53,6 @@ from __future__ import annotations
 import json
 import logging
 import math
-import re
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field, fields, replace
 from functools import partial
@@ -54,10 +63,10 @@ import numpy as np
 import pandas as pd
 from tqdm import tqdm
 
-from immunopet.analysis.aggregates import PatientUptake, join_clinical, patient_uptake
+from immunopet.analysis import response
+from immunopet.analysis.aggregates import PatientUptake, patient_uptake
 from immunopet.analysis.biodistribution import (
     SERIES_ORDER,
-    organ_uptake,
     predose_ratio,
 )
 from immunopet.analysis.blood import (
@@ -67,41 +76,34 @@ from immunopet.analysis.blood import (
     read_counter_calibration,
 )
 from immunopet.analysis.clinical import (
-    BOR_CATEGORIES,
-    PDL1_GROUPS,
     read_adverse_events,
     read_clinical,
     validate_clinical,
 )
+from immunopet.analysis.cohorts import (
+    biodistribution_cohorts,
+    blood_summary,
+    cohort_organ_uptake,
+    only_comparison,
+    tumour_to_blood,
+)
+from immunopet.analysis.export import analysis_tables
 from immunopet.analysis.lesions import (
     lesion_visibility,
     recommend_time_point,
-    tumour_to_blood_ratio,
 )
+from immunopet.analysis.outcome import NotApplicableError
+from immunopet.analysis.results import SplitSurvival, StudyAnalysis
 from immunopet.analysis.tables import adverse_event_table, baseline_summary, baseline_table
 from immunopet.errors import ImmunoPETError, InputError
-from immunopet.report.contents import SplitSurvival, StudyAnalysis
-from immunopet.stats import (
-    DAYS_PER_MONTH,
-    compare_biomarkers,
-    cox_hazard_ratio,
-    kruskal_wallis,
-    logrank,
-    mann_whitney,
-    median_split,
-    spearman,
-    survival_summary,
-)
-from immunopet.stats.results import BiomarkerComparison, CoxResult, SurvivalSummary, TestResult
+from immunopet.stats.results import SurvivalSummary, TestResult
 from immunopet.study.manifest import load_manifest
-from immunopet.study.model import AnalysisSettings, Study
+from immunopet.study.model import AnalysisPlan, AnalysisSettings, Study
 from immunopet.study.pipeline import MEASUREMENT_COLUMNS, SCAN_COLUMNS, WARNING_SEPARATOR
 from immunopet.study.provenance import recorded_manifest
 from immunopet.study.store import DATABASE_NAME, ResultsStore
 
 __all__ = [
-    "BIOMARKER_LABELS",
-    "FALLBACK_HOURS",
     "KRUSKAL_BOR",
     "KRUSKAL_CPS",
     "KRUSKAL_TPS",
@@ -115,6 +117,8 @@ __all__ = [
 
 _LOG = logging.getLogger(__name__)
 
+# The titles of the tests under the default plan (the durvalumab paper's Methods); other
+# plans title their tests after their metric, aggregate and markers (StudyAnalysis.test_roles).
 MANN_WHITNEY_PROGRESSION: Final = "SUVpeak: progression at 6 weeks (Mann-Whitney)"
 """Lesion SUVpeak of patients with vs without progressive disease at 6 weeks."""
 KRUSKAL_BOR: Final = "SUVpeak: best overall response (Kruskal-Wallis)"
@@ -134,31 +138,15 @@ TEST_KEYS: Final = (
 )
 """Keys of :attr:`StudyAnalysis.tests`, in the order of the study's results section."""
 
-FALLBACK_HOURS: Final = (72.0,)
-"""Time points used for a patient without a scan at the analysis time point (the study used
-the 72 h scan of the one patient who had no 120 h scan)."""
-
 SCHEDULE_COLUMNS: Final = ("patient", "series", "nominal_hours", "hours_pi")
 """Columns of :attr:`StudyAnalysis.schedule`."""
 
-BIOMARKER_LABELS: Final = {
-    "median": "SUVpeak, median of lesions",
-    "mean": "SUVpeak, mean of lesions",
-    "tps_percent": "PD-L1 TPS",
-    "cps_percent": "PD-L1 CPS",
-}
-"""Candidate names of the biomarker comparison (source column -> name in the table)."""
-
 _TABLES: Final = ("scans", "measurements", "failures", "provenance", "clinical", "blood")
 _JSON_PROVENANCE: Final = ("settings", "library_versions", "input_keys", "warnings")
-_EXTRA_MARKER: Final = re.compile(r"^rnaseq|_score$", re.IGNORECASE)
-_GROUP_COLUMNS: Final = ("tumour_type", "tumor_type")
-_RESPONDERS: Final = ("CR", "PR")
 _T = TypeVar("_T")
 
 
-class _NotApplicableError(Exception):
-    """A step that cannot run on these data (its message is the reason, for the notes)."""
+_NotApplicableError = NotApplicableError
 
 
 # ---------------------------------------------------------------------------- guarded steps
@@ -173,13 +161,15 @@ class _Steps:
         self._bar = tqdm(desc="analysis", unit="step", disable=not self.progress)
 
     def run(self, what: str, compute: Callable[[], _T]) -> _T | None:
+        """The step's result, or ``None`` with a note when its input does not allow it.
+
+        Only a typed input problem (:class:`~immunopet.errors.ImmunoPETError`) skips a step;
+        any other exception is a fault of the program and propagates.
+        """
         try:
             result: _T | None = compute()
-        except _NotApplicableError as exc:
-            self.notes.append(f"{what}: not computed ({exc})")
-            result = None
-        except Exception as exc:  # a step never stops the report; the note says why
-            _LOG.debug("analysis step %r failed", what, exc_info=True)
+        except ImmunoPETError as exc:
+            _LOG.debug("analysis step %r skipped", what, exc_info=True)
             self.notes.append(f"{what}: not computed ({_error_text(exc)})")
             result = None
         self._bar.update(1)
@@ -374,14 +364,16 @@ def _weights(scans: pd.DataFrame) -> dict[tuple[str, str], float]:
     return out
 
 
-def _analysis_series(measurements: pd.DataFrame) -> str:
+def _analysis_series(measurements: pd.DataFrame, plan: AnalysisPlan) -> str:
     present = set(measurements["series"].astype(str)) if "series" in measurements else set()
-    for series in SERIES_ORDER:
-        if series in present:
-            return series
     if not present:
-        raise _NotApplicableError("no measurements")
-    return sorted(present)[0]
+        raise NotApplicableError("no measurements")
+    if plan.reference_series not in present:
+        raise NotApplicableError(
+            f"no measurements of the reference series {plan.reference_series!r} "
+            f"(analysis.reference_series; present: {', '.join(sorted(present))})"
+        )
+    return plan.reference_series
 
 
 # ---------------------------------------------------------------------------- parts
@@ -393,189 +385,6 @@ def _schedule(scans: pd.DataFrame) -> pd.DataFrame:
     out["_series"] = out["series"].map(lambda s: order.get(str(s), len(order)))
     out = out.sort_values(["patient", "_series", "series", "nominal_hours"], kind="stable")
     return out.drop(columns="_series").reset_index(drop=True)
-
-
-def _with_medians(result: TestResult, groups: dict[str, pd.Series]) -> TestResult:
-    extra = dict(result.extra)
-    for label, values in groups.items():
-        extra[f"median {label}"] = float(np.nanmedian(values)) if len(values) else math.nan
-    return replace(result, extra=extra)
-
-
-def _numeric(values: pd.Series) -> pd.Series:
-    return pd.to_numeric(values, errors="coerce").astype("float64")
-
-
-def _test_progression(lesion_response: pd.DataFrame, metric: str) -> TestResult:
-    values = _numeric(lesion_response[metric])
-    flag = lesion_response["progression_6wk"]
-    groups = {
-        "no progression at 6 wk": values[flag.eq(False).fillna(False).to_numpy(dtype=bool)],
-        "progression at 6 wk": values[flag.eq(True).fillna(False).to_numpy(dtype=bool)],
-    }
-    empty = [label for label, v in groups.items() if v.dropna().empty]
-    if empty:
-        raise _NotApplicableError(f"no lesions in the group {' / '.join(empty)}")
-    labels = tuple(groups)
-    result = mann_whitney(groups[labels[0]], groups[labels[1]], labels=(labels[0], labels[1]))
-    return _with_medians(result, groups)
-
-
-def _test_by_category(
-    frame: pd.DataFrame, value_column: str, category_column: str, order: Sequence[str]
-) -> TestResult:
-    values = _numeric(frame[value_column])
-    categories = frame[category_column].astype("string")
-    groups = {
-        label: values[(categories == label).fillna(False).to_numpy(dtype=bool)].dropna()
-        for label in order
-    }
-    groups = {label: v for label, v in groups.items() if len(v)}
-    if len(groups) < 2:
-        raise _NotApplicableError(
-            f"fewer than two {category_column} groups with values ({', '.join(groups) or 'none'})"
-        )
-    result = kruskal_wallis(*groups.values(), labels=list(groups))
-    return _with_medians(result, groups)
-
-
-def _patients_clinical(uptake: PatientUptake, clinical: pd.DataFrame) -> pd.DataFrame:
-    known = set(clinical["patient"].astype(str))
-    rows = uptake.patients[uptake.patients["patient"].astype(str).isin(known)]
-    return join_clinical(rows.reset_index(drop=True), clinical)
-
-
-def _lesion_response(
-    uptake: PatientUptake, clinical: pd.DataFrame, notes: list[str]
-) -> pd.DataFrame:
-    known = set(clinical["patient"].astype(str))
-    lesions = uptake.lesions
-    missing = sorted(set(lesions["patient"].astype(str)) - known)
-    if missing:
-        notes.append(
-            "lesions of patient(s) without a clinical row left out of the response analyses: "
-            + ", ".join(missing)
-        )
-    kept = lesions[lesions["patient"].astype(str).isin(known)].reset_index(drop=True)
-    return join_clinical(kept, clinical)
-
-
-def _cohort_survival(clinical: pd.DataFrame, endpoint: str) -> SurvivalSummary:
-    key = endpoint.lower()
-    days = _numeric(clinical[f"{key}_days"])
-    events = _numeric(clinical[f"{key}_event"])
-    keep = days.notna() & events.notna()
-    if not keep.any():
-        raise _NotApplicableError(f"no {endpoint} durations")
-    summary = survival_summary(
-        days[keep], events[keep], ci="spss", label=endpoint, time_unit="days"
-    ).rescaled(DAYS_PER_MONTH, "months")
-    dropped = int((~keep).sum())
-    if dropped:
-        summary = replace(
-            summary, notes=(*summary.notes, f"{dropped} patient(s) without {endpoint} data")
-        )
-    return summary
-
-
-def _split_survival(patients: pd.DataFrame, endpoint: str, steps: _Steps) -> SplitSurvival:
-    key = endpoint.lower()
-    data = pd.DataFrame(
-        {
-            "patient": patients["patient"].astype(str),
-            "uptake": _numeric(patients["mean"]),
-            "duration_days": _numeric(patients[f"{key}_days"]),
-            "event": _numeric(patients[f"{key}_event"]),
-        }
-    ).dropna()
-    if len(data) < 2:
-        raise _NotApplicableError(f"fewer than two patients with uptake and {endpoint} data")
-    groups = median_split(data["uptake"].reset_index(drop=True))
-    data = data.reset_index(drop=True)
-    data.insert(2, "group", groups.astype(str).to_numpy())
-    data["event"] = data["event"].astype("int64")
-    threshold = float(groups.attrs["threshold"])
-    summaries: dict[str, SurvivalSummary] = {}
-    for group in ("high", "low"):
-        part = data[data["group"] == group]
-        if len(part):
-            summaries[group] = survival_summary(
-                part["duration_days"],
-                part["event"],
-                ci="spss",
-                label=f"{endpoint}, {group} uptake",
-                time_unit="days",
-            ).rescaled(DAYS_PER_MONTH, "months")
-    if len(summaries) < 2:
-        steps.notes.append(
-            f"{endpoint} by uptake: every patient is in one group (ties at the median); "
-            "no log-rank test or hazard ratio"
-        )
-        return SplitSurvival(endpoint, data, threshold, summaries)
-    test = steps.run(
-        f"{endpoint} by uptake: log-rank test",
-        lambda: logrank(data["duration_days"], data["event"], data["group"]),
-    )
-    covariate = data.assign(high_uptake=(data["group"] == "high").astype("float64"))
-    cox = steps.run(f"{endpoint} by uptake: Cox hazard ratio", lambda: _cox(covariate))
-    return SplitSurvival(endpoint, data, threshold, summaries, logrank=test, cox=cox)
-
-
-def _cox(data: pd.DataFrame) -> CoxResult:
-    # a separated fit (one group without events) has an infinite upper limit: exp overflows
-    with np.errstate(over="ignore"):
-        return cox_hazard_ratio(data, "duration_days", "event", ["high_uptake"])
-
-
-def _biomarker_table(
-    clinical: pd.DataFrame, uptake: PatientUptake | None, notes: list[str]
-) -> tuple[pd.DataFrame, list[str], str | None]:
-    table = clinical.copy()
-    table["patient"] = table["patient"].astype(str)
-    candidates: list[str] = []
-    if uptake is not None:
-        per_patient = uptake.patients.loc[:, ["patient", "median", "mean"]].copy()
-        per_patient["patient"] = per_patient["patient"].astype(str)
-        table = table.merge(per_patient, on="patient", how="left")
-        for column in ("median", "mean"):
-            table[BIOMARKER_LABELS[column]] = _numeric(table[column])
-            candidates.append(BIOMARKER_LABELS[column])
-    for column in ("tps_percent", "cps_percent"):
-        table[BIOMARKER_LABELS[column]] = _numeric(table[column])
-        candidates.append(BIOMARKER_LABELS[column])
-    for column in clinical.columns:
-        if _EXTRA_MARKER.search(str(column)) and str(column) not in candidates:
-            values = pd.to_numeric(clinical[column], errors="coerce")
-            lost = int((values.isna() & clinical[column].notna()).sum())
-            if values.notna().sum() == 0:
-                notes.append(f"biomarker column {column!r} has no numbers; left out")
-                continue
-            if lost:
-                notes.append(f"biomarker column {column!r}: {lost} non-numeric value(s) ignored")
-            table[str(column)] = values.astype("float64").to_numpy()
-            candidates.append(str(column))
-    bor = table["bor"].astype(str).str.upper()
-    table["responder"] = np.where(bor.isin(_RESPONDERS), 1.0, np.where(bor == "NE", np.nan, 0.0))
-    group = next((c for c in _GROUP_COLUMNS if c in table.columns), None)
-    if group is not None and table[group].nunique(dropna=True) < 2:
-        group = None
-    return table, candidates, group
-
-
-def _biomarkers(
-    clinical: pd.DataFrame, uptake: PatientUptake | None, notes: list[str]
-) -> BiomarkerComparison:
-    table, candidates, group = _biomarker_table(clinical, uptake, notes)
-    result = compare_biomarkers(
-        table,
-        candidates=candidates,
-        response_col="responder",
-        pfs=("pfs_days", "pfs_event"),
-        os=("os_days", "os_event"),
-        group_col=group,
-    )
-    extra = "response = best overall response PR or CR (NE: unknown, left out)"
-    return replace(result, notes=(*result.notes, extra))
 
 
 # ---------------------------------------------------------------------------- warnings
@@ -684,6 +493,7 @@ def assemble_analysis(
     measurements = _frame(tables, "measurements", MEASUREMENT_COLUMNS)
     failures = _frame(tables, "failures", ("scan_id", "message"))
 
+    plan = study.plan if study is not None else AnalysisPlan()
     steps = _Steps(progress=progress, notes=early_notes)
     notes = steps.notes
     try:
@@ -696,18 +506,22 @@ def assemble_analysis(
             summary = steps.run("baseline summary", lambda: baseline_summary(clinical))
             adverse = steps.run("adverse events", lambda: _adverse_events(study, clinical))
 
-        organs = steps.run("biodistribution", lambda: _require_rows(organ_uptake(measurements)))
-        ratio = steps.run("predose / tracer-only ratio", lambda: _predose(measurements))
+        cohorts = biodistribution_cohorts(scans, plan)
+        organs = steps.run(
+            "biodistribution", lambda: cohort_organ_uptake(measurements, cohorts, plan)
+        )
+        ratio = steps.run("predose / tracer-only ratio", lambda: _predose(measurements, plan))
 
         blood = steps.run("blood samples", lambda: _blood(study, tables, scans))
-        blood_vs_image = None
+        blood_vs_image = blood_means = None
         if blood is not None:
             blood_vs_image = steps.run(
                 "blood samples vs image blood pool",
                 lambda: compare_with_image(blood, measurements),
             )
+            blood_means = steps.run("blood summary", lambda: blood_summary(blood, cohorts, plan))
 
-        visibility = None
+        visibility = visibility_extra = None
         if lesions is not None:
             visibility = steps.run(
                 "lesion visibility",
@@ -716,21 +530,25 @@ def assemble_analysis(
                     lesions,
                     rule="reader",
                     min_long_axis_mm=settings.min_long_axis_mm,
-                    denominator="all",
+                    denominator="scanned",
                     unknown_lesions="fdg-negative",
                 ),
             )
             if visibility is not None:
                 notes.append(
-                    "visibility: percentages of all FDG-positive lesions of the lesion table, "
-                    "also of patients without that scan (as the study reports them)"
+                    "visibility: percentages of the FDG-positive lesions of the patients who "
+                    "had that scan (or, for 'any', a scan of that series)"
+                )
+                visibility_extra = steps.run(
+                    "lesions seen only on the comparison series",
+                    lambda: only_comparison(visibility, plan, settings.min_long_axis_mm),
                 )
 
         tbr = steps.run(
             "tumour-to-blood ratio",
-            lambda: tumour_to_blood_ratio(measurements, lesions_table=lesions),
+            lambda: tumour_to_blood(measurements, lesions, plan, settings.min_long_axis_mm),
         )
-        series = steps.run("analysis series", lambda: _analysis_series(measurements))
+        series = steps.run("analysis series", lambda: _analysis_series(measurements, plan))
         time_point = None
         if tbr is not None and series is not None:
             time_point = steps.run(
@@ -753,10 +571,12 @@ def assemble_analysis(
                     measurements,
                     hours=settings.analysis_hours,
                     series=series,
-                    metric="suv_peak",
+                    metric=plan.uptake_metric,
                     min_long_axis_mm=settings.min_long_axis_mm,
                     exclusions=study.exclusions if study is not None else None,
-                    fallback_hours=tuple(h for h in FALLBACK_HOURS if h != settings.analysis_hours),
+                    fallback_hours=tuple(
+                        h for h in plan.fallback_hours if h != settings.analysis_hours
+                    ),
                     lesions_table=lesions,
                 ),
             )
@@ -766,80 +586,83 @@ def assemble_analysis(
                     "size limit uses the VOI's long axis"
                 )
 
-        lesion_response = patients = None
+        lesion_table = patients = None
         tests: dict[str, TestResult] = {}
+        roles: dict[str, str] = {}
         cohort: dict[str, SurvivalSummary] = {}
+        cohort_rmst: dict[str, float] = {}
         split: dict[str, SplitSurvival] = {}
         biomarkers = None
         if clinical is not None:
             for endpoint in ("PFS", "OS"):
                 result = steps.run(
-                    f"cohort {endpoint}", partial(_cohort_survival, clinical, endpoint)
+                    f"cohort {endpoint}", partial(response.cohort_survival, clinical, endpoint)
                 )
                 if result is not None:
-                    cohort[endpoint] = result
+                    cohort[endpoint], cohort_rmst[endpoint] = result
             if uptake is not None:
-                lesion_response = steps.run(
+                lesion_table = steps.run(
                     "lesion uptake with response",
-                    lambda: _lesion_response(uptake, clinical, notes),
+                    lambda: response.lesion_response(uptake, clinical, plan, notes),
                 )
                 patients = steps.run(
                     "patient uptake with clinical data",
-                    lambda: _patients_clinical(uptake, clinical),
+                    lambda: response.patients_clinical(uptake, clinical, plan),
                 )
             biomarkers = steps.run(
-                "biomarker comparison", lambda: _biomarkers(clinical, uptake, notes)
+                "biomarker comparison",
+                lambda: response.biomarkers(clinical, uptake, plan, notes),
             )
         else:
             notes.append(
                 "no clinical sheet: no baseline or safety tables, response tests, survival "
                 "or biomarker comparison"
             )
-        if lesion_response is not None:
+        if lesion_table is not None:
+            key = response.progression_key(plan)
+            roles["progression"] = key
+            _run_test(steps, tests, key, lambda: response.test_progression(lesion_table, plan))
+            key = response.response_key(plan)
+            roles["response"] = key
             _run_test(
                 steps,
                 tests,
-                MANN_WHITNEY_PROGRESSION,
-                lambda: _test_progression(lesion_response, "suv_peak"),
-            )
-            _run_test(
-                steps,
-                tests,
-                KRUSKAL_BOR,
-                lambda: _test_by_category(
-                    lesion_response, "suv_peak", "bor", [c for c in BOR_CATEGORIES if c != "NE"]
+                key,
+                lambda: response.test_by_category(
+                    lesion_table,
+                    "value",
+                    plan.response.column,
+                    plan.response.categories,
+                    lesions=True,
                 ),
             )
         if patients is not None:
-            _run_test(
-                steps,
-                tests,
-                KRUSKAL_TPS,
-                lambda: _test_by_category(patients, "median", "tps_group", PDL1_GROUPS),
-            )
-            _run_test(
-                steps,
-                tests,
-                KRUSKAL_CPS,
-                lambda: _test_by_category(patients, "median", "cps_group", PDL1_GROUPS),
-            )
-            _run_test(
-                steps,
-                tests,
-                SPEARMAN_CPS,
-                lambda: spearman(_numeric(patients["median"]), _numeric(patients["cps_percent"])),
+            for key, outcome in response.ihc_tests(patients, plan).items():
+                column = next(
+                    m.column
+                    for m in plan.ihc
+                    if key
+                    in (response.ihc_kruskal_key(plan, m), response.ihc_spearman_key(plan, m))
+                )
+                kind = "ihc-rank" if key.endswith("(Spearman)") else "ihc"
+                roles[f"{kind}:{column}"] = key
+                _run_test(steps, tests, key, partial(_unwrap, outcome))
+            lesion_values = (
+                uptake.lesions[uptake.metric] if uptake is not None else pd.Series(dtype=float)
             )
             for endpoint in ("PFS", "OS"):
                 part = steps.run(
-                    f"{endpoint} by median split of uptake",
-                    partial(_split_survival, patients, endpoint, steps),
+                    f"{endpoint} by split of uptake",
+                    partial(
+                        response.split_survival, patients, lesion_values, endpoint, plan, notes
+                    ),
                 )
                 if part is not None:
                     split[endpoint] = part
     finally:
         steps.close()
 
-    return StudyAnalysis(
+    analysis = StudyAnalysis(
         name=study.name if study is not None else str(provenance.get("study_name") or ""),
         tracer=study.tracer if study is not None else "",
         settings=settings,
@@ -858,15 +681,29 @@ def assemble_analysis(
         tumour_to_blood=tbr,
         time_point=time_point,
         uptake=uptake,
-        lesion_response=lesion_response,
+        lesion_response=lesion_table,
         tests=tests,
         cohort_survival=cohort,
         split_survival=split,
         biomarkers=biomarkers,
+        plan=plan,
+        patient_clinical=patients,
+        test_roles=roles,
+        cohort_restricted_mean=cohort_rmst,
+        blood_summary=blood_means,
+        biodistribution_cohort=cohorts,
+        visibility_extra=visibility_extra,
         warnings=_collect_warnings(tables, provenance, uptake),
         provenance=provenance,
         notes=list(dict.fromkeys(notes)),
     )
+    return replace(analysis, tables=analysis_tables(analysis))
+
+
+def _unwrap(outcome: TestResult | Exception) -> TestResult:
+    if isinstance(outcome, Exception):
+        raise outcome
+    return outcome
 
 
 def _run_test(
@@ -883,12 +720,17 @@ def _require_rows(frame: pd.DataFrame) -> pd.DataFrame:
     return frame
 
 
-def _predose(measurements: pd.DataFrame) -> pd.DataFrame:
+def _predose(measurements: pd.DataFrame, plan: AnalysisPlan) -> pd.DataFrame:
     present = set(measurements["series"].astype(str)) if "series" in measurements else set()
-    missing = [s for s in ("tracer-only", "predose") if s not in present]
+    wanted = (plan.reference_series, plan.comparison_series)
+    missing = [s for s in wanted if s not in present]
     if missing:
-        raise _NotApplicableError(f"no {' or '.join(missing)} series")
-    return _require_rows(predose_ratio(measurements))
+        raise NotApplicableError(f"no {' or '.join(missing)} series")
+    return _require_rows(
+        predose_ratio(
+            measurements, numerator=plan.comparison_series, denominator=plan.reference_series
+        )
+    )
 
 
 def _adverse_events(study: Study | None, clinical: pd.DataFrame) -> pd.DataFrame:

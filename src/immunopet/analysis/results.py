@@ -1,10 +1,11 @@
-"""What a study report contains: every table and result object of one analysis run.
+"""The analysis of a study: every table, number and result object any output shows.
 
-:func:`immunopet.report.assemble.assemble_analysis` fills a :class:`StudyAnalysis` from the
-results store and the study's inputs; :mod:`immunopet.report.figures` draws from it and
-:mod:`immunopet.report.html` arranges it. Each part may be ``None`` (or empty) when the study
-lacks the inputs for it (no blood samples, no clinical sheet ...); the report then says so
-instead of showing an empty section.
+:func:`immunopet.analysis.assemble.assemble_analysis` fills a :class:`StudyAnalysis` from the
+results store, the study's inputs and its analysis plan; :mod:`immunopet.analysis.export`
+writes its tables to ``RESULTS_DIR/analysis/``; :mod:`immunopet.report.figures` draws from it
+and :mod:`immunopet.report.html` arranges it (neither computes anything). Each part may be
+``None`` (or empty) when the study lacks the inputs for it (no blood samples, no clinical
+sheet ...); the report then says so instead of showing an empty section.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import pandas as pd
 
 from immunopet.analysis.aggregates import PatientUptake
 from immunopet.analysis.lesions import LesionVisibility, TimePointChoice
+from immunopet.stats import KaplanMeier
 from immunopet.stats.results import (
     BiomarkerComparison,
     CoxResult,
@@ -23,7 +25,7 @@ from immunopet.stats.results import (
     SurvivalSummary,
     TestResult,
 )
-from immunopet.study.model import AnalysisSettings
+from immunopet.study.model import AnalysisPlan, AnalysisSettings
 
 __all__ = ["SplitSurvival", "StudyAnalysis"]
 
@@ -38,12 +40,18 @@ class SplitSurvival:
     data : DataFrame
         One row per patient: patient, uptake, group ("high"/"low"), duration_days, event.
     threshold : float
-        The median uptake that splits the groups (SUV).
+        The uptake that splits the groups (unit of the metric): "high" above it.
     summaries : dict of str to SurvivalSummary
         Median survival per group (months).
     logrank : LogRankResult or None
     cox : CoxResult or None
         Hazard ratio of high vs low uptake.
+    threshold_rule : str
+        How the threshold was found, in words ("median of all 27 lesions").
+    curves : dict of str to KaplanMeier
+        The fitted curve of each group, times in months (for the figure).
+    restricted_mean : dict of str to float
+        Restricted mean survival per group (months, up to the group's largest time).
     """
 
     endpoint: str
@@ -52,6 +60,9 @@ class SplitSurvival:
     summaries: dict[str, SurvivalSummary]
     logrank: LogRankResult | None = None
     cox: CoxResult | None = None
+    threshold_rule: str = ""
+    curves: dict[str, KaplanMeier] = field(default_factory=dict)
+    restricted_mean: dict[str, float] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -91,6 +102,26 @@ class StudyAnalysis:
     split_survival : dict of str to SplitSurvival
         Keyed "PFS"/"OS".
     biomarkers : BiomarkerComparison or None
+    plan : AnalysisPlan
+        The analysis plan that made these numbers (the manifest's ``[analysis]``).
+    patient_clinical : DataFrame or None
+        Per-patient uptake joined with the clinical sheet: ``uptake`` (the plan's
+        ``patient_aggregate``), ``split_uptake``, each IHC marker and its ``<column>_group``.
+    test_roles : dict of str to str
+        Role -> key of :attr:`tests`: ``"progression"``, ``"response"``, ``"ihc:<column>"``
+        (Kruskal-Wallis) and ``"ihc-rank:<column>"`` (Spearman).
+    cohort_restricted_mean : dict of str to float
+        Restricted mean PFS and OS of the cohort (months).
+    blood_summary : DataFrame or None
+        Blood activity per series and sample time over the biodistribution cohort: series,
+        sample, matrix, n, hours_pi_mean, mean, sd, cohort.
+    biodistribution_cohort : dict of str to list of str
+        The patients of the organ and blood curves, per series.
+    visibility_extra : DataFrame or None
+        Lesions seen only on the comparison series (count, of them >= the size limit).
+    tables : dict of str to DataFrame
+        The machine-readable tables of ``RESULTS_DIR/analysis/`` (see
+        :mod:`immunopet.analysis.export`).
     warnings : list of str
         Every warning recorded by the run and by the analysis (no patient identifiers).
     provenance : dict
@@ -122,6 +153,14 @@ class StudyAnalysis:
     cohort_survival: dict[str, SurvivalSummary] = field(default_factory=dict)
     split_survival: dict[str, SplitSurvival] = field(default_factory=dict)
     biomarkers: BiomarkerComparison | None = None
+    plan: AnalysisPlan = field(default_factory=AnalysisPlan)
+    patient_clinical: pd.DataFrame | None = None
+    test_roles: dict[str, str] = field(default_factory=dict)
+    cohort_restricted_mean: dict[str, float] = field(default_factory=dict)
+    blood_summary: pd.DataFrame | None = None
+    biodistribution_cohort: dict[str, list[str]] = field(default_factory=dict)
+    visibility_extra: pd.DataFrame | None = None
+    tables: dict[str, pd.DataFrame] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
     provenance: dict[str, Any] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)

@@ -1,0 +1,109 @@
+"""Content checks of a study's sheets, for ``immunopet validate`` and ``immunopet run``.
+
+A manifest can be valid while a sheet it names is not: a date in ``pfs_days``, ``1,5`` for
+1.5, PFS longer than OS, a patient listed twice, an event coded 2, a blood sample counted
+before it was drawn, an adverse event of a patient not in the study. :func:`sheet_problems`
+reads the clinical sheet, the adverse-event list, the blood samples, the well-counter
+calibration and the baseline lesion table of a study and returns every problem, each naming
+the file (relative to the manifest's folder), the row (the header is row 1, as a spreadsheet
+numbers them), the column, the value found and what was expected.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import pandas as pd
+
+from immunopet.analysis.blood import blood_sample_problems, read_counter_calibration
+from immunopet.analysis.clinical import adverse_event_problems, clinical_problems
+from immunopet.analysis.lesions import _lesion_table
+from immunopet.errors import ImmunoPETError
+from immunopet.study.model import Study
+
+__all__ = ["sheet_problems"]
+
+
+def _shown(path: Path, root: Path) -> str:
+    try:
+        return path.resolve().relative_to(root.resolve()).as_posix()
+    except ValueError:
+        return path.name
+
+
+def _relative(problems: Sequence[ImmunoPETError], path: Path, root: Path) -> list[str]:
+    """The problems as text, the file named relative to the manifest (no absolute path)."""
+    shown = _shown(path, root)
+    texts = []
+    for problem in problems:
+        text = str(problem).replace(str(path.resolve()), shown).replace(str(path), shown)
+        texts.append(text if text.startswith(shown) else f"{shown}: {text}")
+    return texts
+
+
+def _one(check: Callable[[], object]) -> list[ImmunoPETError]:
+    try:
+        check()
+    except ImmunoPETError as exc:
+        return [exc]
+    return []
+
+
+def _patients_of(path: Path) -> list[str] | None:
+    try:
+        frame = pd.read_csv(path, dtype=str, keep_default_na=False)
+    except (OSError, ValueError, pd.errors.ParserError):
+        return None
+    if "patient" not in frame.columns:
+        return None
+    return [str(p).strip() for p in frame["patient"] if str(p).strip()]
+
+
+def sheet_problems(study: Study) -> list[str]:
+    """Every problem of the sheets the study's ``[inputs]`` name (empty when all are valid).
+
+    Parameters
+    ----------
+    study : Study
+        A study read from its manifest (input paths absolute or relative to ``study.root``).
+
+    Returns
+    -------
+    list of str
+        One line per problem, ``file: row N, column C: message (found V; expected E)``, in
+        the order clinical sheet, adverse events, blood samples, counter calibration, lesion
+        table. Adverse events of patients missing from the clinical sheet are problems too.
+    """
+    root = Path(study.root)
+    inputs = study.inputs
+
+    def where(path: Path | None) -> Path | None:
+        if path is None:
+            return None
+        return path if path.is_absolute() else root / path
+
+    found: list[str] = []
+    clinical = where(inputs.clinical)
+    known = None
+    if clinical is not None:
+        found += _relative(clinical_problems(clinical), clinical, root)
+        known = _patients_of(clinical)
+    events = where(inputs.adverse_events)
+    if events is not None:
+        found += _relative(adverse_event_problems(events, known_patients=known), events, root)
+    blood = where(inputs.blood_samples)
+    if blood is not None:
+        found += _relative(blood_sample_problems(blood), blood, root)
+    calibration = where(inputs.counter_calibration)
+    if calibration is not None:
+        found += _relative(_one(lambda: read_counter_calibration(calibration)), calibration, root)
+    lesions = where(inputs.lesions)
+    if lesions is not None:
+        try:
+            table = pd.read_csv(lesions)
+        except (OSError, ValueError, pd.errors.ParserError) as exc:
+            found.append(f"{_shown(lesions, root)}: not a readable CSV table ({exc})")
+        else:
+            found += _relative(_one(lambda: _lesion_table(table)), lesions, root)
+    return found
