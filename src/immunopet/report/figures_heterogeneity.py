@@ -65,27 +65,27 @@ def plot_lesion_uptake_by_type(heterogeneity: UptakeHeterogeneity, path: str | P
         for t_index, kind in enumerate(types):
             colour = _TYPE_COLOURS[t_index % len(_TYPE_COLOURS)]
             rows = lesions[lesions["tumour_type"].astype(str) == kind]
-            x = rows["patient"].astype(str).map(position).to_numpy(dtype=float)
-            jitter = (rows.groupby("patient").cumcount().to_numpy() % 5 - 2) * 0.06
-            ax.scatter(
-                x + jitter,
-                rows["value"].to_numpy(dtype=float),
-                s=14,
-                color=colour,
-                alpha=0.8,
-                label=f"{kind} (n={rows['patient'].nunique()})",
-                zorder=3,
-            )
-            for patient, group in rows.groupby("patient", sort=False):
-                xi = position[str(patient)]
+            for patient in dict.fromkeys(rows["patient"].astype(str)):
+                own = rows[rows["patient"].astype(str) == patient]
+                xi = position[patient]
+                offsets = [((i % 5) - 2) * 0.06 for i in range(len(own))]
+                ax.scatter(
+                    [xi + o for o in offsets],
+                    own["value"].to_numpy(dtype=float),
+                    s=14,
+                    color=colour,
+                    alpha=0.8,
+                    zorder=3,
+                )
                 ax.hlines(
-                    float(group["patient_median"].iloc[0]),
+                    float(own["patient_median"].iloc[0]),
                     xi - 0.3,
                     xi + 0.3,
                     color="black",
                     lw=1.2,
                     zorder=4,
                 )
+            ax.scatter([], [], s=14, color=colour, label=f"{kind} (n={rows['patient'].nunique()})")
             ends = [position[p] for p in pd.unique(rows["patient"].astype(str))]
             if t_index > 0:
                 ax.axvline(min(ends) - 0.5, color="grey", lw=0.8, ls="--")
