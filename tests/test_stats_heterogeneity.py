@@ -80,3 +80,37 @@ def test_errors() -> None:
         variance_components(df, value_col="suv", type_col=None)
     with pytest.raises(InputError, match="column not found"):
         variance_components(df, value_col="suvmax", type_col=None)
+
+
+def test_unbalanced_one_way_against_direct_reml() -> None:
+    # 3 patients with 3, 2, 3 lesions (a case where statsmodels' lbfgs meets a singular
+    # matrix). Reference: the REML log-likelihood of y = mu + b_p + e written out here,
+    #   -2 l = log|V| + log|X' V^-1 X| + r' V^-1 r,  V = s2_e I + s2_p Z Z',
+    # maximised with scipy (independent of statsmodels).
+    from scipy import optimize
+
+    suv = np.array([3.389027, 0.403811, 1.632248, 9.569689, 7.472586, 0.104315, 1.386423, 3.670251])
+    patients = np.array(["a", "a", "a", "b", "b", "c", "c", "c"])
+    y = np.log(suv)
+    z = (patients[:, None] == np.array(["a", "b", "c"])[None, :]).astype(float)
+    x = np.ones((len(y), 1))
+
+    def minus2_reml(log_s2: np.ndarray) -> float:
+        s2_p, s2_e = np.exp(log_s2)
+        v = s2_e * np.eye(len(y)) + s2_p * z @ z.T
+        vi = np.linalg.inv(v)
+        beta = np.linalg.solve(x.T @ vi @ x, x.T @ vi @ y)
+        r = y - x @ beta
+        return float(np.linalg.slogdet(v)[1] + np.linalg.slogdet(x.T @ vi @ x)[1] + r @ vi @ r)
+
+    best = optimize.minimize(
+        minus2_reml,
+        np.log([0.5, 1.0]),
+        method="Nelder-Mead",
+        options={"xatol": 1e-10, "fatol": 1e-12, "maxiter": 5000},
+    )
+    s2_p, s2_e = np.exp(best.x)
+    df = pd.DataFrame({"patient": patients, "suv": suv})
+    vc = variance_components(df, value_col="suv", type_col=None).table.set_index("level")
+    assert vc.loc["patient", "variance"] == pytest.approx(s2_p, rel=2e-3)
+    assert vc.loc["lesion", "variance"] == pytest.approx(s2_e, rel=2e-3)

@@ -210,3 +210,14 @@ def test_rank_invariance_and_self_comparison() -> None:
     # one responder among four (the small tumour-type groups): a finite, non-point interval
     small = delong_auc([5.0, 1.0, 2.0, 3.0], [1, 0, 0, 0])
     assert small.separation == "perfect" and 0.0 < small.lower < 1.0 == small.upper
+
+
+def test_single_subject_class_has_no_delong_variance() -> None:
+    # One responder: S10 (covariance over positives) needs two; no variance, no test, and
+    # the interval falls back to Newcombe's.
+    est = delong_auc([2.0, 1.0, 3.0, 0.5], [1, 0, 0, 0])
+    assert est.auc == pytest.approx(2 / 3)
+    assert math.isnan(est.variance)
+    assert est.method == "newcombe-score" and 0.0 < est.lower < 2 / 3 < est.upper < 1.0
+    t = delong_test([2.0, 1.0, 3.0, 0.5], [1.0, 2.0, 0.0, 3.0], [1, 0, 0, 0])
+    assert math.isnan(t.p_value) and math.isnan(t.variance)

@@ -411,7 +411,8 @@ def compare_biomarkers(
         "AUC = P(marker of a responder > marker of a non-responder) + 0.5 P(tie)",
         "Harrell's C: higher marker predicts longer survival; pairs with equal times unused",
         "AUC interval: logit of AUC with DeLong's variance; Newcombe (2006) score interval "
-        "when a group separates perfectly (separation = perfect/inverted)"
+        "when a group separates perfectly (separation = perfect/inverted) or a class has "
+        "one patient (no DeLong variance, no paired test)"
         if interval == "delong"
         else f"AUC interval: stratified percentile bootstrap, {n_bootstrap} resamples, seed {seed}",
         "C interval: logit of C with the infinitesimal-jackknife variance (R survival)",

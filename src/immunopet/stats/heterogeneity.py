@@ -25,6 +25,7 @@ from __future__ import annotations
 import math
 import warnings
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -65,6 +66,33 @@ class VarianceComponents(_Tabular):
     def summary(self) -> pd.DataFrame:
         """The table (a copy)."""
         return self.table.copy()
+
+
+_METHODS = ("lbfgs", "bfgs", "powell", "nm")
+"""Optimisers tried in turn: the first whose REML fit converges is used."""
+
+
+def _fit(model: Any) -> tuple[Any, str]:
+    """REML fit with the first optimiser of :data:`_METHODS` that converges."""
+    from numpy.linalg import LinAlgError
+
+    fallback: tuple[Any, str] | None = None
+    for method in _METHODS:
+        try:
+            fit = model.fit(reml=True, method=[method])
+        except (LinAlgError, ValueError, ZeroDivisionError):
+            continue
+        if bool(getattr(fit, "converged", False)):
+            return fit, method
+        fallback = fallback or (fit, method)
+    if fallback is not None:
+        return fallback
+    raise InputError(
+        "the mixed model of log uptake could not be fitted",
+        tag="variance components",
+        value=f"{model.nobs} lesions",
+        expected="data a REML fit converges on",
+    )
 
 
 def _column(df: pd.DataFrame, name: str) -> pd.Series:
@@ -152,17 +180,22 @@ def variance_components(
                 re_formula="1",
                 vc_formula={"patient": "0 + C(patient)"},
             )
-            fit = model.fit(reml=True, method=["lbfgs", "powell"])
-            var_type = float(np.asarray(fit.cov_re)[0, 0])
-            var_patient = float(np.asarray(fit.vcomp)[0])
         else:
             model = MixedLM(
                 data["y"].to_numpy(), exog, groups=data["patient"].to_numpy(), exog_re=exog
             )
-            fit = model.fit(reml=True, method=["lbfgs", "powell"])
-            var_type = math.nan
-            var_patient = float(np.asarray(fit.cov_re)[0, 0])
-        var_lesion = float(fit.scale)
+        fit, method = _fit(model)
+    if with_type:
+        var_type = float(np.asarray(fit.cov_re)[0, 0])
+        var_patient = float(np.asarray(fit.vcomp)[0])
+    else:
+        var_type = math.nan
+        var_patient = float(np.asarray(fit.cov_re)[0, 0])
+    var_lesion = float(fit.scale)
+    if method != _METHODS[0]:
+        notes.append(f"MixedLM fitted with the {method} optimiser ({_METHODS[0]} failed)")
+    if not bool(getattr(fit, "converged", True)):
+        notes.append("MixedLM: the REML fit did not converge; read the components with care")
     for w in caught:
         text = str(w.message).split("\n")[0]
         if "converge" in text.lower() or "boundary" in text.lower() or "singular" in text.lower():

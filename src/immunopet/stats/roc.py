@@ -13,7 +13,8 @@ therefore reports
 * ``"logit-delong"``: the Wald interval of logit(AUC) with the delta-method DeLong standard
   error, transformed back (stays inside (0, 1)), whenever 0 < AUC < 1 and the variance is
   positive;
-* ``"newcombe-score"`` otherwise (perfect separation or zero variance): the score-type
+* ``"newcombe-score"`` otherwise (perfect separation, zero variance, or a class of one
+  subject): the score-type
   interval of Newcombe (2006, method 5), which solves
   :math:`(\\hat\\theta - \\theta)^2 = z^2 V(\\theta)` for :math:`\\theta` with the
   Hanley-McNeil variance modified by Newcombe,
@@ -56,7 +57,8 @@ class AucEstimate:
     auc : float
         P(marker of a positive > marker of a negative) + 0.5 P(tie).
     variance : float
-        DeLong's variance of the AUC.
+        DeLong's variance of the AUC; NaN when a class has a single subject (no sample
+        covariance), the interval is then Newcombe's.
     lower, upper : float
         Interval at the requested level (see :attr:`method`).
     method : str
@@ -91,10 +93,10 @@ class DeLongComparison:
     variance : float
         :math:`S_{11} + S_{22} - 2 S_{12}` of the DeLong covariance matrix.
     z : float
-        ``difference / sqrt(variance)``; NaN when the variance is zero.
+        ``difference / sqrt(variance)``; NaN when the variance is zero or undefined.
     p_value : float
         Two-sided normal p-value; 1 when both AUCs are equal with zero variance, NaN when
-        they differ with zero variance (no test possible).
+        they differ with zero variance or a class has a single subject (no test possible).
     n_positive, n_negative : int
         Subjects per class (complete pairs only).
     """
@@ -148,8 +150,11 @@ def _placements(
     v10 = kernel.mean(axis=2)  # [k, m]: fraction of negatives each positive beats
     v01 = kernel.mean(axis=1)  # [k, n]: fraction of positives beating each negative
     aucs = v10.mean(axis=1)
-    s10 = np.atleast_2d(np.cov(v10, ddof=1)) if m > 1 else np.zeros((len(aucs), len(aucs)))
-    s01 = np.atleast_2d(np.cov(v01, ddof=1)) if n > 1 else np.zeros((len(aucs), len(aucs)))
+    k = len(aucs)
+    if m < 2 or n < 2:  # a sample covariance needs two subjects per class
+        return aucs, np.full((k, k), np.nan), kernel
+    s10 = np.atleast_2d(np.cov(v10, ddof=1))
+    s01 = np.atleast_2d(np.cov(v01, ddof=1))
     cov = s10 / m + s01 / n
     return aucs, cov, kernel
 
@@ -216,7 +221,7 @@ def auc_interval(
     ('newcombe-score', 0.585, 1.0)
     """
     z = float(stats.norm.ppf(1.0 - alpha / 2.0))
-    if 0.0 < auc < 1.0 and variance > 0.0:
+    if 0.0 < auc < 1.0 and variance > 0.0:  # False for NaN (a class of one subject)
         logit = math.log(auc / (1.0 - auc))
         se = math.sqrt(variance) / (auc * (1.0 - auc))
         lo, hi = logit - z * se, logit + z * se
@@ -330,7 +335,9 @@ def delong_test(
     aucs, cov, _ = _placements(pos, neg)
     diff = float(aucs[0] - aucs[1])
     variance = max(float(cov[0, 0] + cov[1, 1] - 2.0 * cov[0, 1]), 0.0)
-    if variance > 1e-15:
+    if math.isnan(float(cov[0, 0])):
+        variance = z = p = math.nan
+    elif variance > 1e-15:
         z = diff / math.sqrt(variance)
         p = float(2.0 * stats.norm.sf(abs(z)))
     else:

@@ -19,8 +19,10 @@ What goes in:
 
 Injection date-times, activities and weights are *not* written: the headers hold them, and
 the analysis of the synthetic trial is meant to read them there (vendor branches included).
-A preset's ``settings`` (e.g. the atezolizumab design's day-7 ``analysis_hours``) are
-written as ``[settings]``; everything else is left to its default.
+A preset's ``settings`` (e.g. the atezolizumab design's day-7 ``analysis_hours``) and its
+``analysis`` plan (what that study reports: SUVmax, the per-patient aggregate, the candidate
+biomarkers ...) are written as ``[settings]`` and ``[analysis]``; everything else is left to
+its default (the durvalumab presets state none: the defaults are that paper's Methods).
 """
 
 from __future__ import annotations
@@ -196,6 +198,7 @@ def write_trial_manifest(
         The folder holds no ``scans.csv``.
     """
     settings: dict[str, Any] = {}
+    analysis: dict[str, Any] = {}
     if isinstance(trial, str | os.PathLike):
         outdir = Path(trial)
         name = "Synthetic 89Zr immuno-PET trial"
@@ -205,9 +208,12 @@ def write_trial_manifest(
         config = PRESETS.get(trial.preset)
         if config is not None:
             settings = dict(config.settings)
+            analysis = dict(config.analysis)
     target = Path(path) if path is not None else outdir / "study.toml"
     target.parent.mkdir(parents=True, exist_ok=True)
-    manifest = _build_trial_manifest(outdir, target.parent, name=name, settings=settings)
+    manifest = _build_trial_manifest(
+        outdir, target.parent, name=name, settings=settings, analysis=analysis
+    )
     header = (
         "# Study manifest of a synthetic 89Zr immuno-PET trial (immunopet.synthetic).\n"
         "# All data are simulated; paths are relative to this file. Check it with\n"
