@@ -10,6 +10,7 @@ from __future__ import annotations
 from immunopet.stats.biomarkers import compare_biomarkers
 from immunopet.stats.concordance import compare_concordance, concordance
 from immunopet.stats.groups import kruskal_wallis, mann_whitney, pdl1_group, spearman
+from immunopet.stats.heterogeneity import VarianceComponents, variance_components
 from immunopet.stats.results import (
     BiomarkerComparison,
     CoxResult,
@@ -38,6 +39,7 @@ __all__ = [
     "LogRankResult",
     "SurvivalSummary",
     "TestResult",
+    "VarianceComponents",
     "compare_biomarkers",
     "compare_concordance",
     "concordance",
@@ -54,4 +56,5 @@ __all__ = [
     "restricted_mean_survival",
     "spearman",
     "survival_summary",
+    "variance_components",
 ]
