@@ -17,6 +17,7 @@ from typing import Literal
 
 import numpy as np
 import numpy.typing as npt
+
 from immunopet.errors import GeometryError
 
 __all__ = ["ImageVolume", "Unit"]
