@@ -91,7 +91,12 @@ def run(args: argparse.Namespace) -> int:
         print(f"failed {failure.scan_id}: {failure.message}", file=sys.stderr)
     _say(progress, "3/3 analysing the study and writing the report")
     built = build_report(
-        outdir / "results", outdir / "report", study=study, qc=not args.no_qc, progress=progress
+        outdir / "results",
+        outdir / "report",
+        study=study,
+        qc=not args.no_qc,
+        progress=progress,
+        workers=workers,
     )
     for note in built.notes:
         print(note, file=sys.stderr)
