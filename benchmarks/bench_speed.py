@@ -11,7 +11,9 @@ the load of a shared machine falls on both alike):
 3. in-process read of that series (discover + load)  / the floor: every file's bytes read
    and its pixel data taken with ``np.frombuffer`` (no parsing at all)
 4. ``immunopet run`` of the synthetic study, 2 workers / the same with 1 worker
-   (whole process, ``--force``, measuring, analysis and report)
+   (whole process, ``--force``, measuring, analysis and report); followed by the ceiling
+   the machine allows at that moment: N copies of a CPU-bound loop run at once, time per
+   copy / one copy alone (other jobs on a shared machine take cores away from both)
 5. ``immunopet synth --preset study`` wall time      / the 60 s target
 
 Prints one line per row: subject and anchor medians (s), the ratio and the target. Nothing
@@ -199,6 +201,22 @@ def row_study(
 
     many, one = alternate(run_with(workers), run_with(1), repeats, warm_up=False, prepare=clear)
     print_row(f"immunopet run ({preset}), {workers} workers", many, "1 worker", one, "<= 0.55")
+    together, alone = alternate(lambda: _spin(workers), lambda: _spin(1), 3)
+    print(
+        f"  (the machine's ceiling for that row now: {workers} CPU-bound processes at once "
+        f"{together:.2f} s vs 1 alone {alone:.2f} s = ratio {together / (workers * alone):.2f})",
+        flush=True,
+    )
+
+
+_SPIN = "x = 0\nfor i in range(10_000_000):\n    x += i * i"
+
+
+def _spin(n: int) -> None:
+    """Run ``n`` copies of a pure-Python loop at once (each the same work)."""
+    processes = [subprocess.Popen([sys.executable, "-c", _SPIN]) for _ in range(n)]
+    for process in processes:
+        process.wait()
 
 
 def main(argv: Sequence[str] | None = None) -> int:
