@@ -38,15 +38,40 @@ SUBCOMMANDS = (
 )
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """The argument parser with every subcommand registered."""
+def _wanted_subcommands(argv: Sequence[str]) -> tuple[str, ...]:
+    """The subcommand modules the parser needs for ``argv``.
+
+    The first argument that is not an option names the subcommand (the top level has only
+    ``--version`` and ``--help``, neither taking a value): only that module is imported, so a
+    command pays for its own imports and not for every other one's. ``--version`` alone needs
+    none; top-level help (before any command), no command and an unknown command import all,
+    for the listing.
+    """
+    for token in argv:
+        if token in ("-h", "--help"):
+            return SUBCOMMANDS
+        if token.startswith("-"):
+            continue
+        name = token.replace("-", "_")
+        return (name,) if name in SUBCOMMANDS else SUBCOMMANDS
+    if "--version" in argv:
+        return ()
+    return SUBCOMMANDS
+
+
+def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
+    """The argument parser; with ``argv``, only the subcommands it needs are registered.
+
+    Without ``argv`` every subcommand is registered (the full ``--help``).
+    """
     parser = argparse.ArgumentParser(
         prog="immunopet",
         description="Quantitative immuno-PET of 89Zr-labelled antibodies.",
     )
     parser.add_argument("--version", action="version", version=f"immunopet {__version__}")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for name in SUBCOMMANDS:
+    names = SUBCOMMANDS if argv is None else _wanted_subcommands(argv)
+    for name in names:
         module = importlib.import_module(f"immunopet.cli.{name}")
         module.register(subparsers)
     return parser
@@ -54,7 +79,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the exit code."""
-    parser = build_parser()
+    argv = sys.argv[1:] if argv is None else list(argv)
+    parser = build_parser(argv)
     args = parser.parse_args(argv)
     if not getattr(args, "func", None):
         parser.print_help()
