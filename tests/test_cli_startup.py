@@ -84,3 +84,24 @@ def test_only_the_named_subcommand_is_registered(
     argv: list[str], expected: tuple[str, ...]
 ) -> None:
     assert _wanted_subcommands(argv) == expected
+
+
+def test_a_closed_pipe_ends_quietly() -> None:
+    # `immunopet inspect DIR | head`: the reader closes the pipe; no traceback, exit 141
+    code = (
+        "import sys, argparse\n"
+        "from immunopet.cli import main as m\n"
+        "def fail(args):\n"
+        "    raise BrokenPipeError(32, 'Broken pipe')\n"
+        "def parser(argv=None):\n"
+        "    p = argparse.ArgumentParser()\n"
+        "    p.set_defaults(func=fail, command='inspect')\n"
+        "    return p\n"
+        "m.build_parser = parser\n"
+        "sys.exit(m.main([]))\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=False, timeout=60
+    )
+    assert done.returncode == 141
+    assert "Traceback" not in done.stderr

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 from collections.abc import Sequence
 
@@ -99,11 +100,23 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"immunopet {args.command}: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # the reader went away (`immunopet inspect DIR | head`): no message
+        _silence_stdout()
+        return 141
     except OSError as error:
         print(f"immunopet {args.command}: error: {describe_os_error(error)}", file=sys.stderr)
         return 2
     finally:
         restore()
+
+
+def _silence_stdout() -> None:
+    """Point stdout at /dev/null so that the interpreter's final flush cannot fail again."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (AttributeError, OSError, ValueError):  # stdout replaced by something without a fd
+        pass
 
 
 if __name__ == "__main__":  # pragma: no cover
