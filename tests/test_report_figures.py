@@ -206,6 +206,11 @@ def test_trial_figures_and_qc_pages(
     pages = qc_pages(report_trial / "results", study, tmp_path, max_scans=2)
     assert list(pages) == ["qc P01/tracer-only/72h", "qc P01/tracer-only/120h"]
     assert all(p.stat().st_size > 5000 for p in pages.values())
+    # drawn one by one here, the same pages byte for byte (the default used 2 processes)
+    alone = qc_pages(report_trial / "results", study, tmp_path / "alone", max_scans=2, workers=1)
+    assert list(alone) == list(pages)
+    for key, page in pages.items():
+        assert alone[key].read_bytes() == page.read_bytes()
     volume, _ = _sphere_volume(head_first=False)
     drawn = draw_all(trial_analysis, tmp_path / "figures", pet_images={"P09/x/1h": (volume, {})})
     assert set(drawn) == {*FIGURE_KEYS, "qc P09/x/1h"}

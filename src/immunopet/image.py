@@ -17,7 +17,6 @@ from typing import Literal
 
 import numpy as np
 import numpy.typing as npt
-from scipy import ndimage
 
 from immunopet.errors import GeometryError
 
@@ -257,6 +256,8 @@ class ImageVolume:
         ImageVolume
             Same unit as this volume, on ``target``'s grid.
         """
+        from scipy import ndimage  # here, not at module level: `import immunopet` stays light
+
         # target voxel -> LPS -> source voxel
         mapping = np.linalg.inv(self.affine) @ target.affine
         source = self.array

@@ -96,7 +96,12 @@ def run(args: argparse.Namespace) -> int:
     for note in kinetics_step(outdir / "results", study):  # results/analysis/kinetics.csv
         print(note, file=sys.stderr)
     built = build_report(
-        outdir / "results", outdir / "report", study=study, qc=not args.no_qc, progress=progress
+        outdir / "results",
+        outdir / "report",
+        study=study,
+        qc=not args.no_qc,
+        progress=progress,
+        workers=workers,
     )
     for note in built.notes:
         print(note, file=sys.stderr)

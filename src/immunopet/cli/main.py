@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 from collections.abc import Sequence
 
@@ -38,15 +39,40 @@ SUBCOMMANDS = (
 )
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """The argument parser with every subcommand registered."""
+def _wanted_subcommands(argv: Sequence[str]) -> tuple[str, ...]:
+    """The subcommand modules the parser needs for ``argv``.
+
+    The first argument that is not an option names the subcommand (the top level has only
+    ``--version`` and ``--help``, neither taking a value): only that module is imported, so a
+    command pays for its own imports and not for every other one's. ``--version`` alone needs
+    none; top-level help (before any command), no command and an unknown command import all,
+    for the listing.
+    """
+    for token in argv:
+        if token in ("-h", "--help"):
+            return SUBCOMMANDS
+        if token.startswith("-"):
+            continue
+        name = token.replace("-", "_")
+        return (name,) if name in SUBCOMMANDS else SUBCOMMANDS
+    if "--version" in argv:
+        return ()
+    return SUBCOMMANDS
+
+
+def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
+    """The argument parser; with ``argv``, only the subcommands it needs are registered.
+
+    Without ``argv`` every subcommand is registered (the full ``--help``).
+    """
     parser = argparse.ArgumentParser(
         prog="immunopet",
         description="Quantitative immuno-PET of 89Zr-labelled antibodies.",
     )
     parser.add_argument("--version", action="version", version=f"immunopet {__version__}")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for name in SUBCOMMANDS:
+    names = SUBCOMMANDS if argv is None else _wanted_subcommands(argv)
+    for name in names:
         module = importlib.import_module(f"immunopet.cli.{name}")
         module.register(subparsers)
     return parser
@@ -54,7 +80,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the exit code."""
-    parser = build_parser()
+    argv = sys.argv[1:] if argv is None else list(argv)
+    parser = build_parser(argv)
     args = parser.parse_args(argv)
     if not getattr(args, "func", None):
         parser.print_help()
@@ -73,11 +100,23 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"immunopet {args.command}: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # the reader went away (`immunopet inspect DIR | head`): no message
+        _silence_stdout()
+        return 141
     except OSError as error:
         print(f"immunopet {args.command}: error: {describe_os_error(error)}", file=sys.stderr)
         return 2
     finally:
         restore()
+
+
+def _silence_stdout() -> None:
+    """Point stdout at /dev/null so that the interpreter's final flush cannot fail again."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (AttributeError, OSError, ValueError):  # stdout replaced by something without a fd
+        pass
 
 
 if __name__ == "__main__":  # pragma: no cover

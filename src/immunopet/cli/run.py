@@ -41,7 +41,8 @@ def register(subparsers: Any) -> argparse.ArgumentParser:
         type=int,
         default=None,
         metavar="N",
-        help="worker processes (default: min(2, CPUs); 1 = in this process)",
+        help="worker processes measuring the scans and drawing the QC pages "
+        "(default: min(2, CPUs); 1 = in this process)",
     )
     parser.add_argument(
         "--scheduler",
@@ -122,7 +123,12 @@ def run(args: argparse.Namespace) -> int:
 
         report_dir = args.report if args.report is not None else manifest.parent / "report"
         built = build_report(
-            output, report_dir, study=study, qc=not args.no_qc, progress=not args.quiet
+            output,
+            report_dir,
+            study=study,
+            qc=not args.no_qc,
+            progress=not args.quiet,
+            workers=args.workers if args.scheduler is None else None,
         )
         for note in built.notes:
             print(note, file=sys.stderr)

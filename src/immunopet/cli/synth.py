@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 from pathlib import Path
 from typing import Any
 
@@ -33,7 +34,11 @@ def register(subparsers: Any) -> argparse.ArgumentParser:
     )
     parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     parser.add_argument(
-        "--workers", type=int, default=1, help="patients generated in parallel (default 1)"
+        "--workers",
+        type=int,
+        default=None,
+        help="patients generated in parallel processes (default: min(2, CPUs)); the files are "
+        "the same whatever the number",
     )
     parser.add_argument("--quiet", action="store_true", help="no progress bar or summary")
     parser.set_defaults(func=run)
@@ -47,7 +52,7 @@ def run(args: argparse.Namespace) -> int:
         preset=args.preset,
         seed=args.seed,
         progress=not args.quiet,
-        workers=args.workers,
+        workers=args.workers if args.workers is not None else max(1, min(2, os.cpu_count() or 1)),
     )
     if not args.quiet:
         print(

@@ -130,17 +130,21 @@ class PixelReader:
     """
 
     def __init__(self) -> None:
-        self._options: dict[tuple[Any, ...], dict[str, Any]] = {}
+        self._options: dict[tuple[Any, ...], tuple[dict[str, Any], np.dtype | None]] = {}
 
-    def _decoding_options(self, header: Dataset, tag: int, syntax: UID) -> dict[str, Any]:
+    def _decoding_options(
+        self, header: Dataset, tag: int, syntax: UID
+    ) -> tuple[dict[str, Any], np.dtype | None]:
+        """pydicom's decoding options, and the dtype of the plain-copy case (else None)."""
         key = (syntax, tag, *(_raw_value(header, element) for element in _OPTION_TAGS))
-        options = self._options.get(key)
-        if options is None:
+        cached = self._options.get(key)
+        if cached is None:
             options = as_pixel_options(
                 header, pixel_keyword=_PIXEL_KEYWORDS[tag], transfer_syntax_uid=syntax
             )
-            self._options[key] = options
-        return dict(options)
+            cached = (options, _plain_dtype(options, syntax))
+            self._options[key] = cached
+        return dict(cached[0]), cached[1]
 
     def read(self, file: Path, header: Dataset, location: PixelLocation | None) -> np.ndarray:
         """Stored pixel values of one file (before any rescale).
@@ -161,7 +165,10 @@ class PixelReader:
                 return pixel_array(file, **syntax_option)
             with open(file, "rb") as fp:
                 fp.seek(location.element_offset)
-                data = fp.read(location.header_length + location.value_length)
+                data = bytearray(location.header_length + location.value_length)
+                n_read = fp.readinto(data)  # into a writeable buffer: no copy later
+                if n_read < len(data):
+                    del data[n_read:]
         except OSError as exc:
             raise DicomInputError(
                 f"cannot read: {exc.strerror or exc}", file=file, tag=_TAG
@@ -184,7 +191,12 @@ class PixelReader:
                 expected=f"{expected} bytes",
             )
         try:
-            options = self._decoding_options(header, location.tag, syntax)
+            options, plain = self._decoding_options(header, location.tag, syntax)
+            if plain is not None and location.value_length in _plain_lengths(options, plain):
+                # what pydicom's native decoder returns here, without its per-call set-up
+                count = options["rows"] * options["columns"]
+                values = np.frombuffer(data, plain, count, offset=location.header_length)
+                return values.reshape(options["rows"], options["columns"])
             array, _ = get_decoder(syntax).as_array(
                 memoryview(data)[location.header_length :], **options
             )
@@ -193,6 +205,40 @@ class PixelReader:
                 f"cannot decode pixel data: {type(exc).__name__}: {exc}", file=file, tag=_TAG
             ) from exc
         return array
+
+
+_PLAIN_SYNTAXES = (ExplicitVRLittleEndian, ImplicitVRLittleEndian)
+_PLAIN_PHOTOMETRIC = ("MONOCHROME1", "MONOCHROME2")
+
+
+def _plain_dtype(options: dict[str, Any], syntax: UID) -> np.dtype | None:
+    """The dtype when the pixel data is one frame of whole little-endian integers, else None.
+
+    That is the case where pydicom's native decoder only reshapes the bytes: one sample per
+    pixel, monochrome, 8, 16 or 32 bits allocated and all of them stored (no sign or unused
+    bit correction), one frame. Everything else goes through the decoder.
+    """
+    bits = options.get("bits_allocated")
+    if (
+        syntax not in _PLAIN_SYNTAXES
+        or options.get("samples_per_pixel") != 1
+        or str(options.get("photometric_interpretation")) not in _PLAIN_PHOTOMETRIC
+        or bits not in (8, 16, 32)
+        or options.get("bits_stored") != bits
+        or options.get("pixel_representation") not in (0, 1)
+        or int(options.get("number_of_frames") or 1) != 1
+        or not isinstance(options.get("rows"), int)
+        or not isinstance(options.get("columns"), int)
+    ):
+        return None
+    kind = "i" if options["pixel_representation"] == 1 else "u"
+    return np.dtype(f"<{kind}{bits // 8}")
+
+
+def _plain_lengths(options: dict[str, Any], dtype: np.dtype) -> tuple[int, int]:
+    """Value lengths (bytes) of one such frame: exact, or padded to an even length."""
+    n_bytes = int(options["rows"]) * int(options["columns"]) * dtype.itemsize
+    return n_bytes, n_bytes + n_bytes % 2
 
 
 def _raw_value(header: Dataset, tag: int) -> Any:

@@ -51,6 +51,7 @@ def build_report(
     study: Study | None = None,
     qc: bool = True,
     progress: bool = False,
+    workers: int | None = None,
 ) -> BuiltReport:
     """Assemble the analysis of ``results_dir`` and write the report folder ``outdir``.
 
@@ -67,6 +68,8 @@ def build_report(
         study's images, so it is skipped with a note when the study is unknown.
     progress : bool
         Progress bars on stderr.
+    workers : int, optional
+        Processes drawing the QC pages (default min(2, CPUs); 1 = in this process).
     """
     results_dir, outdir = Path(results_dir), Path(outdir)
     analysis = assemble_analysis(results_dir, study=study, progress=progress)
@@ -81,7 +84,9 @@ def build_report(
     if qc and study is None:
         notes.append("no QC pages: the study manifest is unknown (give it explicitly)")
     elif qc and study is not None:
-        qc_figures = qc_pages(results_dir, study, outdir / "figures", progress=progress)
+        qc_figures = qc_pages(
+            results_dir, study, outdir / "figures", progress=progress, workers=workers
+        )
         figures.update(qc_figures)
     index = render_report(analysis, outdir, figures=figures)
     return BuiltReport(

@@ -29,8 +29,12 @@ from __future__ import annotations
 
 import logging
 import math
+import multiprocessing
+import multiprocessing.context
+import os
 import re
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from concurrent.futures import ProcessPoolExecutor
 from functools import partial
 from pathlib import Path
 from typing import Any, Final
@@ -915,6 +919,7 @@ def qc_pages(
     *,
     max_scans: int | None = None,
     progress: bool = False,
+    workers: int | None = None,
 ) -> dict[str, Path]:
     """One QC page per processed scan: reread its PET as SUV and its VOIs, draw the MIP.
 
@@ -930,11 +935,15 @@ def qc_pages(
         Draw at most this many (manifest order).
     progress : bool
         A tqdm progress bar over scans.
+    workers : int, optional
+        Pages drawn in this many processes at once (default min(2, CPUs); 1 = here, one by
+        one). The pages are the same whatever the number.
 
     Returns
     -------
     dict of str to Path
-        ``"qc <scan id>"`` -> page. A scan whose files cannot be read is skipped (logged).
+        ``"qc <scan id>"`` -> page, in manifest order. A scan whose files cannot be read is
+        skipped (logged).
     """
     scans = _scans_table(source)
     factors: dict[str, float] = {}
@@ -948,16 +957,56 @@ def qc_pages(
     if max_scans is not None:
         refs = refs[: max(0, max_scans)]
     out = Path(outdir)
+    jobs = [(ref, study, factors.get(ref.scan_id), out / _qc_file(ref.scan_id)) for ref in refs]
+    n_workers = _qc_workers(workers, len(jobs))
+    if n_workers == 1:
+        outcomes: Iterator[tuple[Path | None, str]] = (_qc_page(*job) for job in jobs)
+        executor = None
+    else:  # each page reads its scan and draws alone: independent CPU-bound work
+        executor = ProcessPoolExecutor(max_workers=n_workers, mp_context=_qc_context())
+        outcomes = executor.map(_qc_page, *zip(*jobs, strict=True))
     pages: dict[str, Path] = {}
-    for ref in tqdm(refs, desc="QC pages", unit="scan", disable=not progress):
-        try:
-            volume, masks = qc_scan_volume(ref, study, suv_bw_factor=factors.get(ref.scan_id))
-            pages[f"qc {ref.scan_id}"] = qc_figure(
-                volume, masks, f"{ref.scan_id} (coronal MIP)", out / _qc_file(ref.scan_id)
-            )
-        except (ImmunoPETError, OSError, ValueError) as exc:
-            _LOG.warning("QC page of %s not drawn: %s", ref.scan_id, exc)
+    try:
+        for ref, (page, problem) in tqdm(
+            zip(refs, outcomes, strict=True),
+            total=len(refs),
+            desc="QC pages",
+            unit="scan",
+            disable=not progress,
+        ):
+            if page is None:
+                _LOG.warning("QC page of %s not drawn: %s", ref.scan_id, problem)
+            else:
+                pages[f"qc {ref.scan_id}"] = page
+    finally:
+        if executor is not None:
+            executor.shutdown(wait=True, cancel_futures=True)
     return pages
+
+
+def _qc_workers(workers: int | None, n_jobs: int) -> int:
+    """Processes for ``n_jobs`` QC pages: ``workers``, by default min(2, CPUs), at most n_jobs."""
+    wanted = workers if workers is not None else min(2, os.cpu_count() or 1)
+    return max(1, min(wanted, n_jobs))
+
+
+def _qc_context() -> multiprocessing.context.BaseContext:
+    if "forkserver" in multiprocessing.get_all_start_methods():
+        context = multiprocessing.get_context("forkserver")
+        context.set_forkserver_preload(["immunopet.report.figures"])
+        return context
+    return multiprocessing.get_context("spawn")
+
+
+def _qc_page(
+    ref: ScanRef, study: Study, factor: float | None, path: Path
+) -> tuple[Path | None, str]:
+    """One QC page (in a worker process or here): (page, "") or (None, why not)."""
+    try:
+        volume, masks = qc_scan_volume(ref, study, suv_bw_factor=factor)
+        return qc_figure(volume, masks, f"{ref.scan_id} (coronal MIP)", path), ""
+    except (ImmunoPETError, OSError, ValueError) as exc:
+        return None, str(exc)
 
 
 def _qc_file(scan_id: str) -> str:
