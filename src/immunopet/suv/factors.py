@@ -58,6 +58,12 @@ Where we differ from the manual, and why:
   default (``on_invalid="warn"`` records it instead); the manual does not check it.
 - Intervals always use whole date-times (``timedelta.total_seconds()``).
 
+Checked against the public IBSI SUV digital reference objects (DRO_0_0 ... DRO_5_0), mirrored
+as generated series in ``tests/test_suv_ibsi_dro.py``: all 17 give the reference SUVbw (min
+0.20, median 1.00, max 4.00). The one fix they led to is provenance only: for ``ADMIN`` the
+``suv_bw_factor`` source now reads "weight / injected dose" (it said "decayed dose", while the
+number was, correctly, computed with the undecayed dose).
+
 References
 ----------
 .. [1] Vácha et al. Standardizing SUV computation (IBSI), working version 3.
@@ -608,6 +614,11 @@ def _derive(
             expected=f"check the dose and the dates ({flag}, --injected-activity-bq)",
         )
     factors, norms = _suv_factors(scale, weight_kg, height_m, sex, decayed_bq, log)
+    if decay == "ADMIN" and scale.direct_suv_factor is None:
+        # values decay-corrected to injection: the dose is not decayed (provenance says so)
+        log.sources["suv_bw_factor"] = log.sources["suv_bw_factor"].replace(
+            "decayed dose", f"injected dose ({steps.TAG_DECAY} ADMIN)"
+        )
     suv_bw = factors["bw"]
     if suv_bw is None or not math.isfinite(suv_bw) or suv_bw <= 0:
         raise log.error(
