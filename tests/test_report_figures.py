@@ -48,6 +48,7 @@ HAND_SIZES_IN = {
     "survival_os": (7.0, 5.0),
     "tumour_to_blood": (7.0, 4.5),
     "biomarkers": (9.0, 1.3 + 0.45 * 4),
+    "heterogeneity": (max(6.0, 0.28 * 4 + 2.0), 3.8),
 }
 
 

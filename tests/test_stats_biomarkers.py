@@ -81,8 +81,11 @@ class TestCompareBiomarkers:
         table = result.table.set_index("candidate")
         assert table.loc["suv", "auc"] == 1.0
         assert table.loc["tps", "auc"] == 0.0
-        # Perfect separation survives every resample: the interval is degenerate at 1.
-        assert (table.loc["suv", "auc_lower"], table.loc["suv", "auc_upper"]) == (1.0, 1.0)
+        # Perfect separation: Newcombe's score interval (4 vs 4), not the point 1-1, and said so.
+        assert table.loc["suv", "separation"] == "perfect"
+        assert table.loc["suv", "auc_method"] == "newcombe-score"
+        assert 0.5 < table.loc["suv", "auc_lower"] < 0.9
+        assert table.loc["suv", "auc_upper"] == 1.0
         assert table.loc["suv", "n_response"] == 8
         assert table.loc["suv", "n_responders"] == 4
         # score: patient 2 (responder) missing -> responders {1.0, 0.9, 0.1},
@@ -104,7 +107,9 @@ class TestCompareBiomarkers:
         rng = np.random.default_rng(2024)
         responder = np.repeat([1, 0], 20)
         df = pd.DataFrame({"marker": responder + rng.normal(0, 1, 40), "responder": responder})
-        kwargs = dict(candidates=["marker"], response_col="responder", n_bootstrap=500)
+        kwargs = dict(
+            candidates=["marker"], response_col="responder", n_bootstrap=500, interval="bootstrap"
+        )
         a = compare_biomarkers(df, seed=7, **kwargs).table  # type: ignore[arg-type]
         b = compare_biomarkers(df, seed=7, **kwargs).table  # type: ignore[arg-type]
         c = compare_biomarkers(df, seed=8, **kwargs).table  # type: ignore[arg-type]
@@ -132,7 +137,11 @@ class TestCompareBiomarkers:
             _cohort(), candidates=["score"], response_col="responder", n_bootstrap=100
         ).table
         together = compare_biomarkers(
-            _cohort(), candidates=["suv", "score"], response_col="responder", n_bootstrap=100
+            _cohort(),
+            candidates=["suv", "score"],
+            response_col="responder",
+            n_bootstrap=100,
+            reference="score",
         ).table
         pd.testing.assert_frame_equal(alone, together.iloc[[1]].reset_index(drop=True))
 
@@ -149,7 +158,9 @@ class TestCompareBiomarkers:
         assert table["group"].tolist() == ["all", "NSCLC", "TNBC"]
         assert table["n_response"].tolist() == [8, 4, 4]
         assert table["auc"].tolist() == [1.0, 1.0, 1.0]
-        assert table["auc_lower"].isna().all()  # n_bootstrap = 0: no interval
+        assert (table["separation"] == "perfect").all()
+        # 2 vs 2 separate perfectly: a wide Newcombe interval, lower below 4 vs 4's
+        assert table.loc[1, "auc_lower"] < table.loc[0, "auc_lower"] < 1.0
         # NSCLC PFS: times 300+ 250 60 40, suv 8 6 2 1: usable pairs all concordant -> 1
         assert table.loc[1, "c_pfs"] == 1.0
         assert math.isnan(table.loc[0, "c_os"])  # no os columns given
@@ -161,7 +172,17 @@ class TestCompareBiomarkers:
         )
         assert "<table" in result.to_html()
         assert "Harrell's C" in str(result)
-        assert list(result.summary.columns)[:3] == ["group", "candidate", "n_response"]
+        assert list(result.table.columns)[:3] == ["group", "candidate", "n_response"]
+        assert list(result.summary.columns)[:8] == [
+            "candidate",
+            "endpoint",
+            "tumour_type",
+            "n",
+            "n_positive",
+            "auc_or_c",
+            "ci_lower",
+            "ci_upper",
+        ]
 
     def test_errors(self) -> None:
         df = _cohort()
@@ -191,3 +212,40 @@ def _harrell_by_pairs(marker: pd.Series, time: pd.Series, event: pd.Series) -> f
                 usable += 1
                 concordant += 1.0 if m[j] > m[i] else 0.5 if m[j] == m[i] else 0.0
     return concordant / usable
+
+
+def test_long_table_pairs_each_candidate_with_the_reference() -> None:
+    from immunopet.stats.concordance import compare_concordance
+    from immunopet.stats.roc import delong_test
+
+    df = _cohort()
+    result = compare_biomarkers(
+        df,
+        candidates=["suv", "tps", "score"],
+        response_col="responder",
+        pfs=("pfs_days", "pfs_event"),
+        os=("os_days", "os_event"),
+        group_col="tumour",
+    )
+    long = result.comparisons
+    assert long is not None
+    # 3 groups (all, NSCLC, TNBC) x 3 candidates x 3 endpoints
+    assert len(long) == 27
+    assert set(long.endpoint) == {"response", "pfs", "os"}
+    assert long.loc[long.candidate == "suv", "p_vs_pet"].isna().all()
+    row = long.set_index(["tumour_type", "candidate", "endpoint"])
+    # score vs suv on the 7 patients with both (DeLong test verified by hand elsewhere)
+    both = df.score.notna()
+    expected = delong_test(df.suv[both], df.score[both], df.responder[both].astype(int))
+    assert row.loc[("all", "score", "response"), "p_vs_pet"] == pytest.approx(expected.p_value)
+    assert row.loc[("all", "score", "response"), "n"] == 7
+    c = compare_concordance(df.suv, df.tps, df.os_days, df.os_event)
+    assert row.loc[("all", "tps", "os"), "p_vs_pet"] == pytest.approx(c.p_value)
+    assert row.loc[("all", "tps", "os"), "auc_or_c"] == pytest.approx(
+        _harrell_by_pairs(df.tps, df.os_days, df.os_event)
+    )
+    # the wide table carries the same numbers
+    wide = result.table.set_index(["group", "candidate"])
+    assert wide.loc[("all", "tps"), "p_os_vs_pet"] == pytest.approx(c.p_value)
+    with pytest.raises(InputError, match="reference is not a candidate"):
+        compare_biomarkers(df, candidates=["suv"], response_col="responder", reference="tps")

@@ -37,7 +37,11 @@ tests                  Mann-Whitney (progression), Kruskal-Wallis (response cate
 cohort_survival        median PFS and OS (SPSS-style interval) and restricted mean, in months
 split_survival         ``plan.split`` of the per-patient ``plan.split_aggregate``: Kaplan-Meier
                        medians, restricted means, log-rank, Cox hazard ratio of high vs low
-biomarkers             :func:`~immunopet.stats.compare_biomarkers` of ``plan.biomarkers``
+biomarkers             :func:`~immunopet.stats.compare_biomarkers` of ``plan.biomarkers``:
+                       AUC (DeLong) and Harrell's C (IJ) per tumour type and overall, each
+                       candidate paired with the PET uptake candidate
+heterogeneity          :func:`~immunopet.analysis.heterogeneity.uptake_heterogeneity`:
+                       variance components of log lesion uptake of ``uptake``
 tables                 the machine-readable tables (:mod:`~immunopet.analysis.export`)
 =====================  ======================================================================
 
@@ -88,6 +92,7 @@ from immunopet.analysis.cohorts import (
     tumour_to_blood,
 )
 from immunopet.analysis.export import analysis_tables
+from immunopet.analysis.heterogeneity import uptake_heterogeneity
 from immunopet.analysis.lesions import (
     lesion_visibility,
     recommend_time_point,
@@ -593,6 +598,11 @@ def assemble_analysis(
         cohort_rmst: dict[str, float] = {}
         split: dict[str, SplitSurvival] = {}
         biomarkers = None
+        heterogeneity = None
+        if uptake is not None:
+            heterogeneity = steps.run(
+                "heterogeneity", lambda: uptake_heterogeneity(uptake, clinical)
+            )
         if clinical is not None:
             for endpoint in ("PFS", "OS"):
                 result = steps.run(
@@ -686,6 +696,7 @@ def assemble_analysis(
         cohort_survival=cohort,
         split_survival=split,
         biomarkers=biomarkers,
+        heterogeneity=heterogeneity,
         plan=plan,
         patient_clinical=patients,
         test_roles=roles,

@@ -19,7 +19,11 @@ survival               endpoint, group, n, events, median, ci_lower, ci_upper,
                        hazard_ratio, hr_lower, hr_upper)
 biodistribution        organ, series, nominal_hours, n, mean, sd, cohort (+ median,
                        minimum, maximum, hours_pi_mean)
-biomarkers             the biomarker comparison's summary, when computed
+biomarkers             candidate, endpoint, tumour_type, n, auc_or_c, ci_lower, ci_upper,
+                       p_vs_pet (+ n_positive, ci_method, separation, reference), when
+                       computed
+heterogeneity          level, variance, share, icc, n (variance components of log lesion
+                       uptake), when computed
 =====================  ==================================================================
 
 The Mann-Whitney ``statistic`` is the smaller of U1 and U2, as SPSS prints it. Survival times
@@ -330,7 +334,7 @@ def analysis_tables(analysis: StudyAnalysis) -> dict[str, pd.DataFrame]:
     -------
     dict of str to DataFrame
         ``lesion_uptake``, ``patient_uptake``, ``tests``, ``survival``, ``biodistribution``
-        (each present, possibly empty) and ``biomarkers`` when computed.
+        (each present, possibly empty), ``biomarkers`` and ``heterogeneity`` when computed.
     """
     tables = {
         "lesion_uptake": _lesion_uptake(analysis),
@@ -341,6 +345,8 @@ def analysis_tables(analysis: StudyAnalysis) -> dict[str, pd.DataFrame]:
     }
     if analysis.biomarkers is not None:
         tables["biomarkers"] = analysis.biomarkers.summary.reset_index(drop=True)
+    if analysis.heterogeneity is not None:
+        tables["heterogeneity"] = analysis.heterogeneity.table.reset_index(drop=True)
     return tables
 
 

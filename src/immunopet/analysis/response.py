@@ -327,10 +327,13 @@ def split_survival(
 # ---------------------------------------------------------------------------- biomarkers
 def _biomarker_table(
     clinical: pd.DataFrame, uptake: PatientUptake | None, plan: AnalysisPlan, notes: list[str]
-) -> tuple[pd.DataFrame, list[str], str | None]:
+) -> tuple[pd.DataFrame, list[str], str | None, str | None]:
+    """Candidates as columns of the clinical sheet, the responder flag, the group column and
+    the PET candidate's label (the reference of the paired comparisons; None without it)."""
     table = clinical.copy()
     table["patient"] = table["patient"].astype(str)
     candidates: list[str] = []
+    reference: str | None = None
     labels = {m.column: m.label for m in plan.ihc}
     wanted = list(plan.biomarkers)
     wanted += [str(c) for c in clinical.columns if _EXTRA_MARKER.search(str(c))]
@@ -346,6 +349,7 @@ def _biomarker_table(
             values = per_patient.set_index("patient")[column].reindex(table["patient"])
             table[label] = _numeric(pd.Series(values.to_numpy()))
             candidates.append(label)
+            reference = label
             continue
         if name not in clinical.columns:
             notes.append(f"biomarker column {name!r} not in the clinical sheet; left out")
@@ -371,14 +375,19 @@ def _biomarker_table(
     group = next((c for c in _GROUP_COLUMNS if c in table.columns), None)
     if group is not None and table[group].nunique(dropna=True) < 2:
         group = None
-    return table, candidates, group
+    return table, candidates, group, reference
 
 
 def biomarkers(
     clinical: pd.DataFrame, uptake: PatientUptake | None, plan: AnalysisPlan, notes: list[str]
 ) -> BiomarkerComparison:
-    """The plan's candidate biomarkers compared for response, PFS and OS."""
-    table, candidates, group = _biomarker_table(clinical, uptake, plan, notes)
+    """The plan's candidate biomarkers compared for response, PFS and OS.
+
+    Every candidate is compared with the per-patient PET uptake (``p_vs_pet``; DeLong for the
+    AUC, the infinitesimal-jackknife z-test for Harrell's C), overall and per tumour type;
+    without PET uptake the first candidate is the reference.
+    """
+    table, candidates, group, reference = _biomarker_table(clinical, uptake, plan, notes)
     if not candidates:
         raise NotApplicableError("no candidate biomarker with values")
     result = compare_biomarkers(
@@ -388,6 +397,7 @@ def biomarkers(
         pfs=("pfs_days", "pfs_event"),
         os=("os_days", "os_event"),
         group_col=group,
+        reference=reference,
     )
     extra = (
         f"response = {plan.response.column} in {', '.join(plan.response.responders)} "

@@ -16,6 +16,7 @@ from typing import Any
 import pandas as pd
 
 from immunopet.analysis.aggregates import PatientUptake
+from immunopet.analysis.heterogeneity import UptakeHeterogeneity
 from immunopet.analysis.lesions import LesionVisibility, TimePointChoice
 from immunopet.stats import KaplanMeier
 from immunopet.stats.results import (
@@ -102,6 +103,9 @@ class StudyAnalysis:
     split_survival : dict of str to SplitSurvival
         Keyed "PFS"/"OS".
     biomarkers : BiomarkerComparison or None
+    heterogeneity : UptakeHeterogeneity or None
+        Variance components of log lesion uptake (tumour type, patient, lesion) and the
+        lesions behind them.
     plan : AnalysisPlan
         The analysis plan that made these numbers (the manifest's ``[analysis]``).
     patient_clinical : DataFrame or None
@@ -153,6 +157,7 @@ class StudyAnalysis:
     cohort_survival: dict[str, SurvivalSummary] = field(default_factory=dict)
     split_survival: dict[str, SplitSurvival] = field(default_factory=dict)
     biomarkers: BiomarkerComparison | None = None
+    heterogeneity: UptakeHeterogeneity | None = None
     plan: AnalysisPlan = field(default_factory=AnalysisPlan)
     patient_clinical: pd.DataFrame | None = None
     test_roles: dict[str, str] = field(default_factory=dict)

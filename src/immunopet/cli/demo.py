@@ -43,9 +43,10 @@ def register(subparsers: Any) -> argparse.ArgumentParser:
     parser.add_argument("outdir", type=Path, metavar="OUTDIR", help="output folder")
     parser.add_argument(
         "--preset",
-        choices=("tiny", "study"),
+        choices=("tiny", "study", "atezolizumab"),
         default="study",
-        help="'study': the durvalumab design, 13 patients (default); 'tiny': 3 patients",
+        help="'study': the durvalumab design, 13 patients (default); 'atezolizumab': the "
+        "multi-tumour atezolizumab design, 22 patients; 'tiny': 3 patients",
     )
     parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     parser.add_argument(

@@ -54,6 +54,7 @@ from immunopet.analysis.lesions import TimePointChoice
 from immunopet.analysis.results import SplitSurvival, StudyAnalysis
 from immunopet.errors import ImmunoPETError, InputError
 from immunopet.image import ImageVolume
+from immunopet.report.figures_heterogeneity import plot_lesion_uptake_by_type
 from immunopet.report.style import (
     EXCLUDED_COLOUR,
     GROUP_COLOURS,
@@ -100,6 +101,7 @@ FIGURE_KEYS: Final = (
     "survival_os",
     "tumour_to_blood",
     "biomarkers",
+    "heterogeneity",
 )
 """Keys of the study figures of :func:`draw_all` under the default plan (QC pages follow as
 ``"qc <scan id>"``; each IHC marker of the plan draws ``uptake_vs_<column without _percent>``)."""
@@ -641,7 +643,7 @@ def plot_tumour_to_blood(
 
 # ---------------------------------------------------------------------------- biomarkers
 def plot_biomarkers(biomarkers: BiomarkerComparison, path: str | Path) -> Path:
-    """Forest plot: AUC for response (with its bootstrap interval), Harrell's C for PFS, OS.
+    """Forest plot: AUC for response and Harrell's C for PFS, OS, each with its interval.
 
     Parameters
     ----------
@@ -661,8 +663,8 @@ def plot_biomarkers(biomarkers: BiomarkerComparison, path: str | Path) -> Path:
     y = np.arange(len(candidates))[::-1]
     panels = (
         ("auc", "AUC, response", "auc_lower", "auc_upper", "n_response"),
-        ("c_pfs", "Harrell's C, PFS", None, None, "n_pfs"),
-        ("c_os", "Harrell's C, OS", None, None, "n_os"),
+        ("c_pfs", "Harrell's C, PFS", "c_pfs_lower", "c_pfs_upper", "n_pfs"),
+        ("c_os", "Harrell's C, OS", "c_os_lower", "c_os_upper", "n_os"),
     )
     with figure_style():
         figure = new_figure(9.0, 1.3 + 0.45 * len(candidates))
@@ -1094,6 +1096,8 @@ def draw_all(
         jobs.append(("tumour_to_blood", draw))
     if a.biomarkers is not None:
         jobs.append(("biomarkers", partial(plot_biomarkers, a.biomarkers)))
+    if a.heterogeneity is not None:
+        jobs.append(("heterogeneity", partial(plot_lesion_uptake_by_type, a.heterogeneity)))
     for scan_id, (volume, masks) in (pet_images or {}).items():
         title = f"{scan_id} (coronal MIP)"
         jobs.append((f"qc {scan_id}", partial(qc_figure, volume, masks, title)))

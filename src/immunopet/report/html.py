@@ -86,6 +86,7 @@ SECTION_IDS: Final = (
     "survival",
     "ihc",
     "biomarkers",
+    "heterogeneity",
     "qc",
     "warnings",
     "provenance",
@@ -776,22 +777,52 @@ def _biomarkers(analysis: StudyAnalysis, figures: list[Figure]) -> dict[str, Any
     table = comparison.table
     level = round(100 * (1 - comparison.alpha))
     notes = comparison.notes
-    columns = None
-    if {"auc", "auc_lower", "auc_upper"} <= set(table.columns):
-        table = table.assign(
-            auc=[
-                _with_ci(*values)
-                for values in zip(table.auc, table.auc_lower, table.auc_upper, strict=True)
-            ]
-        )
-        columns = [c for c in table.columns if c not in ("auc_lower", "auc_upper")]
+    hidden = {"auc_method"}
+    for value, lower, upper in (
+        ("auc", "auc_lower", "auc_upper"),
+        ("c_pfs", "c_pfs_lower", "c_pfs_upper"),
+        ("c_os", "c_os_lower", "c_os_upper"),
+    ):
+        if {value, lower, upper} <= set(table.columns):
+            cells = zip(table[value], table[lower], table[upper], strict=True)
+            table = table.assign(**{value: [_with_ci(*v) for v in cells]})
+            hidden |= {lower, upper}
+    columns = [c for c in table.columns if c not in hidden]
+    if comparison.interval == "bootstrap":
+        how = f"bootstrap CI, {comparison.n_bootstrap} resamples, seed {comparison.seed}"
+    else:
+        how = "logit-DeLong CI; Newcombe's score CI where a group separates perfectly"
     shown = frame_table(
         table,
         columns=columns,
-        caption=f"AUC for response (bootstrap CI, {comparison.n_bootstrap} resamples, "
-        f"seed {comparison.seed}) and Harrell's C for survival.",
+        caption=f"AUC for response ({how}) and Harrell's C for survival (logit CI, "
+        "infinitesimal-jackknife variance), per tumour type and overall; P vs PET: paired "
+        "comparison with the PET candidate (DeLong; IJ z-test).",
         notes=notes,
-        headers={"auc": f"AUC ({level}% CI)"},
+        headers={
+            "auc": f"AUC ({level}% CI)",
+            "c_pfs": f"C PFS ({level}% CI)",
+            "c_os": f"C OS ({level}% CI)",
+            "p_auc_vs_pet": "P vs PET (AUC)",
+            "p_pfs_vs_pet": "P vs PET (PFS)",
+            "p_os_vs_pet": "P vs PET (OS)",
+        },
+    )
+    return {"figures": figures, "table": shown}
+
+
+def _heterogeneity(analysis: StudyAnalysis, figures: list[Figure]) -> dict[str, Any] | None:
+    part = analysis.heterogeneity
+    if part is None:
+        return None
+    shown = frame_table(
+        part.table,
+        caption=f"Variance components of log lesion {part.metric} at {part.hours:g} h: "
+        "between tumour types, between patients (within type) and between lesions (within "
+        "patient); share of the total; ICC = correlation of two lesions of one patient "
+        "(patient row) or of two patients of one tumour type (tumour-type row).",
+        notes=part.components.notes,
+        headers={"icc": "ICC", "variance": "Variance (of log uptake)"},
     )
     return {"figures": figures, "table": shown}
 
@@ -942,6 +973,7 @@ def _build_sections(
         ("survival", _survival(analysis, own("survival"))),
         ("ihc", _ihc(ihc_tests, own("ihc"))),
         ("biomarkers", _biomarkers(analysis, own("biomarkers"))),
+        ("heterogeneity", _heterogeneity(analysis, own("heterogeneity"))),
     ]
     if extra:
         bodies.append(("more-figures", {"figures": extra}))

@@ -8,7 +8,9 @@ returns ``(median, lower, upper)`` with the interval SPSS prints.
 from __future__ import annotations
 
 from immunopet.stats.biomarkers import compare_biomarkers
+from immunopet.stats.concordance import compare_concordance, concordance
 from immunopet.stats.groups import kruskal_wallis, mann_whitney, pdl1_group, spearman
+from immunopet.stats.heterogeneity import VarianceComponents, variance_components
 from immunopet.stats.results import (
     BiomarkerComparison,
     CoxResult,
@@ -16,6 +18,7 @@ from immunopet.stats.results import (
     SurvivalSummary,
     TestResult,
 )
+from immunopet.stats.roc import delong_auc, delong_test
 from immunopet.stats.survival import (
     DAYS_PER_MONTH,
     KaplanMeier,
@@ -36,8 +39,13 @@ __all__ = [
     "LogRankResult",
     "SurvivalSummary",
     "TestResult",
+    "VarianceComponents",
     "compare_biomarkers",
+    "compare_concordance",
+    "concordance",
     "cox_hazard_ratio",
+    "delong_auc",
+    "delong_test",
     "kaplan_meier",
     "kruskal_wallis",
     "logrank",
@@ -48,4 +56,5 @@ __all__ = [
     "restricted_mean_survival",
     "spearman",
     "survival_summary",
+    "variance_components",
 ]

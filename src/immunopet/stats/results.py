@@ -374,15 +374,24 @@ class BiomarkerComparison(_Tabular):
     ----------
     table : pandas.DataFrame
         One row per (group, candidate) with the columns described in
-        :func:`immunopet.stats.compare_biomarkers`.
+        :func:`immunopet.stats.compare_biomarkers` (wide: AUC, C for PFS and OS).
     n_bootstrap : int
-        Bootstrap resamples for the AUC interval.
+        Bootstrap resamples for the AUC interval (``interval="bootstrap"`` only).
     seed : int
         Seed of the bootstrap.
     alpha : float
-        1 − confidence level of the AUC interval.
+        1 − confidence level of the intervals.
     notes : tuple of str
         Conventions (direction of AUC and C) and caveats.
+    comparisons : pandas.DataFrame, optional
+        The long table of ``RESULTS_DIR/analysis/biomarkers.csv``: one row per (tumour
+        type, candidate, endpoint) with ``candidate``, ``endpoint`` (``response``, ``pfs``,
+        ``os``), ``tumour_type`` (``"all"`` = every patient), ``n``, ``auc_or_c``,
+        ``ci_lower``, ``ci_upper``, ``p_vs_pet`` (paired test against the reference
+        candidate: DeLong for AUC, IJ z-test for C), and ``reference``, ``n_positive``
+        (responders or events), ``ci_method``, ``separation``.
+    interval : str
+        ``"delong"`` (logit-DeLong / Newcombe score) or ``"bootstrap"``.
     """
 
     table: pd.DataFrame
@@ -390,17 +399,21 @@ class BiomarkerComparison(_Tabular):
     seed: int
     alpha: float = 0.05
     notes: tuple[str, ...] = ()
+    comparisons: pd.DataFrame | None = None
+    interval: str = "bootstrap"
 
     def _title(self) -> str:
         return "Biomarker comparison"
 
     @property
     def summary(self) -> pd.DataFrame:
-        """The comparison table (a copy)."""
+        """The long comparison table when computed, else the wide table (a copy)."""
+        if self.comparisons is not None:
+            return self.comparisons.copy()
         return self.table.copy()
 
     def __repr__(self) -> str:
         return (
             f"BiomarkerComparison(candidates={sorted(set(self.table.candidate))}, "
-            f"n_bootstrap={self.n_bootstrap}, seed={self.seed})"
+            f"interval={self.interval!r})"
         )

@@ -19,7 +19,10 @@ What goes in:
 
 Injection date-times, activities and weights are *not* written: the headers hold them, and
 the analysis of the synthetic trial is meant to read them there (vendor branches included).
-Analysis settings are left to their defaults.
+A preset's ``settings`` (e.g. the atezolizumab design's day-7 ``analysis_hours``) and its
+``analysis`` plan (what that study reports: SUVmax, the per-patient aggregate, the candidate
+biomarkers ...) are written as ``[settings]`` and ``[analysis]``; everything else is left to
+its default (the durvalumab presets state none: the defaults are that paper's Methods).
 """
 
 from __future__ import annotations
@@ -32,6 +35,7 @@ from typing import TYPE_CHECKING, Any
 import tomli_w
 
 from immunopet.errors import InputError
+from immunopet.synthetic.presets import PRESETS
 
 if TYPE_CHECKING:  # trial.py imports this module
     from immunopet.synthetic.trial import TrialManifest
@@ -81,7 +85,14 @@ def _mass(text: str) -> float:
     return float(text) if text.strip() else 0.0
 
 
-def _build_trial_manifest(outdir: Path, base: Path, *, name: str) -> dict[str, Any]:
+def _build_trial_manifest(
+    outdir: Path,
+    base: Path,
+    *,
+    name: str,
+    settings: dict[str, Any] | None = None,
+    analysis: dict[str, Any] | None = None,
+) -> dict[str, Any]:
     """The manifest of the trial in ``outdir`` as plain dicts, paths relative to ``base``.
 
     Parameters
@@ -92,6 +103,8 @@ def _build_trial_manifest(outdir: Path, base: Path, *, name: str) -> dict[str, A
         The folder the manifest will be written to.
     name : str
         The study name.
+    settings, analysis : dict, optional
+        ``[settings]`` and ``[analysis]`` tables to write (the preset's).
 
     Returns
     -------
@@ -150,6 +163,10 @@ def _build_trial_manifest(outdir: Path, base: Path, *, name: str) -> dict[str, A
     manifest: dict[str, Any] = {"study": {"name": name, "tracer": TRACER}}
     if inputs:
         manifest["inputs"] = inputs
+    if settings:
+        manifest["settings"] = dict(settings)
+    if analysis:
+        manifest["analysis"] = dict(analysis)
     if exclusions:
         manifest["exclusions"] = exclusions
     manifest["patients"] = patient_tables
@@ -180,15 +197,23 @@ def write_trial_manifest(
     InputError
         The folder holds no ``scans.csv``.
     """
+    settings: dict[str, Any] = {}
+    analysis: dict[str, Any] = {}
     if isinstance(trial, str | os.PathLike):
         outdir = Path(trial)
         name = "Synthetic 89Zr immuno-PET trial"
     else:
         outdir = Path(trial.outdir)
         name = f"Synthetic 89Zr immuno-PET trial (preset {trial.preset}, seed {trial.seed})"
+        config = PRESETS.get(trial.preset)
+        if config is not None:
+            settings = dict(config.settings)
+            analysis = dict(config.analysis)
     target = Path(path) if path is not None else outdir / "study.toml"
     target.parent.mkdir(parents=True, exist_ok=True)
-    manifest = _build_trial_manifest(outdir, target.parent, name=name)
+    manifest = _build_trial_manifest(
+        outdir, target.parent, name=name, settings=settings, analysis=analysis
+    )
     header = (
         "# Study manifest of a synthetic 89Zr immuno-PET trial (immunopet.synthetic).\n"
         "# All data are simulated; paths are relative to this file. Check it with\n"

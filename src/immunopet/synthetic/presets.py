@@ -1,4 +1,4 @@
-"""Designs of the synthetic trial: the ``study`` (durvalumab) design and a ``tiny`` one for tests.
+"""Designs of the synthetic trial: ``study`` (durvalumab), ``atezolizumab`` and ``tiny`` (tests).
 
 ``study`` follows seed 000: 13 patients, two series 12 days apart (``tracer-only`` then
 ``predose``), scans at 1/72/120/168 h for the first 3 patients and 72/120 h for the rest,
@@ -8,16 +8,23 @@ this package's reading of the paper (not stated per patient there): P01 and P10 
 ``predose`` scans (Fig. 2D averages patients 2 and 3 only; P10 died two days after the start of
 treatment), and P12 has no ``tracer-only`` 120 h scan (Fig. 4 uses its 72 h scan). That leaves
 10 patients with all scheduled scans, as published.
+
+``atezolizumab`` follows seed 001 (:mod:`immunopet.synthetic.atezolizumab`): 22 patients of
+three tumour types, one injection (no predose), scans on day 0 (1 h), 2, 4 and 7 for the first
+four patients and on days 4 and 7 for the others (the abstract does not give the schedule;
+days 0/2/4/7 are this package's reading of the study), SUVmax at day 7 as the study's metric.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import Literal
 
 from immunopet.synthetic.kinetics import SERIES_NAMES
 from immunopet.synthetic.scanner import ScannerModel
 
-__all__ = ["PRESETS", "STUDY", "TINY", "TrialConfig"]
+__all__ = ["ATEZOLIZUMAB", "PRESETS", "STUDY", "TINY", "TrialConfig"]
 
 
 @dataclass(frozen=True)
@@ -58,6 +65,16 @@ class TrialConfig:
     injected_activity_bq : float, Bq
     frame_duration_s : float, s
     scanner : ScannerModel
+    cohort : {"durvalumab", "atezolizumab"}
+        Which clinical design the patients follow: rows of the durvalumab Table 1
+        (``clinical_rows``) or the atezolizumab cohort (``clinical_rows`` = its rows).
+    node_contrast : float
+        Median uptake of FDG-negative tracer-positive nodes (lymphoid tissue, inflammation)
+        relative to the blood pool.
+    settings : mapping
+        ``[settings]`` values the trial's ``study.toml`` states (e.g. ``analysis_hours``).
+    analysis : mapping
+        The ``[analysis]`` plan the trial's ``study.toml`` states (what the study reports).
     """
 
     name: str
@@ -82,6 +99,10 @@ class TrialConfig:
     injected_activity_bq: float = 37.0e6
     frame_duration_s: float = 600.0
     scanner: ScannerModel = field(default_factory=ScannerModel)
+    cohort: Literal["durvalumab", "atezolizumab"] = "durvalumab"
+    node_contrast: float = 2.3
+    settings: Mapping[str, object] = field(default_factory=dict)
+    analysis: Mapping[str, object] = field(default_factory=dict)
 
     @property
     def pseudonyms(self) -> tuple[str, ...]:
@@ -133,5 +154,36 @@ TINY = TrialConfig(
 )
 """Three patients (Table 1 rows 1, 7, 9: SD, PR, PD), 8 mm voxels, 72/120 h, both series."""
 
-PRESETS: dict[str, TrialConfig] = {"study": STUDY, "tiny": TINY}
+ATEZOLIZUMAB = TrialConfig(
+    name="atezolizumab",
+    clinical_rows=tuple(range(1, 23)),
+    pet_shape=(100, 64, 64),
+    pet_spacing_mm=(8.0, 8.0, 8.0),
+    ct_shape=(50, 80, 80),
+    ct_spacing_mm=(16.0, 6.4, 6.4),
+    top_z_mm=8.0,
+    extensive_patients=4,
+    extensive_hours=(1.0, 48.0, 96.0, 168.0),
+    standard_hours=(96.0, 168.0),
+    tumours_per_patient=(4, 3, 5, 3, 4, 3, 4, 3, 5, 4, 3, 4, 5, 3, 4, 3, 4, 3, 4, 3, 3, 4),
+    large_per_patient=(3, 2, 3, 2, 3, 2, 3, 2, 3, 3, 2, 3, 3, 2, 3, 2, 3, 2, 3, 2, 2, 3),
+    nodes_per_patient=(2, 1, 2, 1, 2, 1, 2, 1, 2, 1, 2, 1, 2, 1, 2, 1, 2, 1, 2, 1, 2, 1),
+    series=("tracer-only",),
+    cohort="atezolizumab",
+    node_contrast=4.0,
+    settings={"analysis_hours": 168.0},
+    analysis={
+        "uptake_metric": "suv_max",
+        "patient_aggregate": "geometric_mean",
+        "split_aggregate": "geometric_mean",
+        "split": "median-of-patients",
+        "fallback_hours": [96.0],
+        "reference_series": "tracer-only",
+        "biomarkers": ["uptake", "tps_percent", "cps_percent", "rnaseq_score"],
+        "response": {"column": "bor", "responders": ["CR", "PR"], "landmark_weeks": 0},
+    },
+)
+"""The 89Zr-atezolizumab design (seed 001): 22 patients, bladder/NSCLC/TNBC, 8 mm voxels."""
+
+PRESETS: dict[str, TrialConfig] = {"study": STUDY, "tiny": TINY, "atezolizumab": ATEZOLIZUMAB}
 """Presets by name."""

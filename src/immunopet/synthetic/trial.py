@@ -54,6 +54,13 @@ from immunopet.synthetic.anatomy import (
     organ_points_mm,
     place_lesions,
 )
+from immunopet.synthetic.atezolizumab import (
+    COHORT,
+    SIGMA_LESION,
+    heterogeneity_truth,
+    make_cohort_sheet,
+    patient_level_suv,
+)
 from immunopet.synthetic.clinical import (
     TABLE1,
     BloodSchedule,
@@ -95,7 +102,8 @@ tissue (tuned so that about 30 % of FDG-positive lesions are visible with tracer
 about 10 % after a predose; the study saw 25 % and 13.5 %)."""
 
 NODE_CONTRAST = 2.3
-"""Median uptake of FDG-negative nodes relative to the blood pool (tracer-only)."""
+"""Median uptake of FDG-negative nodes relative to the blood pool (tracer-only); the default
+of ``TrialConfig.node_contrast`` (the atezolizumab preset's lymphoid tissue is higher)."""
 
 _BASE_DATE = datetime(2018, 4, 9, 9, 0)
 _START_BY_SERIES = {"tracer-only": 0, "predose": 1}
@@ -164,6 +172,9 @@ class _PatientModel:
     organ_scale: dict[str, float]
     tumour_suv120: dict[int, float]
     node_level: dict[int, float]
+    tumour_type: str = ""
+    bor: str = ""
+    level_suv120: float = math.nan
 
 
 _ROW_KEYS = (
@@ -233,16 +244,18 @@ def _nearest_voxel_centre_mm(
 
 def _make_patient(config: TrialConfig, index: int, seed: int) -> _PatientModel:
     pseudonym = config.pseudonyms[index]
-    row = TABLE1[config.clinical_rows[index] - 1]
+    row = TABLE1[config.clinical_rows[index] - 1] if config.cohort == "durvalumab" else None
+    cohort_row = COHORT[config.clinical_rows[index] - 1] if row is None else None
+    sex = row.sex if row is not None else cohort_row.sex if cohort_row is not None else "M"
     rng = _rng(seed, index, 0)
-    if row.sex == "F":
+    if sex == "F":
         height, weight = rng.normal(1.66, 0.06), rng.normal(66.0, 10.0)
     else:
         height, weight = rng.normal(1.78, 0.06), rng.normal(80.0, 12.0)
     body = Patient(
         height_m=round(float(np.clip(height, 1.52, 1.92)), 2),
         weight_kg=round(float(np.clip(weight, 45.0, 120.0)), 1),
-        sex=row.sex,
+        sex=sex,
     )
     lesions = place_lesions(
         body,
@@ -259,16 +272,23 @@ def _make_patient(config: TrialConfig, index: int, seed: int) -> _PatientModel:
         organ: float(np.exp(np.clip(rng.normal(0.0, 0.08), -0.16, 0.16)))
         for organ in ORGAN_ANCHORS["tracer-only"]
     }
-    level = BOR_LESION_SUV[row.bor] * _cps_factor(row.cps) * float(np.exp(rng.normal(0.0, 0.2)))
+    if row is not None:
+        level = BOR_LESION_SUV[row.bor] * _cps_factor(row.cps) * float(np.exp(rng.normal(0.0, 0.2)))
+        sigma_lesion, tumour_type, bor = 0.5, "", row.bor
+    elif cohort_row is not None:
+        level = patient_level_suv(cohort_row, rng)
+        sigma_lesion, tumour_type, bor = SIGMA_LESION, cohort_row.tumour_type, cohort_row.bor
+    else:  # pragma: no cover - TrialConfig.cohort is one of the two
+        raise InputError("unknown cohort", tag="cohort", value=config.cohort)
     tumour_suv120: dict[int, float] = {}
     node_level: dict[int, float] = {}
     for lesion in lesions:
         if lesion.near_spleen:
             tumour_suv120[lesion.number] = 5.0
         elif lesion.fdg_positive:
-            tumour_suv120[lesion.number] = level * float(np.exp(rng.normal(0.0, 0.5)))
+            tumour_suv120[lesion.number] = level * float(np.exp(rng.normal(0.0, sigma_lesion)))
         else:
-            node_level[lesion.number] = NODE_CONTRAST * float(np.exp(rng.normal(0.0, 0.3)))
+            node_level[lesion.number] = config.node_contrast * float(np.exp(rng.normal(0.0, 0.3)))
     return _PatientModel(
         pseudonym=pseudonym,
         index=index,
@@ -279,6 +299,9 @@ def _make_patient(config: TrialConfig, index: int, seed: int) -> _PatientModel:
         organ_scale=organ_scale,
         tumour_suv120=tumour_suv120,
         node_level=node_level,
+        tumour_type=tumour_type,
+        bor=bor,
+        level_suv120=level,
     )
 
 
@@ -651,7 +674,7 @@ def _run_patient(args: tuple[TrialConfig, int, int, Path]) -> _PatientOutput:
 def generate_trial(
     outdir: str | Path,
     *,
-    preset: Literal["tiny", "study"] | TrialConfig = "tiny",
+    preset: Literal["tiny", "study", "atezolizumab"] | TrialConfig = "tiny",
     seed: int = 0,
     progress: bool = False,
     workers: int = 1,
@@ -662,7 +685,7 @@ def generate_trial(
     ----------
     outdir : str or Path
         Output folder (created; existing files of the same names are overwritten).
-    preset : {"tiny", "study"} or TrialConfig
+    preset : {"tiny", "study", "atezolizumab"} or TrialConfig
         Design; see :mod:`immunopet.synthetic.presets`.
     seed : int
         Same seed, same files (pixel data and UIDs), whatever ``workers`` is.
@@ -772,6 +795,16 @@ Series: tracer-only (first injection), predose (750 mg unlabelled antibody befor
 """
 
 
+_README_ATEZOLIZUMAB = """
+Preset atezolizumab (seed 001 design): one injection (tracer-only), no predose; 22 patients,
+tumour_type bladder / NSCLC / TNBC in clinical.csv (not Table 1 of the durvalumab study: the
+columns tps_percent, cps_percent, rnaseq_score, bor, pfs/os are drawn, see
+immunopet.synthetic.atezolizumab). truth/patients.csv: each patient's tumour type, BOR and
+median true tumour SUV (120 h reference; day 7 = 0.95 of it). truth/heterogeneity.csv: the
+variance components of log tumour uptake the generator draws from.
+"""
+
+
 def _write_tables(
     out: Path,
     config: TrialConfig,
@@ -801,7 +834,27 @@ def _write_tables(
         for lesion in m.lesions
     ]
     tables["lesions"] = _write_csv(pd.DataFrame(lesion_rows), out / "lesions.csv")
-    sheet = make_clinical_sheet(pseudonyms, config.clinical_rows)
+    if config.cohort == "atezolizumab":
+        sheet = make_cohort_sheet(pseudonyms, _rng(seed, 8888))
+        tables["truth_heterogeneity"] = _write_csv(
+            heterogeneity_truth(), out / "truth" / "heterogeneity.csv"
+        )
+        tables["truth_patients"] = _write_csv(
+            pd.DataFrame(
+                [
+                    {
+                        "patient": m.pseudonym,
+                        "tumour_type": m.tumour_type,
+                        "bor": m.bor,
+                        "level_suv120": m.level_suv120,
+                    }
+                    for m in models
+                ]
+            ),
+            out / "truth" / "patients.csv",
+        )
+    else:
+        sheet = make_clinical_sheet(pseudonyms, config.clinical_rows)
     tables["clinical"] = _write_csv(sheet, out / "clinical.csv")
     events = draw_adverse_events(pseudonyms, _rng(seed, 9999))
     tables["adverse_events"] = _write_csv(events, out / "adverse_events.csv")
@@ -836,7 +889,8 @@ def _write_tables(
         pd.DataFrame(rows["truth_kinetics"], columns=list(KINETICS_TRUTH_COLUMNS)),
         out / "truth" / "kinetics.csv",
     )
-    (out / "README.txt").write_text(
-        _README.format(preset=config.name, seed=seed, gap=config.series_gap_days)
-    )
+    readme = _README.format(preset=config.name, seed=seed, gap=config.series_gap_days)
+    if config.cohort == "atezolizumab":
+        readme += _README_ATEZOLIZUMAB
+    (out / "README.txt").write_text(readme)
     return tables
