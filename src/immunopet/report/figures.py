@@ -993,8 +993,8 @@ def draw_all(
     outdir : path-like
         Created if needed; files ``<key>.png`` and ``qc_<scan id>.png``.
     pet_images : mapping of scan id to (ImageVolume, masks), optional
-        SUV volumes with their VOI masks, one QC page each (see :func:`qc_pages` to read
-        them from a study).
+        SUV volumes with their VOI masks, one QC page each (:func:`qc_pages` draws them
+        from the QC images a study run stored).
     progress : bool
         A tqdm progress bar over the figures.
 
