@@ -12,6 +12,7 @@ from __future__ import annotations
 import math
 import warnings
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 import pydicom
@@ -224,6 +225,71 @@ def test_same_inputs_give_identical_files(tmp_path: Path) -> None:
     assert pydicom.dcmread(other / "PT_0001.dcm").StudyInstanceUID != (
         pydicom.dcmread(first / "PT_0001.dcm").StudyInstanceUID
     )
+
+
+@pytest.mark.parametrize("vendor", ["siemens", "ge", "philips"])
+@pytest.mark.parametrize("decay_correction", ["START", "ADMIN", "NONE"])
+def test_every_file_is_pydicoms_encoding_of_the_whole_dataset(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    vendor: Literal["siemens", "ge", "philips"],
+    decay_correction: Literal["START", "ADMIN", "NONE"],
+) -> None:
+    """The series encoder writes the shared header once; every file must still be what
+    ``Dataset.save_as(enforce_file_format=True)`` of its whole dataset writes (checked for
+    every slice here; the writer itself checks the first slice of each series)."""
+    from immunopet.io import _dicom_encode
+
+    original = _dicom_encode.SeriesEncoder.encode
+    checked: list[int] = []
+
+    def encode(self: _dicom_encode.SeriesEncoder, elements: pydicom.Dataset) -> bytes:
+        fast = original(self, elements)
+        whole = _dicom_encode.full_dataset(self._header, elements)
+        buffer = pydicom.filebase.DicomBytesIO()
+        whole.save_as(buffer, enforce_file_format=True)
+        assert buffer.getvalue() == fast, f"slice {elements.InstanceNumber}"
+        checked.append(1)
+        return fast
+
+    monkeypatch.setattr(_dicom_encode.SeriesEncoder, "encode", encode)
+    for weight in (70.0, None):
+        folder = make_pet_series(
+            tmp_path,
+            subdir=f"pet-{weight}",
+            acquisition=make_acquisition(weight_kg=weight),
+            vendor=vendor,
+            decay_correction=decay_correction,
+            slice_duration_s=90.5,
+        )
+        assert len(list(folder.iterdir())) == 8
+    write_ct_series(make_ct_volume(), tmp_path / "ct", make_acquisition())
+    assert len(checked) == 2 * 8 + 12  # every slice: 2 PET series of 8, a CT of 12
+    for path in [*folder.iterdir(), *(tmp_path / "ct").iterdir()]:  # read and saved again
+        buffer = pydicom.filebase.DicomBytesIO()
+        pydicom.dcmread(path).save_as(buffer, enforce_file_format=True)
+        assert buffer.getvalue() == path.read_bytes(), path.name
+
+
+def test_series_encoder_detects_a_difference() -> None:
+    from pydicom.dataset import Dataset, FileMetaDataset
+
+    from immunopet.io._dicom_encode import SeriesEncoder
+
+    header = Dataset()
+    header.file_meta = FileMetaDataset()
+    header.file_meta.MediaStorageSOPClassUID = "1.2.840.10008.5.1.4.1.1.128"
+    header.file_meta.TransferSyntaxUID = pydicom.uid.ExplicitVRLittleEndian
+    header.SpecificCharacterSet = "ISO_IR 100"
+    header.PatientName = "A^B"
+    encoder = SeriesEncoder(header)
+    slice_elements = Dataset()
+    slice_elements.SOPInstanceUID = "1.2.3"
+    slice_elements.InstanceNumber = 4
+    assert encoder.encode_checked(slice_elements)[128:132] == b"DICM"
+    encoder._chunks[next(iter(encoder._chunks))] += b"\x00"  # a corrupted chunk
+    with pytest.raises(RuntimeError, match="differs from pydicom"):
+        encoder.encode_checked(slice_elements)
 
 
 # ---------------------------------------------------------------------------- errors

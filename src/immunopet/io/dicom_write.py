@@ -74,12 +74,14 @@ RescaleSlope 1 on the CT volume's own grid, sharing study and frame of reference
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Literal
 
 import numpy as np
+from pydicom.dataelem import DataElement
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.uid import (
     UID,
@@ -92,6 +94,7 @@ from pydicom.valuerep import format_number_as_ds
 
 from immunopet.errors import GeometryError, InputError
 from immunopet.image import ImageVolume, Unit
+from immunopet.io._dicom_encode import SeriesEncoder
 from immunopet.suv.decay import frame_decay_correction
 from immunopet.suv.nuclides import Nuclide, find_nuclide
 
@@ -129,6 +132,7 @@ _NUCLIDE_CODES: dict[str, str] = {
     "124I": "40937006",
 }
 
+_PIXEL_DATA = 0x7FE00010
 _GE_CREATOR = "GEMS_PETD_01"
 _PHILIPS_CREATOR = "Philips PET Private Group"
 
@@ -348,16 +352,15 @@ def _check_values(volume: ImageVolume, unit: Unit, what: str) -> None:
 
 
 # ---------------------------------------------------------------------------- common modules
-def _new_dataset(sop_class_uid: str, sop_instance_uid: str) -> Dataset:
+def _new_header(sop_class_uid: str) -> Dataset:
+    """A series' shared header: File Meta and SOP class (each slice adds its instance UID)."""
     meta = FileMetaDataset()
     meta.MediaStorageSOPClassUID = UID(sop_class_uid)
-    meta.MediaStorageSOPInstanceUID = UID(sop_instance_uid)
     meta.TransferSyntaxUID = ExplicitVRLittleEndian
     ds = Dataset()
     ds.file_meta = meta
     ds.SpecificCharacterSet = "ISO_IR 100"
     ds.SOPClassUID = sop_class_uid
-    ds.SOPInstanceUID = sop_instance_uid
     return ds
 
 
@@ -387,12 +390,9 @@ def _add_patient_study(
     ds.PatientPosition = "HFS"
 
 
-def _add_image_plane(
-    ds: Dataset, geometry: _StackGeometry, k: int, shape: tuple[int, int, int]
-) -> None:
-    ds.ImagePositionPatient = list(geometry.positions[k])
+def _add_image_plane(ds: Dataset, geometry: _StackGeometry, shape: tuple[int, int, int]) -> None:
+    """The image plane and pixel modules every slice of a series shares."""
     ds.ImageOrientationPatient = list(geometry.orientation)
-    ds.SliceLocation = geometry.slice_locations[k]
     ds.PixelSpacing = list(geometry.pixel_spacing)
     ds.SliceThickness = geometry.slice_thickness
     ds.SamplesPerPixel = 1
@@ -405,13 +405,34 @@ def _add_image_plane(
     ds.PixelRepresentation = 1
 
 
+def _slice_elements(sop_uid: str, geometry: _StackGeometry, k: int, pixels: bytes) -> Dataset:
+    """The elements of slice ``k`` that no other slice of its series shares."""
+    ds = Dataset()
+    ds.SOPInstanceUID = sop_uid
+    ds.InstanceNumber = k + 1
+    ds.ImagePositionPatient = list(geometry.positions[k])
+    ds.SliceLocation = geometry.slice_locations[k]
+    ds.add(DataElement(_PIXEL_DATA, "OW", pixels))
+    return ds
+
+
 def _file_names(outdir: Path, prefix: str, n: int) -> list[Path]:
     width = max(4, len(str(n)))
     return [outdir / f"{prefix}_{k + 1:0{width}d}.dcm" for k in range(n)]
 
 
-def _save(ds: Dataset, path: Path) -> None:
-    ds.save_as(path, enforce_file_format=True)
+def _write_series(header: Dataset, slices: Iterator[Dataset], paths: Sequence[Path]) -> list[Path]:
+    """Write one file per slice: ``header`` with each slice's own elements.
+
+    The files are what ``Dataset.save_as(path, enforce_file_format=True)`` of each whole
+    dataset writes (:class:`~immunopet.io._dicom_encode.SeriesEncoder` encodes the shared
+    elements once and checks the first file against pydicom's encoding).
+    """
+    encoder = SeriesEncoder(header)
+    for k, (elements, path) in enumerate(zip(slices, paths, strict=True)):
+        data = encoder.encode_checked(elements) if k == 0 else encoder.encode(elements)
+        path.write_bytes(data)
+    return list(paths)
 
 
 # ---------------------------------------------------------------------------- PET
@@ -527,79 +548,92 @@ def write_pet_series(
     if decay_correction == "NONE":
         corrected.remove("DECY")
 
+    header = _new_header(PositronEmissionTomographyImageStorage)
+    ds = header
+    ds.ImageType = ["ORIGINAL", "PRIMARY"]
+    ds.SeriesDate = _da(series_time)
+    ds.SeriesTime = _tm(series_time)
+    ds.Modality = "PT"
+    _add_patient_study(ds, acquisition, manufacturer, model)
+    ds.ActualFrameDuration = round(duration_s * 1000.0)
+    ds.SeriesInstanceUID = series_uid
+    ds.SeriesNumber = acquisition.series_number
+    ds.SeriesDescription = acquisition.series_description
+    _add_image_plane(ds, geometry, volume.shape)
+    ds.CorrectedImage = corrected
+    ds.RescaleIntercept = "0"
+    ds.LossyImageCompression = "00"
+    ds.RadiopharmaceuticalInformationSequence = [_radiopharmaceutical(acquisition, nuclide)]
+    ds.NumberOfSlices = nz
+    ds.SeriesType = ["WHOLE BODY", "IMAGE"]
+    ds.Units = units
+    ds.CountsSource = "EMISSION"
+    ds.DecayCorrection = decay_correction
+    ds.ReconstructionMethod = "OSEM"
+    data = np.asarray(volume.array, dtype=np.float64)
+
+    def slices() -> Iterator[Dataset]:
+        for k in range(nz):
+            since_scan_s = (times[k] - scan).total_seconds()
+            if decay_correction == "START":
+                multiplier = 1.0
+                decay_factor = 2.0 ** (since_scan_s / half_life_s) * frame_correction
+            elif decay_correction == "ADMIN":
+                multiplier = 2.0 ** (uptake_s / half_life_s)
+                decay_factor = 2.0 ** ((uptake_s + since_scan_s) / half_life_s) * frame_correction
+            else:
+                multiplier = 2.0 ** (-since_scan_s / half_life_s) / frame_correction
+                decay_factor = 1.0
+            stored, slope = _quantise(data[k] * multiplier * counts_per_stored_bqml)
+            sop_uid = str(generate_uid(entropy_srcs=[series_uid, "instance", str(k)]))
+            ds = _slice_elements(sop_uid, geometry, k, stored.tobytes())
+            ds.AcquisitionDate = _da(times[k])
+            ds.AcquisitionTime = _tm(times[k])
+            ds.ContentDate = _da(times[k])
+            ds.ContentTime = _tm(times[k])
+            ds.RescaleSlope = slope
+            ds.FrameReferenceTime = _ds((since_scan_s + effective_s) * 1000.0)
+            ds.DecayFactor = _ds(decay_factor)
+            ds.ImageIndex = k + 1
+            _add_vendor_block(ds, acquisition, vendor, decay_correction, multiplier, uptake_s)
+            yield ds
+
     outdir = Path(outdir)
     outdir.mkdir(parents=True, exist_ok=True)
-    paths = _file_names(outdir, "PT", nz)
-    data = np.asarray(volume.array, dtype=np.float64)
-    for k, path in enumerate(paths):
-        since_scan_s = (times[k] - scan).total_seconds()
-        if decay_correction == "START":
-            multiplier = 1.0
-            decay_factor = 2.0 ** (since_scan_s / half_life_s) * frame_correction
-        elif decay_correction == "ADMIN":
-            multiplier = 2.0 ** (uptake_s / half_life_s)
-            decay_factor = 2.0 ** ((uptake_s + since_scan_s) / half_life_s) * frame_correction
-        else:
-            multiplier = 2.0 ** (-since_scan_s / half_life_s) / frame_correction
-            decay_factor = 1.0
-        stored, slope = _quantise(data[k] * multiplier * counts_per_stored_bqml)
+    return _write_series(header, slices(), _file_names(outdir, "PT", nz))
 
-        sop_uid = str(generate_uid(entropy_srcs=[series_uid, "instance", str(k)]))
-        ds = _new_dataset(PositronEmissionTomographyImageStorage, sop_uid)
-        ds.ImageType = ["ORIGINAL", "PRIMARY"]
-        ds.SeriesDate = _da(series_time)
-        ds.SeriesTime = _tm(series_time)
-        ds.AcquisitionDate = _da(times[k])
-        ds.AcquisitionTime = _tm(times[k])
-        ds.ContentDate = _da(times[k])
-        ds.ContentTime = _tm(times[k])
-        ds.Modality = "PT"
-        _add_patient_study(ds, acquisition, manufacturer, model)
-        ds.SliceThickness = geometry.slice_thickness
-        ds.ActualFrameDuration = round(duration_s * 1000.0)
-        ds.SeriesInstanceUID = series_uid
-        ds.SeriesNumber = acquisition.series_number
-        ds.SeriesDescription = acquisition.series_description
-        ds.InstanceNumber = k + 1
-        _add_image_plane(ds, geometry, k, volume.shape)
-        ds.CorrectedImage = corrected
-        ds.RescaleIntercept = "0"
-        ds.RescaleSlope = slope
-        ds.LossyImageCompression = "00"
-        ds.RadiopharmaceuticalInformationSequence = [_radiopharmaceutical(acquisition, nuclide)]
-        ds.NumberOfSlices = nz
-        ds.SeriesType = ["WHOLE BODY", "IMAGE"]
-        ds.Units = units
-        ds.CountsSource = "EMISSION"
-        ds.DecayCorrection = decay_correction
-        ds.ReconstructionMethod = "OSEM"
-        ds.FrameReferenceTime = _ds((since_scan_s + effective_s) * 1000.0)
-        ds.DecayFactor = _ds(decay_factor)
-        ds.ImageIndex = k + 1
-        if vendor == "ge":
-            block = ds.private_block(0x0009, _GE_CREATOR, create=True)
-            block.add_new(0x0D, "DT", scan.strftime("%Y%m%d%H%M%S"))
-        elif vendor == "philips":
-            block = ds.private_block(0x7053, _PHILIPS_CREATOR, create=True)
-            if acquisition.weight_kg is not None:
-                # stored counts x factor = SUVbw (Bq/mL at injection x g / Bq). Without decay
-                # correction (NONE) the factor is one per series, referring to the scan start;
-                # each slice's own decay is left to the reader (as for BQML).
-                to_injection = 2.0 ** (uptake_s / half_life_s)
-                if decay_correction != "NONE":
-                    to_injection /= multiplier
-                suv_factor = (
-                    PHILIPS_BQML_PER_COUNT
-                    * to_injection
-                    * acquisition.weight_kg
-                    * 1000.0
-                    / acquisition.injected_activity_bq
-                )
-                block.add_new(0x00, "DS", _ds(suv_factor))
-            block.add_new(0x09, "DS", _ds(PHILIPS_BQML_PER_COUNT))
-        ds.PixelData = stored.tobytes()
-        _save(ds, path)
-    return paths
+
+def _add_vendor_block(
+    ds: Dataset,
+    acquisition: PetAcquisition,
+    vendor: Vendor,
+    decay_correction: DecayCorrection,
+    multiplier: float,
+    uptake_s: float,
+) -> None:
+    """The vendor's private elements of one slice (see the module docstring)."""
+    half_life_s = find_nuclide(acquisition.nuclide).half_life_s
+    if vendor == "ge":
+        block = ds.private_block(0x0009, _GE_CREATOR, create=True)
+        block.add_new(0x0D, "DT", acquisition.scan_datetime.strftime("%Y%m%d%H%M%S"))
+    elif vendor == "philips":
+        block = ds.private_block(0x7053, _PHILIPS_CREATOR, create=True)
+        if acquisition.weight_kg is not None:
+            # stored counts x factor = SUVbw (Bq/mL at injection x g / Bq). Without decay
+            # correction (NONE) the factor is one per series, referring to the scan start;
+            # each slice's own decay is left to the reader (as for BQML).
+            to_injection = 2.0 ** (uptake_s / half_life_s)
+            if decay_correction != "NONE":
+                to_injection /= multiplier
+            suv_factor = (
+                PHILIPS_BQML_PER_COUNT
+                * to_injection
+                * acquisition.weight_kg
+                * 1000.0
+                / acquisition.injected_activity_bq
+            )
+            block.add_new(0x00, "DS", _ds(suv_factor))
+        block.add_new(0x09, "DS", _ds(PHILIPS_BQML_PER_COUNT))
 
 
 # ---------------------------------------------------------------------------- CT
@@ -660,30 +694,31 @@ def write_ct_series(
     scan = acquisition.scan_datetime
     series_uid = acquisition._uid("series", "CT", str(series_number))
     manufacturer, model = _MANUFACTURERS["siemens"]
+    header = _new_header(CTImageStorage)
+    ds = header
+    ds.ImageType = ["ORIGINAL", "PRIMARY", "AXIAL"]
+    ds.SeriesDate = _da(scan)
+    ds.SeriesTime = _tm(scan)
+    ds.AcquisitionDate = _da(scan)
+    ds.AcquisitionTime = _tm(scan)
+    ds.ContentDate = _da(scan)
+    ds.ContentTime = _tm(scan)
+    ds.Modality = "CT"
+    _add_patient_study(ds, acquisition, manufacturer, model)
+    ds.KVP = "120"
+    ds.SeriesInstanceUID = series_uid
+    ds.SeriesNumber = series_number
+    ds.SeriesDescription = series_description
+    _add_image_plane(ds, geometry, volume.shape)
+    ds.RescaleIntercept = str(-_HU_OFFSET)
+    ds.RescaleSlope = "1"
+    ds.RescaleType = "HU"
+
+    def slices() -> Iterator[Dataset]:
+        for k in range(nz):
+            sop_uid = str(generate_uid(entropy_srcs=[series_uid, "instance", str(k)]))
+            yield _slice_elements(sop_uid, geometry, k, stored[k].tobytes())
+
     outdir = Path(outdir)
     outdir.mkdir(parents=True, exist_ok=True)
-    paths = _file_names(outdir, "CT", nz)
-    for k, path in enumerate(paths):
-        sop_uid = str(generate_uid(entropy_srcs=[series_uid, "instance", str(k)]))
-        ds = _new_dataset(CTImageStorage, sop_uid)
-        ds.ImageType = ["ORIGINAL", "PRIMARY", "AXIAL"]
-        ds.SeriesDate = _da(scan)
-        ds.SeriesTime = _tm(scan)
-        ds.AcquisitionDate = _da(scan)
-        ds.AcquisitionTime = _tm(scan)
-        ds.ContentDate = _da(scan)
-        ds.ContentTime = _tm(scan)
-        ds.Modality = "CT"
-        _add_patient_study(ds, acquisition, manufacturer, model)
-        ds.KVP = "120"
-        ds.SeriesInstanceUID = series_uid
-        ds.SeriesNumber = series_number
-        ds.SeriesDescription = series_description
-        ds.InstanceNumber = k + 1
-        _add_image_plane(ds, geometry, k, volume.shape)
-        ds.RescaleIntercept = str(-_HU_OFFSET)
-        ds.RescaleSlope = "1"
-        ds.RescaleType = "HU"
-        ds.PixelData = stored[k].tobytes()
-        _save(ds, path)
-    return paths
+    return _write_series(header, slices(), _file_names(outdir, "CT", nz))

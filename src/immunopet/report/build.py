@@ -64,8 +64,9 @@ def build_report(
     study : Study, optional
         The study; default: the manifest recorded in the results' provenance, if it exists.
     qc : bool
-        Draw one quality-control page per scan (coronal MIP with VOI outlines); needs the
-        study's images, so it is skipped with a note when the study is unknown.
+        Draw one quality-control page per scan (coronal MIP with VOI outlines) from the QC
+        images the run stored in the results folder (in the manifest's order when the study
+        is known).
     progress : bool
         Progress bars on stderr.
     workers : int, optional
@@ -81,9 +82,7 @@ def build_report(
     n_figures = len(figures)
     notes: list[str] = []
     qc_figures = {}
-    if qc and study is None:
-        notes.append("no QC pages: the study manifest is unknown (give it explicitly)")
-    elif qc and study is not None:
+    if qc:  # drawn from the QC images the run stored; the study only orders them
         qc_figures = qc_pages(
             results_dir, study, outdir / "figures", progress=progress, workers=workers
         )

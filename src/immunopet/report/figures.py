@@ -20,9 +20,11 @@ key                     what                                                    
 ``qc <scan id>``        coronal MIP with VOI outlines (one per scan given)
 ======================  ================================================================  ========
 
-QC pages (:func:`qc_figure`, :func:`qc_pages`) show a coronal maximum-intensity projection of
-the SUV image in the radiological convention: the head at the top, the patient's right on the
-viewer's left, pixels in their true millimetre proportions.
+QC pages (:func:`qc_pages`, :func:`draw_qc_page`, :func:`qc_figure`) show a coronal
+maximum-intensity projection of the SUV image in the radiological convention: the head at the
+top, the patient's right on the viewer's left, pixels in their true millimetre proportions.
+The study run computes those projections once per scan and stores them
+(:mod:`immunopet.study.qc`); the pages only draw them.
 """
 
 from __future__ import annotations
@@ -70,11 +72,13 @@ from immunopet.report.style import (
     series_marker,
 )
 from immunopet.stats.results import BiomarkerComparison, TestResult
-from immunopet.study.model import ScanRef, Study, VoiSource
+from immunopet.study.model import Study
+from immunopet.study.qc import QC_DIR, QcImages, qc_file_name, qc_images, read_qc_images
 
 __all__ = [
     "FIGURE_KEYS",
     "draw_all",
+    "draw_qc_page",
     "plot_biodistribution",
     "plot_biomarkers",
     "plot_blood",
@@ -85,7 +89,6 @@ __all__ = [
     "plot_uptake_vs_cps",
     "qc_figure",
     "qc_pages",
-    "qc_scan_volume",
 ]
 
 _LOG = logging.getLogger(__name__)
@@ -703,60 +706,16 @@ def plot_biomarkers(biomarkers: BiomarkerComparison, path: str | Path) -> Path:
 
 
 # ---------------------------------------------------------------------------- QC pages
-def _axis_roles(volume: ImageVolume) -> tuple[int, int, int]:
-    """Array axes most aligned with LPS x (left), y (posterior) and z (superior)."""
-    directions = np.abs(volume.affine[:3, :3])  # row = LPS axis, column = array axis
-    directions = directions / np.linalg.norm(directions, axis=0, keepdims=True)
-    z_axis = int(np.argmax(directions[2]))
-    rest = [a for a in range(3) if a != z_axis]
-    x_axis = max(rest, key=lambda a: directions[0, a])
-    y_axis = next(a for a in rest if a != x_axis)
-    return x_axis, y_axis, z_axis
-
-
-def _coronal(
-    volume: ImageVolume, array: np.ndarray
-) -> tuple[np.ndarray, tuple[float, float, float, float]]:
-    """Coronal maximum projection of ``array`` (on the volume's grid): rows from superior to
-    inferior, columns from patient right to left; with the extent in LPS mm
-    (x_left_edge, x_right_edge, z_bottom_edge, z_top_edge) for ``imshow(origin="upper")``."""
-    x_axis, y_axis, z_axis = _axis_roles(volume)
-    projection = np.max(array, axis=y_axis)
-    kept = [a for a in range(3) if a != y_axis]  # remaining axes in array order
-    image = projection if kept == [z_axis, x_axis] else projection.T  # -> [z, x]
-    affine = volume.affine
-    if affine[2, z_axis] > 0:  # index up = superior: the top row must be the last index
-        image = image[::-1, :]
-    if affine[0, x_axis] < 0:  # index up = patient right: the first column must be the last
-        image = image[:, ::-1]
-    shape = array.shape
-    corners = np.array(
-        [[0.0, 0.0, 0.0], [float(shape[0] - 1), float(shape[1] - 1), float(shape[2] - 1)]]
-    )
-    lps = volume.voxel_to_lps(corners)
-    x_low, x_high = sorted((float(lps[0, 0]), float(lps[1, 0])))
-    z_low, z_high = sorted((float(lps[0, 2]), float(lps[1, 2])))
-    dx = abs(float(affine[0, x_axis]))
-    dz = abs(float(affine[2, z_axis]))
-    extent = (x_low - dx / 2, x_high + dx / 2, z_low - dz / 2, z_high + dz / 2)
-    return np.ascontiguousarray(image), extent
-
-
 def _mask_colour(name: str) -> str:
     organ = name.removeprefix("organ ").strip()
     return ORGAN_COLOURS.get(organ, LESION_COLOUR)
 
 
-def _draw_qc(
-    volume: ImageVolume,
-    masks: Mapping[str, np.ndarray],
-    title: str,
-    *,
-    vmax: float | None = None,
+def _draw_qc_images(
+    images: QcImages, title: str, *, vmax: float | None = None
 ) -> tuple[Figure, Axes]:
-    """The QC figure and its image axes (for :func:`qc_figure` and its tests)."""
-    values = np.asarray(volume.array, dtype=np.float32)
-    image, extent = _coronal(volume, np.nan_to_num(values, nan=0.0))
+    """The QC figure of projected images and its image axes."""
+    image, extent = images.coronal, images.extent_mm
     width_mm = extent[1] - extent[0]
     height_mm = extent[3] - extent[2]
     image_h = 5.4
@@ -764,8 +723,7 @@ def _draw_qc(
     left, gap, bar, legend = 0.75, 0.2, 0.15, 1.5
     fig_w = left + image_w + gap + bar + 0.55 + legend
     fig_h = image_h + 0.95
-    finite = image[np.isfinite(image)]
-    top = vmax if vmax is not None else float(np.percentile(finite, 99.5)) if finite.size else 1.0
+    top = vmax if vmax is not None else images.display_max
     top = top if top > 0 else 1.0
     with figure_style():
         figure = new_figure(fig_w, fig_h)
@@ -781,11 +739,8 @@ def _draw_qc(
             aspect="equal",
         )
         handles: dict[str, Line2D] = {}
-        for name, mask in masks.items():
-            array = np.asarray(mask, dtype=bool)
-            if array.shape != values.shape or not array.any():
-                continue
-            outline, _ = _coronal(volume, array.astype(np.float32))
+        for name, projected in images.outlines.items():
+            outline = np.asarray(projected, dtype=np.float32)
             colour = _mask_colour(name)
             if min(outline.shape) >= 2:
                 ax.contour(
@@ -807,8 +762,7 @@ def _draw_qc(
         cax = figure.add_axes(
             ((left + image_w + gap) / fig_w, 0.45 / fig_h, bar / fig_w, image_h / fig_h)
         )
-        unit = str(volume.unit)
-        figure.colorbar(shown, cax=cax, label=f"{unit} (maximum-intensity projection)")
+        figure.colorbar(shown, cax=cax, label=f"{images.unit} (maximum-intensity projection)")
         if handles:
             figure.legend(
                 handles=list(handles.values()),
@@ -820,6 +774,41 @@ def _draw_qc(
     return figure, ax
 
 
+def _draw_qc(
+    volume: ImageVolume,
+    masks: Mapping[str, np.ndarray],
+    title: str,
+    *,
+    vmax: float | None = None,
+) -> tuple[Figure, Axes]:
+    """The QC figure of a volume and masks and its image axes (for tests)."""
+    return _draw_qc_images(qc_images(volume, masks), title, vmax=vmax)
+
+
+def draw_qc_page(
+    images: QcImages, title: str, path: str | Path, *, vmax: float | None = None
+) -> Path:
+    """A QC page from a scan's stored QC images (:mod:`immunopet.study.qc`).
+
+    Parameters
+    ----------
+    images : QcImages
+        The coronal MIP of the SUV image, its extent (mm), colour-scale top and unit, and
+        the VOIs' projected masks, each outlined in its organ's colour (lesions green).
+    title : str
+        Shown above the image (the scan id; no patient identifiers).
+    path : path-like
+    vmax : float, optional
+        Top of the grey scale (SUV); default ``images.display_max``.
+
+    Returns
+    -------
+    Path
+    """
+    figure, _ = _draw_qc_images(images, title, vmax=vmax)
+    return save_figure(figure, path, copies=False)
+
+
 def qc_figure(
     volume: ImageVolume,
     masks: Mapping[str, np.ndarray],
@@ -829,6 +818,9 @@ def qc_figure(
     vmax: float | None = None,
 ) -> Path:
     """A QC page: coronal MIP of the SUV image with the VOI outlines and an SUV colour bar.
+
+    A convenience over :func:`draw_qc_page` for a volume in memory: the projections come
+    from :func:`immunopet.study.qc.qc_images` (the study run computes them once per scan).
 
     Parameters
     ----------
@@ -855,84 +847,32 @@ def qc_figure(
     sign of the affine's z step decides) and the patient's right on the viewer's left, in
     millimetres (``extent`` from the affine), so the pixel aspect is the voxel aspect.
     """
-    figure, _ = _draw_qc(volume, masks, title, vmax=vmax)
-    return save_figure(figure, path, copies=False)
-
-
-def _scans_table(source: str | Path | pd.DataFrame) -> pd.DataFrame:
-    if isinstance(source, pd.DataFrame):
-        return source
-    return read_results(source).get("scans", pd.DataFrame(columns=["scan_id"]))
-
-
-def _resolved(path: Path, root: Path) -> Path:
-    return path if path.is_absolute() else root / path
-
-
-def qc_scan_volume(
-    ref: ScanRef, study: Study, *, suv_bw_factor: float | None = None
-) -> tuple[ImageVolume, dict[str, np.ndarray]]:
-    """Read one scan's PET as SUV and its VOIs onto it, as the pipeline does (one read).
-
-    Parameters
-    ----------
-    ref : ScanRef
-        A scan of ``study`` (paths relative to ``study.root`` are resolved).
-    study : Study
-        For its root and settings (normalisation).
-    suv_bw_factor : float, optional
-        Ignored (kept for callers): DICOM and NIfTI PETs are both converted by
-        :func:`immunopet.suv.volume.read_suv_volume`, as in the pipeline.
-
-    Returns
-    -------
-    tuple of ImageVolume and dict
-        The SUV volume and ``{"<kind> <name>": mask}`` of every VOI.
-
-    Raises
-    ------
-    InputError
-        Whatever reading the PET or VOIs raises.
-    """
-    from immunopet.study.pipeline import merged_overrides
-    from immunopet.suv.volume import read_suv_volume
-    from immunopet.voi.sources import load_vois
-
-    root = Path(study.root)
-    pet = _resolved(ref.scan.pet, root)
-    # the same entry point as the pipeline, DICOM or NIfTI + sidecar (suv_bw_factor unused)
-    volume = read_suv_volume(
-        pet, overrides=merged_overrides(ref), normalisation=study.settings.normalisation
-    ).volume
-    masks: dict[str, np.ndarray] = {}
-    for source in ref.scan.vois:
-        resolved = VoiSource(_resolved(source.path, root), source.kind)
-        for voi in load_vois(resolved.path, reference=volume, kind=resolved.kind):
-            masks[f"{voi.kind or 'voi'} {voi.name}"] = voi.mask
-    return volume, masks
+    return draw_qc_page(qc_images(volume, masks), title, path, vmax=vmax)
 
 
 def qc_pages(
-    source: str | Path | pd.DataFrame,
-    study: Study,
+    results_dir: str | Path,
+    study: Study | None,
     outdir: str | Path,
     *,
     max_scans: int | None = None,
     progress: bool = False,
     workers: int | None = None,
 ) -> dict[str, Path]:
-    """One QC page per processed scan: reread its PET as SUV and its VOIs, draw the MIP.
+    """One QC page per processed scan, drawn from the QC images the run stored.
 
     Parameters
     ----------
-    source : path-like or pandas.DataFrame
-        The results folder, or its scans table: only scans processed there are drawn.
-    study : Study
-        The study of those results (its files are read again).
+    results_dir : path-like
+        The results folder: its ``scans`` table says which scans were processed, and
+        ``qc/<scan>.npz`` holds each one's images (:mod:`immunopet.study.qc`). No PET is
+        read and no SUV derived here.
+    study : Study, optional
+        For the order of the pages (the manifest's); default the scans table's order.
     outdir : path-like
         Pages are written as ``qc_<scan id>.png``.
     max_scans : int, optional
-        Draw at most this many (manifest order).
+        Draw at most this many.
     progress : bool
         A tqdm progress bar over scans.
     workers : int, optional
@@ -942,42 +882,42 @@ def qc_pages(
     Returns
     -------
     dict of str to Path
-        ``"qc <scan id>"`` -> page, in manifest order. A scan whose files cannot be read is
-        skipped (logged).
+        ``"qc <scan id>"`` -> page. A scan without stored QC images (results of an older
+        version: run again) is skipped (logged).
     """
-    scans = _scans_table(source)
-    factors: dict[str, float] = {}
-    if "suv_bw_factor" in scans.columns:
-        for scan_id, factor in zip(scans["scan_id"], scans["suv_bw_factor"], strict=True):
-            value = pd.to_numeric(pd.Series([factor]), errors="coerce").iloc[0]
-            if pd.notna(value):
-                factors[str(scan_id)] = float(value)
-    done = set(scans["scan_id"].astype(str)) if "scan_id" in scans.columns else set()
-    refs = [ref for ref in study.scans() if ref.scan_id in done]
+    results = Path(results_dir)
+    scans = read_results(results).get("scans", pd.DataFrame(columns=["scan_id"]))
+    done = [str(scan_id) for scan_id in scans["scan_id"]] if "scan_id" in scans.columns else []
+    if study is not None:
+        processed = set(done)
+        done = [ref.scan_id for ref in study.scans() if ref.scan_id in processed]
     if max_scans is not None:
-        refs = refs[: max(0, max_scans)]
+        done = done[: max(0, max_scans)]
     out = Path(outdir)
-    jobs = [(ref, study, factors.get(ref.scan_id), out / _qc_file(ref.scan_id)) for ref in refs]
+    jobs = [
+        (results / QC_DIR / qc_file_name(scan_id), scan_id, out / _qc_file(scan_id))
+        for scan_id in done
+    ]
     n_workers = _qc_workers(workers, len(jobs))
-    if n_workers == 1:
+    if n_workers == 1 or not jobs:
         outcomes: Iterator[tuple[Path | None, str]] = (_qc_page(*job) for job in jobs)
         executor = None
-    else:  # each page reads its scan and draws alone: independent CPU-bound work
+    else:  # each page reads its small file and draws alone: independent CPU-bound work
         executor = ProcessPoolExecutor(max_workers=n_workers, mp_context=_qc_context())
         outcomes = executor.map(_qc_page, *zip(*jobs, strict=True))
     pages: dict[str, Path] = {}
     try:
-        for ref, (page, problem) in tqdm(
-            zip(refs, outcomes, strict=True),
-            total=len(refs),
+        for scan_id, (page, problem) in tqdm(
+            zip(done, outcomes, strict=True),
+            total=len(done),
             desc="QC pages",
             unit="scan",
             disable=not progress,
         ):
             if page is None:
-                _LOG.warning("QC page of %s not drawn: %s", ref.scan_id, problem)
+                _LOG.warning("QC page of %s not drawn: %s", scan_id, problem)
             else:
-                pages[f"qc {ref.scan_id}"] = page
+                pages[f"qc {scan_id}"] = page
     finally:
         if executor is not None:
             executor.shutdown(wait=True, cancel_futures=True)
@@ -998,13 +938,13 @@ def _qc_context() -> multiprocessing.context.BaseContext:
     return multiprocessing.get_context("spawn")
 
 
-def _qc_page(
-    ref: ScanRef, study: Study, factor: float | None, path: Path
-) -> tuple[Path | None, str]:
+def _qc_page(source: Path, scan_id: str, path: Path) -> tuple[Path | None, str]:
     """One QC page (in a worker process or here): (page, "") or (None, why not)."""
+    if not source.is_file():
+        return None, "no QC images stored for this scan (run the study again to store them)"
     try:
-        volume, masks = qc_scan_volume(ref, study, suv_bw_factor=factor)
-        return qc_figure(volume, masks, f"{ref.scan_id} (coronal MIP)", path), ""
+        images = read_qc_images(source)
+        return draw_qc_page(images, f"{scan_id} (coronal MIP)", path), ""
     except (ImmunoPETError, OSError, ValueError) as exc:
         return None, str(exc)
 
@@ -1055,8 +995,8 @@ def draw_all(
     outdir : path-like
         Created if needed; files ``<key>.png`` and ``qc_<scan id>.png``.
     pet_images : mapping of scan id to (ImageVolume, masks), optional
-        SUV volumes with their VOI masks, one QC page each (see :func:`qc_pages` to read
-        them from a study).
+        SUV volumes with their VOI masks, one QC page each (:func:`qc_pages` draws them
+        from the QC images a study run stored).
     progress : bool
         A tqdm progress bar over the figures.
 

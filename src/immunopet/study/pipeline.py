@@ -32,6 +32,9 @@ Steps
    suggestion is recorded, never applied: only the study's exclusions exclude.
 5. **Exclusions** of the study (patient + lesion name) mark lesion rows ``excluded`` with
    their reason; the row keeps its numbers.
+6. **QC images**: the coronal maximum-intensity projection of the SUV image and each VOI's
+   projected mask (:func:`~immunopet.study.qc.qc_images`), which the store keeps and the
+   report's QC page draws (so the report reads no PET again).
 
 Warnings emitted while a scan is processed (SUV fallbacks, resampling, border cuts, ...) are
 recorded in the rows (``warnings``, texts joined by :data:`WARNING_SEPARATOR`) and in
@@ -53,6 +56,7 @@ from immunopet.image import ImageVolume
 from immunopet.io.masks import read_label_map
 from immunopet.metrics import describe_voi
 from immunopet.study.model import AnalysisSettings, Exclusion, ScanRef
+from immunopet.study.qc import QcImages, qc_images
 from immunopet.study.timepoints import check_nominal_hours
 from immunopet.suv.record import SuvOverrides
 from immunopet.suv.volume import read_suv_volume
@@ -156,12 +160,16 @@ class ScanResult:
         One row per VOI, keys :data:`MEASUREMENT_COLUMNS`, in source order.
     warnings : tuple of str
         Every warning of the scan and its VOIs.
+    qc : QcImages, optional
+        The small 2-D images of the scan's QC page (SUV projection and VOI outlines), which
+        the results store keeps beside the tables (:mod:`immunopet.study.qc`).
     """
 
     scan_id: str
     scan: dict[str, Any]
     measurements: tuple[dict[str, Any], ...] = ()
     warnings: tuple[str, ...] = field(default=())
+    qc: QcImages | None = None
 
 
 @dataclass(frozen=True)
@@ -452,6 +460,7 @@ def process_scan(
         boxes = [_box(voi) for voi in vois]
         rows = [_measure(ref, pet, voi, settings) for voi in vois]
         _relate(ref, pet.volume, vois, boxes, rows, settings, exclusions)
+        qc = qc_images(pet.volume, {f"{voi.kind} {voi.name}": voi.mask for voi in vois})
     row_notes = [_unique(row["warnings"]) for row in rows]
     recorded = set(pet.warnings).union(*row_notes)
     emitted = []
@@ -477,4 +486,5 @@ def process_scan(
         scan={column: scan_row.get(column) for column in SCAN_COLUMNS},
         measurements=tuple({column: row[column] for column in MEASUREMENT_COLUMNS} for row in rows),
         warnings=tuple(all_notes),
+        qc=qc,
     )

@@ -524,7 +524,9 @@ def run_study(
             for ref in refs
         }
         todo = [
-            ref for ref in refs if force or not store.is_current(ref.scan_id, keys[ref.scan_id])
+            ref
+            for ref in refs
+            if force or not store.is_current(ref.scan_id, keys[ref.scan_id], with_qc=True)
         ]
         todo_ids = {ref.scan_id for ref in todo}
         skipped = tuple(ref.scan_id for ref in refs if ref.scan_id not in todo_ids)

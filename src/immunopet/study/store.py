@@ -32,6 +32,11 @@ fails when the store is closed, an export that cannot be written. SIGINT/SIGTERM
 during a transaction, a checkpoint or the swap of the export set take effect when it is done
 (:func:`~immunopet.study._lifeline.deferred_interrupts`).
 
+Beside the database, ``RESULTS_DIR/qc/<scan>.npz`` holds each stored scan's QC images
+(:mod:`immunopet.study.qc`), written atomically (a temporary file renamed) before the scan's
+transaction; a failed or removed scan loses its file, and a scan whose file is missing is not
+current for a run (:meth:`ResultsStore.is_current` with ``with_qc``).
+
 Files are created with the permissions the umask allows (mode ``0666 & ~umask``), the
 database and the exports alike.
 """
@@ -58,6 +63,7 @@ import pyarrow.parquet as pq
 from immunopet.errors import InputError, StorageError, describe_os_error
 from immunopet.study._lifeline import deferred_interrupts
 from immunopet.study.pipeline import MEASUREMENT_COLUMNS, SCAN_COLUMNS, ScanResult
+from immunopet.study.qc import QC_DIR, qc_file_name, write_qc_images
 
 __all__ = ["DATABASE_NAME", "EXPORTED_TABLES", "ResultsStore"]
 
@@ -384,6 +390,16 @@ class ResultsStore:
         for name in _PER_SCAN:
             self._con.execute(f"DELETE FROM {name} WHERE scan_id = ?", [scan_id])
 
+    def qc_path(self, scan_id: str) -> Path:
+        """Where the QC images of ``scan_id`` are kept (``RESULTS_DIR/qc/<scan>.npz``)."""
+        return self.results_dir / QC_DIR / qc_file_name(scan_id)
+
+    def _remove_qc(self, scan_id: str) -> None:
+        try:
+            self.qc_path(scan_id).unlink(missing_ok=True)
+        except OSError as exc:
+            raise _storage_error(exc, self.qc_path(scan_id), "cannot remove QC images") from exc
+
     def write_scan(self, result: ScanResult, key: str, *, run_id: str = "") -> None:
         """Replace one scan's rows (scans, measurements, failures, key) in one transaction.
 
@@ -396,6 +412,15 @@ class ResultsStore:
             The run that computed it.
         """
         now = datetime.now()
+        with deferred_interrupts():
+            if result.qc is None:
+                self._remove_qc(result.scan_id)
+            else:
+                path = self.qc_path(result.scan_id)
+                try:
+                    write_qc_images(result.qc, path)
+                except OSError as exc:
+                    raise _storage_error(exc, path, "cannot write QC images") from exc
 
         def work() -> None:
             self._delete_scan(result.scan_id)
@@ -425,6 +450,7 @@ class ResultsStore:
             self._insert("failures", [values])
 
         self._transaction(work)
+        self._remove_qc(str(values["scan_id"]))
 
     def write_provenance(self, row: Mapping[str, Any]) -> None:
         """Append one run's provenance row (columns of the ``provenance`` table)."""
@@ -453,6 +479,8 @@ class ResultsStore:
 
         if stale:
             self._transaction(work)
+        for scan_id in stale:
+            self._remove_qc(scan_id)
         return stale
 
     def write_table(self, name: str, frame: pd.DataFrame) -> None:
@@ -481,13 +509,18 @@ class ResultsStore:
             self._con.unregister("_immunopet_frame")
 
     # ------------------------------------------------------------------ reading
-    def is_current(self, scan_id: str, key: str) -> bool:
-        """True when the stored results of ``scan_id`` were computed with ``key``."""
+    def is_current(self, scan_id: str, key: str, *, with_qc: bool = False) -> bool:
+        """True when the stored results of ``scan_id`` were computed with ``key``.
+
+        With ``with_qc`` its QC images must be stored too (results of a version that did not
+        keep them are then computed again).
+        """
         with deferred_interrupts():
             found = self._con.execute(
                 "SELECT key FROM scan_keys WHERE scan_id = ?", [scan_id]
             ).fetchall()  # fetchall: a half-read result would block the connection
-        return bool(found) and found[0][0] == key
+        current = bool(found) and found[0][0] == key
+        return current and (not with_qc or self.qc_path(scan_id).is_file())
 
     def stored_keys(self) -> dict[str, str]:
         """Scan id -> key of every scan with stored results."""
