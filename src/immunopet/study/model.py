@@ -20,6 +20,7 @@ from typing import Literal
 from immunopet.suv.record import Normalisation, SuvOverrides
 
 __all__ = [
+    "FDG_NOMINAL_HOURS",
     "AnalysisPlan",
     "AnalysisSettings",
     "Exclusion",
@@ -115,12 +116,30 @@ class Injection:
     weight_kg: float | None = None
 
 
+FDG_NOMINAL_HOURS = 1.0
+"""Default nominal uptake time of an FDG reference scan (hours after the FDG injection)."""
+
+
 @dataclass(frozen=True)
 class Patient:
-    """A study participant, known only by the study's pseudonym."""
+    """A study participant, known only by the study's pseudonym.
+
+    Attributes
+    ----------
+    pseudonym : str
+    injections : tuple of Injection
+        The 89Zr (study tracer) injections and their scans.
+    fdg : Scan, optional
+        The baseline FDG PET/CT (manifest ``[patients.fdg]``): a reference scan with its own
+        injection (18F, in its header or ``overrides``), not one of the tracer's series. Its
+        SUV follows the ordinary rules (decay to injection with the 18F half-life) through
+        :func:`immunopet.suv.volume.read_suv_volume`; its lesion VOIs (same lesion numbers as
+        the tracer scans) give the lesions' FDG positivity.
+    """
 
     pseudonym: str
     injections: tuple[Injection, ...] = ()
+    fdg: Scan | None = None
 
 
 @dataclass(frozen=True)
