@@ -682,3 +682,16 @@ def test_fdg_reference_scan_mistakes_are_named(data: Path) -> None:
     assert len(shown) == 2, shown
     assert any("patients[0].fdg.series" in p for p in shown), shown
     assert any("patients[0].fdg.pet" in p for p in shown), shown
+
+
+def test_fdg_threshold_in_the_plan(data: Path) -> None:
+    text = FDG_STUDY.replace(
+        "[[patients]]", "[analysis]\nfdg_positive_suv_max = 3.0\n\n[[patients]]", 1
+    )
+    study = load_manifest(_write(data, text, "fdg-plan.toml"))
+    assert study.plan.fdg_positive_suv_max == 3.0
+    assert load_manifest(_write(data, FDG_STUDY, "fdg.toml")).plan.fdg_positive_suv_max == 2.5
+    bad = text.replace("= 3.0", '= "3"')
+    assert any(
+        "fdg_positive_suv_max" in str(p) for p in validate_manifest(_write(data, bad, "b.toml"))
+    )

@@ -43,7 +43,7 @@ biomarkers             :func:`~immunopet.stats.compare_biomarkers` of ``plan.bio
 heterogeneity          :func:`~immunopet.analysis.heterogeneity.uptake_heterogeneity`:
                        variance components of log lesion uptake of ``uptake``
 fdg_lesions            :func:`~immunopet.analysis.fdg.fdg_positivity` of the stored
-                       ``fdg_measurements`` (SUVmax > 2.5 on the FDG scan vs the reader)
+                       ``fdg_measurements`` (SUVmax > ``plan.fdg_positive_suv_max`` vs reader)
 tables                 the machine-readable tables (:mod:`~immunopet.analysis.export`)
 =====================  ======================================================================
 
@@ -94,7 +94,7 @@ from immunopet.analysis.cohorts import (
     tumour_to_blood,
 )
 from immunopet.analysis.export import analysis_tables
-from immunopet.analysis.fdg import FDG_POSITIVE_SUV_MAX, fdg_positivity
+from immunopet.analysis.fdg import fdg_positivity
 from immunopet.analysis.heterogeneity import uptake_heterogeneity
 from immunopet.analysis.lesions import (
     lesion_visibility,
@@ -618,7 +618,9 @@ def assemble_analysis(
         if "fdg_measurements" in tables:
             fdg_lesions = steps.run(
                 "FDG positivity",
-                lambda: fdg_positivity(tables["fdg_measurements"], lesions, FDG_POSITIVE_SUV_MAX),
+                lambda: fdg_positivity(
+                    tables["fdg_measurements"], lesions, plan.fdg_positive_suv_max
+                ),
             )
         if clinical is not None:
             for endpoint in ("PFS", "OS"):

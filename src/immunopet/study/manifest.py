@@ -39,6 +39,7 @@ analysis. Paths are relative to the manifest's folder. An example::
     tumour_to_blood_lesions = "quantitative"   # quantitative | fdg-positive | all
     biodistribution_cohort = "full-schedule"   # full-schedule | all
     biomarkers = ["uptake", "tps_percent", "cps_percent"]
+    fdg_positive_suv_max = 2.5    # FDG scan: SUVmax above this = FDG-positive (fdg_lesions.csv)
 
     [analysis.response]
     column = "bor"
@@ -651,6 +652,7 @@ def _build_plan(c: _Checker, data: Any) -> tuple[AnalysisPlan, str | None]:
             table, "biodistribution_cohort", key, get_args(BiodistributionCohort)
         ),
         "biomarkers": _text_list(c, table, "biomarkers", key),
+        "fdg_positive_suv_max": c.number(table, "fdg_positive_suv_max", key),
         "ihc": _build_ihc(c, table),
     }
     if "split" in table:

@@ -298,6 +298,11 @@ class AnalysisPlan:
     biomarkers : tuple of str
         Candidates of the biomarker comparison: ``"uptake"`` (the per-patient aggregate) and
         numeric clinical columns (IHC scores, an RNA-seq score ...).
+    fdg_positive_suv_max : float, g/mL
+        A lesion is FDG-positive on its FDG reference scan when its SUVmax is above this
+        (default 2.5, the long-used fixed threshold; PERCIST's liver-based threshold needs a
+        liver VOI on the FDG scan). Compared with the reader's ``fdg_positive`` in
+        ``fdg_lesions.csv``; the other analyses keep the reader's flag.
     """
 
     uptake_metric: UptakeMetric = "suv_peak"
@@ -312,6 +317,7 @@ class AnalysisPlan:
     response: ResponsePlan = field(default_factory=ResponsePlan)
     ihc: tuple[IhcMarker, ...] = DEFAULT_IHC
     biomarkers: tuple[str, ...] = ("uptake", "tps_percent", "cps_percent")
+    fdg_positive_suv_max: float = 2.5
 
 
 @dataclass(frozen=True)
