@@ -310,6 +310,12 @@ def test_discover_and_manifest_of_the_tiny_synthetic_trial(
     }
     assert found == expected
     assert len(found) == len(trial.scans)
+    # each patient's 18F PET is its FDG reference scan, not a series of the tracer
+    with open(out / "fdg_scans.csv", newline="") as fp:
+        fdg_dirs = {
+            pseudonym[r["patient"]]: (out / r["pet_dir"]).resolve() for r in csv.DictReader(fp)
+        }
+    assert {p.pseudonym: p.fdg.pet if p.fdg else None for p in draft.patients} == fdg_dirs
 
     # the trial's own manifest
     assert trial.tables["study"] == out / "study.toml"

@@ -636,3 +636,62 @@ def test_analysis_plan_problems(data: Path, text: str, key: str, message: str) -
 def test_analysis_peak_sets_the_settings(data: Path) -> None:
     study = load_manifest(_write(data, _MINI + '[analysis]\npeak = "global"\n', "peak.toml"))
     assert study.settings.peak == "global"
+
+
+FDG_STUDY = """\
+[study]
+name = "FDG study"
+
+[[patients]]
+id = "P01"
+
+[patients.fdg]
+pet = "dicom/pet"
+vois = [{ path = "vois/lesions.nii.gz", kind = "lesion" }]
+[patients.fdg.overrides]
+weight_kg = 70.5
+
+[[patients.injections]]
+series = "tracer-only"
+
+[[patients.injections.scans]]
+nominal_hours = 72
+pet = "dicom/pet"
+"""
+
+
+def test_fdg_reference_scan_is_read_and_round_trips(data: Path) -> None:
+    study = load_manifest(_write(data, FDG_STUDY, "fdg.toml"))
+    fdg = study.patients[0].fdg
+    assert fdg is not None
+    assert fdg.pet == data.resolve() / "dicom" / "pet"
+    assert fdg.nominal_hours == 1.0  # the default uptake time
+    assert fdg.vois[0].kind == "lesion"
+    assert fdg.overrides.weight_kg == 70.5
+    # the FDG scan is no series of the study tracer
+    assert [ref.series for ref in study.scans()] == ["tracer-only"]
+    written = write_manifest(study, data / "fdg-copy.toml")
+    assert "[patients.fdg]" in written.read_text()
+    assert load_manifest(written) == study
+
+
+def test_fdg_reference_scan_mistakes_are_named(data: Path) -> None:
+    text = FDG_STUDY.replace('pet = "dicom/pet"\nvois', 'pet = "dicom/nothing"\nseries = "x"\nvois')
+    problems = validate_manifest(_write(data, text, "fdg-bad.toml"))
+    shown = [str(p) for p in problems]
+    assert len(shown) == 2, shown
+    assert any("patients[0].fdg.series" in p for p in shown), shown
+    assert any("patients[0].fdg.pet" in p for p in shown), shown
+
+
+def test_fdg_threshold_in_the_plan(data: Path) -> None:
+    text = FDG_STUDY.replace(
+        "[[patients]]", "[analysis]\nfdg_positive_suv_max = 3.0\n\n[[patients]]", 1
+    )
+    study = load_manifest(_write(data, text, "fdg-plan.toml"))
+    assert study.plan.fdg_positive_suv_max == 3.0
+    assert load_manifest(_write(data, FDG_STUDY, "fdg.toml")).plan.fdg_positive_suv_max == 2.5
+    bad = text.replace("= 3.0", '= "3"')
+    assert any(
+        "fdg_positive_suv_max" in str(p) for p in validate_manifest(_write(data, bad, "b.toml"))
+    )

@@ -60,7 +60,7 @@ def test_same_seed_same_pixels_other_seed_other_pixels(tmp_path: Path) -> None:
     generate_trial(tmp_path / "b", preset=ONE_SCAN, seed=11)
     generate_trial(tmp_path / "c", preset=ONE_SCAN, seed=12)
     a, b, c = (_pixel_hashes(tmp_path / x / "dicom") for x in "abc")
-    assert len(a) == 100 + 50  # PET slices + CT slices of the one scan
+    assert len(a) == 100 + 50 + 100  # PET + CT slices of the one scan, the FDG PET slices
     assert a == b
     assert set(a) == set(c)
     assert a != c
@@ -330,3 +330,38 @@ def test_kinetics_truth(two_series: Path) -> None:
     assert (truth["ki_ul_per_g_per_h"] > 0).all() and (truth["vt_ml_per_g"] > 0).all()
     spleen = organs[organs["voi"] == "spleen"].set_index("series")["ki_ul_per_g_per_h"]
     assert spleen["predose"] < spleen["tracer-only"]
+
+
+def test_baseline_fdg_scan_per_patient(two_series: Path) -> None:
+    from immunopet.study.manifest import load_manifest
+    from immunopet.suv.volume import read_suv_volume
+
+    fdg = pd.read_csv(
+        two_series / "fdg_scans.csv", parse_dates=["injection_datetime", "scan_datetime"]
+    )
+    scans = pd.read_csv(two_series / "scans.csv", parse_dates=["injection_datetime"])
+    assert list(fdg["patient"]) == ["P01"]
+    row = fdg.iloc[0]
+    # a week before the first 89Zr injection, about an hour after the FDG injection
+    days = (scans["injection_datetime"].min().normalize() - row["scan_datetime"].normalize()).days
+    assert days == 7
+    assert 0.8 < row["hours_pi"] < 1.2
+    study = load_manifest(two_series / "study.toml")
+    scan = study.patients[0].fdg
+    assert scan is not None
+    assert scan.pet == (two_series / row["pet_dir"]).resolve()
+    suv = read_suv_volume(scan.pet)
+    derivation = suv.derivation
+    assert derivation.nuclide == "18F"
+    assert derivation.half_life_s == pytest.approx(109.77 * 60)
+    # SUVbw factor by hand: weight (g) / activity decayed to the scan with the 18F half-life
+    delay_s = (row["scan_datetime"] - row["injection_datetime"]).total_seconds()
+    weight_g = 1000.0 * scans["weight_kg"].iloc[0]
+    decayed = row["injected_activity_bq"] * 0.5 ** (delay_s / (109.77 * 60))
+    assert derivation.suv_bw_factor == pytest.approx(weight_g / decayed, rel=1e-6)
+    # FDG-avid lesions stand out, the FDG-negative node does not
+    labels = read_nifti(scan.vois[0].path).volume.array
+    lesions = pd.read_csv(two_series / "lesions.csv")
+    for _, lesion in lesions.iterrows():
+        peak = float(suv.volume.array[labels == lesion["lesion"]].max())
+        assert (peak > 2.5) == bool(lesion["fdg_positive"]), (lesion["lesion"], peak)

@@ -42,6 +42,8 @@ biomarkers             :func:`~immunopet.stats.compare_biomarkers` of ``plan.bio
                        candidate paired with the PET uptake candidate
 heterogeneity          :func:`~immunopet.analysis.heterogeneity.uptake_heterogeneity`:
                        variance components of log lesion uptake of ``uptake``
+fdg_lesions            :func:`~immunopet.analysis.fdg.fdg_positivity` of the stored
+                       ``fdg_measurements`` (SUVmax > ``plan.fdg_positive_suv_max`` vs reader)
 tables                 the machine-readable tables (:mod:`~immunopet.analysis.export`)
 =====================  ======================================================================
 
@@ -92,6 +94,7 @@ from immunopet.analysis.cohorts import (
     tumour_to_blood,
 )
 from immunopet.analysis.export import analysis_tables
+from immunopet.analysis.fdg import fdg_positivity
 from immunopet.analysis.heterogeneity import uptake_heterogeneity
 from immunopet.analysis.lesions import (
     lesion_visibility,
@@ -146,7 +149,15 @@ TEST_KEYS: Final = (
 SCHEDULE_COLUMNS: Final = ("patient", "series", "nominal_hours", "hours_pi")
 """Columns of :attr:`StudyAnalysis.schedule`."""
 
-_TABLES: Final = ("scans", "measurements", "failures", "provenance", "clinical", "blood")
+_TABLES: Final = (
+    "scans",
+    "measurements",
+    "failures",
+    "provenance",
+    "clinical",
+    "blood",
+    "fdg_measurements",
+)
 _JSON_PROVENANCE: Final = ("settings", "library_versions", "input_keys", "warnings")
 _T = TypeVar("_T")
 
@@ -603,6 +614,14 @@ def assemble_analysis(
             heterogeneity = steps.run(
                 "heterogeneity", lambda: uptake_heterogeneity(uptake, clinical)
             )
+        fdg_lesions = None
+        if "fdg_measurements" in tables:
+            fdg_lesions = steps.run(
+                "FDG positivity",
+                lambda: fdg_positivity(
+                    tables["fdg_measurements"], lesions, plan.fdg_positive_suv_max
+                ),
+            )
         if clinical is not None:
             for endpoint in ("PFS", "OS"):
                 result = steps.run(
@@ -697,6 +716,7 @@ def assemble_analysis(
         split_survival=split,
         biomarkers=biomarkers,
         heterogeneity=heterogeneity,
+        fdg_lesions=fdg_lesions,
         plan=plan,
         patient_clinical=patients,
         test_roles=roles,

@@ -334,7 +334,8 @@ def analysis_tables(analysis: StudyAnalysis) -> dict[str, pd.DataFrame]:
     -------
     dict of str to DataFrame
         ``lesion_uptake``, ``patient_uptake``, ``tests``, ``survival``, ``biodistribution``
-        (each present, possibly empty), ``biomarkers`` and ``heterogeneity`` when computed.
+        (each present, possibly empty), ``biomarkers``, ``heterogeneity`` and
+        ``fdg_lesions`` when computed.
     """
     tables = {
         "lesion_uptake": _lesion_uptake(analysis),
@@ -347,6 +348,8 @@ def analysis_tables(analysis: StudyAnalysis) -> dict[str, pd.DataFrame]:
         tables["biomarkers"] = analysis.biomarkers.summary.reset_index(drop=True)
     if analysis.heterogeneity is not None:
         tables["heterogeneity"] = analysis.heterogeneity.table.reset_index(drop=True)
+    if analysis.fdg_lesions is not None:
+        tables["fdg_lesions"] = analysis.fdg_lesions.reset_index(drop=True)
     return tables
 
 

@@ -106,6 +106,9 @@ class StudyAnalysis:
     heterogeneity : UptakeHeterogeneity or None
         Variance components of log lesion uptake (tumour type, patient, lesion) and the
         lesions behind them.
+    fdg_lesions : pandas.DataFrame or None
+        FDG positivity of each lesion on its FDG reference scan next to the reader's flag
+        (:func:`~immunopet.analysis.fdg.fdg_positivity`); None without FDG scans.
     plan : AnalysisPlan
         The analysis plan that made these numbers (the manifest's ``[analysis]``).
     patient_clinical : DataFrame or None
@@ -158,6 +161,7 @@ class StudyAnalysis:
     split_survival: dict[str, SplitSurvival] = field(default_factory=dict)
     biomarkers: BiomarkerComparison | None = None
     heterogeneity: UptakeHeterogeneity | None = None
+    fdg_lesions: pd.DataFrame | None = None
     plan: AnalysisPlan = field(default_factory=AnalysisPlan)
     patient_clinical: pd.DataFrame | None = None
     test_roles: dict[str, str] = field(default_factory=dict)

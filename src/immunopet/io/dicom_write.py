@@ -454,7 +454,9 @@ def _slice_times(
 
 def _radiopharmaceutical(acquisition: PetAcquisition, nuclide: Nuclide) -> Dataset:
     item = Dataset()
-    item.Radiopharmaceutical = f"{nuclide.name}-antibody"
+    item.Radiopharmaceutical = (
+        "Fluorodeoxyglucose" if nuclide.name == "18F" else f"{nuclide.name}-antibody"
+    )
     item.RadiopharmaceuticalStartTime = _tm(acquisition.injection_datetime)
     item.RadiopharmaceuticalStartDateTime = _dt(acquisition.injection_datetime)
     item.RadionuclideTotalDose = _ds(acquisition.injected_activity_bq)

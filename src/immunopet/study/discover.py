@@ -23,7 +23,10 @@ scans of a ``study.toml`` for the user to check and complete:
    (the one acquired closest in time when several match);
 7. injection date-time, injected activity and weight are copied from the headers (to the
    injection when all its scans agree, else to each scan's overrides) so the user can check
-   them; ``unlabelled_mass_mg`` is 0 and must be set for a predose injection.
+   them; ``unlabelled_mass_mg`` is 0 and must be set for a predose injection;
+8. an 18F PET series (from its header's nuclide) is the patient's FDG reference scan
+   (``[patients.fdg]``), not an injection of the study tracer; a patient's first one is
+   placed, later ones are listed as not placed.
 
 A PACS export has no VOIs: the draft has none. The manifest needs one PET series per folder;
 a folder holding several PET series, or a second series at the same time point of the same
@@ -48,7 +51,7 @@ from pydicom.dataset import Dataset
 from immunopet.errors import ImmunoPETError, InputError, describe_problem
 from immunopet.io.dicom import DicomSeries, check_series, discover_dicom
 from immunopet.study.manifest import format_manifest
-from immunopet.study.model import Injection, Patient, Scan, Study
+from immunopet.study.model import FDG_NOMINAL_HOURS, Injection, Patient, Scan, Study
 from immunopet.suv.factors import derive_suv
 from immunopet.suv.record import SuvDerivation, SuvOverrides
 
@@ -343,6 +346,21 @@ def draft_manifest_from_dicom(root: str | os.PathLike[str], *, progress: bool = 
                 _when(p.derivation.scan_datetime),
             ),
         )
+        fdg_items = [p for p in items if p.derivation.nuclide == "18F"]
+        items = [p for p in items if p.derivation.nuclide != "18F"]
+        fdg = (
+            None
+            if not fdg_items
+            else Scan(pet=fdg_items[0].folder, nominal_hours=FDG_NOMINAL_HOURS)
+        )
+        unplaced += [
+            _could_not_place(
+                p.series,
+                "a second 18F (FDG) PET of the patient: the manifest "
+                "holds one FDG reference scan per patient",
+            )
+            for p in fdg_items[1:]
+        ]
         groups: list[list[_Placed]] = []
         for item in items:
             start = _when(groups[-1][0].derivation.injection_datetime) if groups else None
@@ -365,7 +383,7 @@ def draft_manifest_from_dicom(root: str | os.PathLike[str], *, progress: bool = 
             paths = [s.pet for s in injection.scans] + [s.ct for s in injection.scans if s.ct]
             texts = [os.path.relpath(path, top).lower() for path in paths]
             n_identifying += sum(any(w in text for w in words) for text in texts)
-        patients.append(Patient(pseudonym=pseudonym, injections=tuple(injections)))
+        patients.append(Patient(pseudonym=pseudonym, injections=tuple(injections), fdg=fdg))
     if n_identifying:
         notes.insert(
             0,

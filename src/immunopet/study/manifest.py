@@ -39,6 +39,7 @@ analysis. Paths are relative to the manifest's folder. An example::
     tumour_to_blood_lesions = "quantitative"   # quantitative | fdg-positive | all
     biodistribution_cohort = "full-schedule"   # full-schedule | all
     biomarkers = ["uptake", "tps_percent", "cps_percent"]
+    fdg_positive_suv_max = 2.5    # FDG scan: SUVmax above this = FDG-positive (fdg_lesions.csv)
 
     [analysis.response]
     column = "bor"
@@ -61,6 +62,13 @@ analysis. Paths are relative to the manifest's folder. An example::
 
     [[patients]]
     id = "P01"
+
+    [patients.fdg]                # optional: the baseline FDG PET/CT (its own injection)
+    pet = "dicom/P01/fdg/pet"     # 18F from the header; SUV by the ordinary rules
+    nominal_hours = 1             # optional, default 1 (h after the FDG injection)
+    vois = [{ path = "vois/P01/fdg/lesions.nii.gz", kind = "lesion" }]
+    [patients.fdg.overrides]      # optional, the same keys as a scan's overrides
+    weight_kg = 64.0
 
     [[patients.injections]]
     series = "tracer-only"
@@ -127,6 +135,7 @@ from pydicom import dcmread
 from immunopet.errors import ManifestError, describe_problem
 from immunopet.study._toml_lines import Key, LineIndex
 from immunopet.study.model import (
+    FDG_NOMINAL_HOURS,
     SPLIT_RULES,
     AnalysisPlan,
     AnalysisSettings,
@@ -172,7 +181,8 @@ _STUDY_KEYS: Final = ("name", "tracer", "show_paths")
 _INPUT_KEYS: Final = tuple(f.name for f in fields(StudyInputs))
 _SETTING_KEYS: Final = tuple(f.name for f in fields(AnalysisSettings))
 _EXCLUSION_KEYS: Final = ("patient", "lesion", "reason")
-_PATIENT_KEYS: Final = ("id", "injections")
+_PATIENT_KEYS: Final = ("id", "injections", "fdg")
+_FDG_KEYS: Final = ("nominal_hours", "pet", "ct", "vois", "overrides")
 _INJECTION_KEYS: Final = (
     "series",
     "injection_datetime",
@@ -642,6 +652,7 @@ def _build_plan(c: _Checker, data: Any) -> tuple[AnalysisPlan, str | None]:
             table, "biodistribution_cohort", key, get_args(BiodistributionCohort)
         ),
         "biomarkers": _text_list(c, table, "biomarkers", key),
+        "fdg_positive_suv_max": c.number(table, "fdg_positive_suv_max", key),
         "ihc": _build_ihc(c, table),
     }
     if "split" in table:
@@ -746,8 +757,19 @@ def _build_patients(c: _Checker, data: dict[str, Any]) -> list[Patient]:
         # a duplicate patient's scans are not compared (one mistake, one problem)
         label = "" if pseudonym is None or duplicate else pseudonym
         injections = _build_injections(c, table, key, label, scans_seen)
+        fdg = None
+        if "fdg" in table:
+            _, fdg = _build_scan(
+                c,
+                table["fdg"],
+                (*key, "fdg"),
+                SuvOverrides(),
+                allowed=_FDG_KEYS,
+                required=("pet",),
+                default_hours=FDG_NOMINAL_HOURS,
+            )
         if pseudonym is not None:
-            patients.append(Patient(pseudonym=pseudonym, injections=tuple(injections)))
+            patients.append(Patient(pseudonym=pseudonym, injections=tuple(injections), fdg=fdg))
     return patients
 
 
@@ -823,13 +845,23 @@ def _with(overrides: SuvOverrides, **values: Any) -> SuvOverrides:
 
 
 def _build_scan(
-    c: _Checker, data: Any, key: Key, defaults: SuvOverrides
+    c: _Checker,
+    data: Any,
+    key: Key,
+    defaults: SuvOverrides,
+    *,
+    allowed: Sequence[str] = _SCAN_KEYS,
+    required: Sequence[str] = ("nominal_hours", "pet"),
+    default_hours: float | None = None,
 ) -> tuple[float | None, Scan | None]:
     """The scan's nominal hours (None when invalid) and the scan (None when invalid)."""
-    table = c.table(data, key, _SCAN_KEYS, ("nominal_hours", "pet"))
+    table = c.table(data, key, allowed, required)
     if table is None:
         return None, None
-    hours = c.number(table, "nominal_hours", key, strict=False)
+    if "nominal_hours" in table or default_hours is None:
+        hours = c.number(table, "nominal_hours", key, strict=False)
+    else:
+        hours = default_hours
     pet = c.path(table, "pet", key, kind="PT")
     ct = c.path(table, "ct", key, kind="CT") if "ct" in table else None
     organs = c.path(table, "organ_masks", key, kind="file") if "organ_masks" in table else None
@@ -1032,6 +1064,8 @@ def format_manifest(
     for patient in study.patients:
         out += ["", "[[patients]]"]
         put("id", patient.pseudonym)
+        if patient.fdg is not None:
+            out += _format_fdg(patient.fdg, base)
         for injection in patient.injections:
             out += ["", "[[patients.injections]]"]
             put("series", injection.series)
@@ -1065,6 +1099,27 @@ def format_manifest(
         out.append("")
         out += [f"# {line}".rstrip() for line in postscript]
     return "\n".join(out) + "\n"
+
+
+def _format_fdg(scan: Scan, base: Path) -> list[str]:
+    """The ``[patients.fdg]`` table of a patient's FDG reference scan."""
+    lines = ["", "[patients.fdg]"]
+    if scan.nominal_hours != FDG_NOMINAL_HOURS:
+        lines.append(f"nominal_hours = {_toml_value(_hours_value(scan.nominal_hours))}")
+    lines.append(f"pet = {_toml_value(_relative(scan.pet, base))}")
+    if scan.ct is not None:
+        lines.append(f"ct = {_toml_value(_relative(scan.ct, base))}")
+    if scan.vois:
+        lines.append("vois = [")
+        for voi in scan.vois:
+            item = {"path": _relative(voi.path, base), "kind": voi.kind}
+            lines.append(f"    {_toml_value(item)},")
+        lines.append("]")
+    extra = _scan_overrides(scan.overrides, Injection(series="fdg"))
+    if extra:
+        lines.append("[patients.fdg.overrides]")
+        lines += [f"{name} = {_toml_value(value)}" for name, value in extra.items()]
+    return lines
 
 
 def _plain(value: Any) -> Any:

@@ -20,6 +20,7 @@ from typing import Literal
 from immunopet.suv.record import Normalisation, SuvOverrides
 
 __all__ = [
+    "FDG_NOMINAL_HOURS",
     "AnalysisPlan",
     "AnalysisSettings",
     "Exclusion",
@@ -115,12 +116,30 @@ class Injection:
     weight_kg: float | None = None
 
 
+FDG_NOMINAL_HOURS = 1.0
+"""Default nominal uptake time of an FDG reference scan (hours after the FDG injection)."""
+
+
 @dataclass(frozen=True)
 class Patient:
-    """A study participant, known only by the study's pseudonym."""
+    """A study participant, known only by the study's pseudonym.
+
+    Attributes
+    ----------
+    pseudonym : str
+    injections : tuple of Injection
+        The 89Zr (study tracer) injections and their scans.
+    fdg : Scan, optional
+        The baseline FDG PET/CT (manifest ``[patients.fdg]``): a reference scan with its own
+        injection (18F, in its header or ``overrides``), not one of the tracer's series. Its
+        SUV follows the ordinary rules (decay to injection with the 18F half-life) through
+        :func:`immunopet.suv.volume.read_suv_volume`; its lesion VOIs (same lesion numbers as
+        the tracer scans) give the lesions' FDG positivity.
+    """
 
     pseudonym: str
     injections: tuple[Injection, ...] = ()
+    fdg: Scan | None = None
 
 
 @dataclass(frozen=True)
@@ -279,6 +298,11 @@ class AnalysisPlan:
     biomarkers : tuple of str
         Candidates of the biomarker comparison: ``"uptake"`` (the per-patient aggregate) and
         numeric clinical columns (IHC scores, an RNA-seq score ...).
+    fdg_positive_suv_max : float, g/mL
+        A lesion is FDG-positive on its FDG reference scan when its SUVmax is above this
+        (default 2.5, the long-used fixed threshold; PERCIST's liver-based threshold needs a
+        liver VOI on the FDG scan). Compared with the reader's ``fdg_positive`` in
+        ``fdg_lesions.csv``; the other analyses keep the reader's flag.
     """
 
     uptake_metric: UptakeMetric = "suv_peak"
@@ -293,6 +317,7 @@ class AnalysisPlan:
     response: ResponsePlan = field(default_factory=ResponsePlan)
     ihc: tuple[IhcMarker, ...] = DEFAULT_IHC
     biomarkers: tuple[str, ...] = ("uptake", "tps_percent", "cps_percent")
+    fdg_positive_suv_max: float = 2.5
 
 
 @dataclass(frozen=True)

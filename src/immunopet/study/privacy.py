@@ -123,6 +123,14 @@ class PathRedactor:
                 labels[_absolute(ref.scan.organ_masks, root)] = f"{ref.scan_id} organ masks"
             for number, source in enumerate(ref.scan.vois, start=1):
                 labels[_absolute(source.path, root)] = f"{ref.scan_id} VOI file {number}"
+        for patient in study.patients:
+            if patient.fdg is not None:
+                fdg = f"{patient.pseudonym}/fdg"
+                labels[_absolute(patient.fdg.pet, root)] = f"{fdg} PET"
+                if patient.fdg.ct is not None:
+                    labels[_absolute(patient.fdg.ct, root)] = f"{fdg} CT"
+                for number, source in enumerate(patient.fdg.vois, start=1):
+                    labels[_absolute(source.path, root)] = f"{fdg} VOI file {number}"
         return cls(root, labels, show_paths=study.show_paths)
 
     # ------------------------------------------------------------------ rewriting

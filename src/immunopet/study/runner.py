@@ -60,6 +60,7 @@ from immunopet import __version__
 from immunopet.errors import ImmunoPETError, InputError, ManifestError
 from immunopet.study import pipeline
 from immunopet.study._lifeline import new_pool, stop_pool
+from immunopet.study.fdg import measure_fdg_lesions
 from immunopet.study.model import AnalysisSettings, Exclusion, ScanRef, Study, VoiSource
 from immunopet.study.pipeline import ScanResult
 from immunopet.study.privacy import PathRedactor
@@ -608,6 +609,10 @@ def run_study(
         for table, frame in sheets.items():
             if frame is not None:
                 store.write_table(table, frame)
+        fdg, fdg_notes = measure_fdg_lesions(study, redactor)
+        notes.extend(fdg_notes)
+        if any(patient.fdg is not None for patient in study.patients):
+            store.write_table("fdg_measurements", fdg)
         stale = store.prune(by_id)
         if stale:
             notes.append(f"results of scans no longer in the study removed: {', '.join(stale)}")

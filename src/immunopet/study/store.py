@@ -2,15 +2,16 @@
 
 ``RESULTS_DIR/immunopet.duckdb`` holds the tables
 
-=================  ===========================================================================
-``scans``          one row per scan processed (:data:`~immunopet.study.pipeline.SCAN_COLUMNS`)
-``measurements``   one row per VOI per scan (:data:`~immunopet.study.pipeline.MEASUREMENT_COLUMNS`)
-``failures``       one row per scan that could not be processed: the error, in words
-``provenance``     one row per run: versions, settings, manifest hash, input keys, times
-``clinical``       the clinical sheet as read (identifying columns dropped)
-``blood``          blood samples (written by whoever computes them; free schema)
-``scan_keys``      internal: the key each stored scan was computed with
-=================  ===========================================================================
+======================  ======================================================================
+``scans``               one row per scan processed (:data:`~immunopet.study.pipeline.SCAN_COLUMNS`)
+``measurements``        one row per VOI per scan (:data:`~.pipeline.MEASUREMENT_COLUMNS`)
+``failures``            one row per scan that could not be processed: the error, in words
+``provenance``          one row per run: versions, settings, manifest hash, input keys, times
+``clinical``            the clinical sheet as read (identifying columns dropped)
+``blood``               blood samples (written by whoever computes them; free schema)
+``fdg_measurements``    lesions of the FDG reference scans (:mod:`immunopet.study.fdg`)
+``scan_keys``           internal: the key each stored scan was computed with
+======================  ======================================================================
 
 Only one process writes (the orchestrator; workers return results). :meth:`ResultsStore.
 write_scan` replaces one scan's rows in a single transaction (delete the old rows of that scan,
@@ -70,7 +71,15 @@ __all__ = ["DATABASE_NAME", "EXPORTED_TABLES", "ResultsStore"]
 DATABASE_NAME = "immunopet.duckdb"
 """File name of the database inside the results folder."""
 
-EXPORTED_TABLES = ("scans", "measurements", "blood", "clinical", "provenance", "failures")
+EXPORTED_TABLES = (
+    "scans",
+    "measurements",
+    "blood",
+    "clinical",
+    "provenance",
+    "failures",
+    "fdg_measurements",
+)
 """Tables written by :meth:`ResultsStore.export` (those that exist)."""
 
 _STRING = pa.string()

@@ -17,6 +17,8 @@ What goes in:
   patient's organ label map as ``organ_masks`` (for the spill-in distance);
 * one ``[[exclusions]]`` per lesion flagged ``near_spleen`` in ``lesions.csv``.
 
+Each patient's baseline FDG PET (``fdg_scans.csv``, when the trial has one) is its
+``[patients.fdg]`` table, with the FDG lesion label map as its VOIs.
 Injection date-times, activities and weights are *not* written: the headers hold them, and
 the analysis of the synthetic trial is meant to read them there (vendor branches included).
 A preset's ``settings`` (e.g. the atezolizumab design's day-7 ``analysis_hours``) and its
@@ -149,12 +151,22 @@ def _build_trial_manifest(
         if row.get("organ_masks"):
             scan["organ_masks"] = _relative(outdir / row["organ_masks"], base)
         injection["scans"].append(scan)
+    fdg_path = outdir / "fdg_scans.csv"
+    fdg_rows = {row["patient"]: row for row in _read_rows(fdg_path)} if fdg_path.is_file() else {}
     patient_tables = []
     for pseudonym, injections in patients.items():
         ordered = sorted(injections.values(), key=lambda inj: str(inj["_at"]))
         for injection in ordered:
             del injection["_at"]
-        patient_tables.append({"id": pseudonym, "injections": ordered})
+        table: dict[str, Any] = {"id": pseudonym}
+        fdg = fdg_rows.get(pseudonym)
+        if fdg is not None:
+            table["fdg"] = {
+                "pet": _relative(outdir / fdg["pet_dir"], base),
+                "vois": [{"path": _relative(outdir / fdg["lesion_map"], base), "kind": "lesion"}],
+            }
+        table["injections"] = ordered
+        patient_tables.append(table)
     exclusions = [
         {"patient": row["patient"], "lesion": str(row["lesion"]), "reason": SPILL_IN_REASON}
         for row in lesions

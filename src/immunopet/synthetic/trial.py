@@ -69,6 +69,13 @@ from immunopet.synthetic.clinical import (
     make_blood_samples,
     make_clinical_sheet,
 )
+from immunopet.synthetic.fdg import (
+    FDG_ACTIVITY_BQ_PER_KG,
+    FDG_DAYS_BEFORE,
+    FDG_FRAME_DURATION_S,
+    fdg_lesion_suv,
+    fdg_suv_map,
+)
 from immunopet.synthetic.kinetics import (
     KINETIC_ORGANS,
     LESION_RELATIVE_ANCHORS,
@@ -148,7 +155,8 @@ class TrialManifest:
     scans : tuple of ScanRecord
     tables : dict of str to Path
         ``clinical``, ``lesions``, ``scans``, ``adverse_events``, ``blood_samples``,
-        ``counter_calibration``, ``truth_organs``, ``truth_lesions``, ``truth_blood``,
+        ``counter_calibration``, ``fdg_scans``, ``truth_organs``, ``truth_lesions``,
+        ``truth_blood``,
         ``truth_kinetics``,
         ``study`` (the ``study.toml`` manifest).
     """
@@ -184,6 +192,7 @@ _ROW_KEYS = (
     "blood_samples",
     "truth_blood",
     "truth_kinetics",
+    "fdg_scans",
 )
 KINETICS_TRUTH_COLUMNS = ("patient", "series", "voi", "kind", "ki_ul_per_g_per_h", "vt_ml_per_g")
 """Columns of ``truth/kinetics.csv``."""
@@ -407,6 +416,9 @@ def _generate_patient(
     pet_anatomy = build_anatomy(pet_grid, model.body, model.lesions)
     ct_anatomy = build_anatomy(ct_grid, model.body, model.lesions)
     organ_map = _write_organ_masks(pet_grid, pet_anatomy, out / "vois" / model.pseudonym)
+    result.rows["fdg_scans"].append(
+        _write_fdg_scan(config, seed, model, pet_grid, pet_anatomy, out, uid_seed)
+    )
     for s_index, series, hours in _scan_plan(config, model):
         inj_rng = _rng(seed, model.index, 10 + s_index)
         first = _BASE_DATE + timedelta(days=23 * model.index)
@@ -593,6 +605,70 @@ def _generate_patient(
     return result
 
 
+def _write_fdg_scan(
+    config: TrialConfig,
+    seed: int,
+    model: _PatientModel,
+    grid: VoxelGrid,
+    anatomy: Anatomy,
+    out: Path,
+    uid_seed: str,
+) -> dict[str, object]:
+    """Write the patient's baseline FDG PET and its lesion label map; its ``fdg_scans`` row.
+
+    The FDG injection is :data:`~immunopet.synthetic.fdg.FDG_DAYS_BEFORE` days before the
+    first 89Zr injection, the scan about 60 min after it (18F in the header); every lesion is
+    in the label map (the reader outlines them on the FDG PET/CT), FDG-negative ones too.
+    """
+    rng = _rng(seed, model.index, 400)
+    first = _BASE_DATE + timedelta(days=23 * model.index - FDG_DAYS_BEFORE)
+    injection = first - timedelta(minutes=int(rng.integers(30, 90)))
+    scan_time = injection + timedelta(minutes=round(float(rng.normal(60.0, 5.0))))
+    hours_pi = (scan_time - injection).total_seconds() / 3600.0
+    activity = round(FDG_ACTIVITY_BQ_PER_KG * model.body.weight_kg, -6)
+    suv = fdg_suv_map(anatomy, fdg_lesion_suv(model.lesions, rng))
+    pet = simulate_pet(
+        grid.volume(suv, Unit.SUV_BW),
+        injected_activity_bq=activity,
+        weight_kg=model.body.weight_kg,
+        hours_since_injection=hours_pi,
+        half_life_s=NUCLIDES["18F"].half_life_s,
+        frame_duration_s=FDG_FRAME_DURATION_S,
+        scanner=config.scanner,
+        rng=rng,
+    )
+    acquisition = PetAcquisition(
+        injection_datetime=injection,
+        scan_datetime=scan_time,
+        injected_activity_bq=activity,
+        weight_kg=model.body.weight_kg,
+        height_m=model.body.height_m,
+        sex="F" if model.body.sex == "F" else "M",
+        nuclide="18F",
+        frame_duration_s=FDG_FRAME_DURATION_S,
+        patient_name=f"SYNTHETIC^{model.pseudonym}",
+        patient_id=f"SYN-{model.pseudonym}",
+        series_number=1,
+        series_description="PET FDG baseline",
+        uid_seed=uid_seed,
+    )
+    pet_dir = out / "dicom" / model.pseudonym / "fdg" / "pet"
+    write_pet_series(pet, pet_dir, acquisition, vendor=model.vendor)  # type: ignore[arg-type]
+    voi_dir = out / "vois" / model.pseudonym / "fdg"
+    voi_dir.mkdir(parents=True, exist_ok=True)
+    labels = anatomy.lesion_labels.astype(np.uint16)
+    lesion_map = write_nifti(grid.volume(labels, Unit.LABEL), voi_dir / "lesions.nii.gz")
+    return {
+        "patient": model.pseudonym,
+        "injection_datetime": injection.isoformat(),
+        "scan_datetime": scan_time.isoformat(),
+        "hours_pi": round(hours_pi, 4),
+        "injected_activity_bq": activity,
+        "pet_dir": str(pet_dir.relative_to(out)),
+        "lesion_map": str(lesion_map.relative_to(out)),
+    }
+
+
 def _kinetics_truth(
     model: _PatientModel, scans: list[ScanRecord], lesion_truth: list[dict[str, object]]
 ) -> list[dict[str, object]]:
@@ -774,6 +850,10 @@ vois/<patient>/organs.nii.gz             organ label map on the PET grid (names 
                                          the distance of lesions to the spleen (spill-in).
 study.toml            the study manifest (immunopet validate / load_manifest).
 scans.csv             one row per scan: times, activity, body size, vendor, paths.
+fdg_scans.csv         the baseline FDG PET per patient (dicom/<patient>/fdg/pet, 18F, about
+                      60 min after the FDG injection, a week before the first 89Zr injection;
+                      no CT) and its lesion label map vois/<patient>/fdg/lesions.nii.gz (every
+                      lesion, FDG-avid as lesions.csv fdg_positive says).
 lesions.csv           one row per lesion: site, diameter_mm (equal-volume sphere),
                       long_axis_mm, centre, fdg_positive (baseline FDG), near_spleen, necrotic.
 clinical.csv          Table 1 of the durvalumab study (seed 000) with pseudonyms; NR is
@@ -816,6 +896,7 @@ def _write_tables(
     pseudonyms = tuple(m.pseudonym for m in models)
     tables: dict[str, Path] = {}
     tables["scans"] = _write_csv(pd.DataFrame(rows["scans"]), out / "scans.csv")
+    tables["fdg_scans"] = _write_csv(pd.DataFrame(rows["fdg_scans"]), out / "fdg_scans.csv")
     lesion_rows = [
         {
             "patient": m.pseudonym,
