@@ -153,3 +153,32 @@ def test_ctrl_c_leaves_no_process_one_line_exit_130(long_study: Path, tmp_path: 
     assert code == 130
     assert "Traceback" not in err and "KeyboardInterrupt" not in err
     assert err.strip().splitlines() == ["immunopet run: interrupted"], err
+
+
+def _sleep_then(value: int) -> int:
+    time.sleep(30)
+    return value
+
+
+def test_stop_pool_returns_when_a_killed_worker_left_half_a_message() -> None:
+    # A worker killed while writing its result leaves a partial message in the result pipe;
+    # the pool's manager thread then waits for the rest. Simulated by writing a length header
+    # announcing 1000 bytes and only 1 of them: stop_pool must still return, within seconds.
+    import multiprocessing
+    import struct
+    import threading
+
+    from immunopet.study._lifeline import new_pool, stop_pool
+
+    pool = new_pool(1, multiprocessing.get_context("forkserver"))
+    future = pool.submit(_sleep_then, 1)
+    deadline = time.monotonic() + 30
+    while not getattr(pool, "_processes", None) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    os.write(pool._result_queue._writer.fileno(), struct.pack("!i", 1000) + b"x")  # type: ignore[attr-defined]
+    time.sleep(0.5)  # the manager thread now waits for the other 999 bytes
+    done = threading.Event()
+    stopper = threading.Thread(target=lambda: (stop_pool(pool), done.set()), daemon=True)
+    stopper.start()
+    assert done.wait(timeout=20), "stop_pool hung on a half-written result"
+    assert future.cancelled() or future.done()

@@ -153,6 +153,13 @@ def stop_pool(pool: ProcessPoolExecutor) -> None:
     for process in processes.values():
         with contextlib.suppress(Exception):
             process.join(timeout=5)
+    # A worker killed while writing its result leaves half a message in the result pipe, and
+    # the pool's manager thread would wait for the rest for ever. The dead workers' ends are
+    # closed; closing ours turns that wait into end-of-file, which the pool treats as broken.
+    writer = getattr(getattr(pool, "_result_queue", None), "_writer", None)
+    if writer is not None:
+        with contextlib.suppress(Exception):
+            writer.close()
     # the workers are dead: the pool's manager thread sees it at once; waiting for it lets
     # the pool release its queues (else the resource tracker warns of leaked semaphores)
     pool.shutdown(wait=True, cancel_futures=True)
