@@ -150,10 +150,7 @@ def largest_fdg_positive_lesions(
     positive = fdg[pd.to_numeric(fdg["fdg_suv_max"]) > threshold]
     keys = set(zip(positive["patient"].astype(str), positive["lesion"].astype(str), strict=True))
     chosen = rows[
-        [
-            (str(p), str(v)) in keys
-            for p, v in zip(rows["patient"], rows["voi"], strict=True)
-        ]
+        [(str(p), str(v)) in keys for p, v in zip(rows["patient"], rows["voi"], strict=True)]
     ].rename(columns={"voi": "lesion"})
     chosen = chosen.assign(volume_ml=pd.to_numeric(chosen["volume_ml"]))
     chosen = chosen.sort_values(
@@ -231,7 +228,7 @@ def fig5_slices(
         if axis == z_axis:
             box.append(slice(int(centre[axis]), int(centre[axis]) + 1))
             continue
-        half = int(math.ceil(crop_mm / 2.0 / float(spacing[axis])))
+        half = math.ceil(crop_mm / 2.0 / float(spacing[axis]))
         low = max(int(centre[axis]) - half, 0)
         box.append(slice(low, min(int(centre[axis]) + half + 1, zirconium.shape[axis])))
     slab = zirconium.crop((box[0], box[1], box[2]))
@@ -358,7 +355,7 @@ def fig5_file_name(patient: str, lesion: str) -> str:
 
 
 def write_fig5_slices(pair: Fig5Slices, path: str | Path) -> Path:
-    """Write ``pair`` to ``path`` atomically (see :func:`~immunopet.study.qc.save_npz_atomically`)."""
+    """Write ``pair`` to ``path`` atomically (:func:`~immunopet.study.qc.save_npz_atomically`)."""
     return save_npz_atomically(
         path,
         patient=np.str_(pair.patient),

@@ -614,10 +614,10 @@ def run_study(
         notes.extend(fdg_notes)
         if any(patient.fdg is not None for patient in study.patients):
             store.write_table("fdg_measurements", fdg)
-            _, fig5_notes = store_fig5_slices(
-                study, store.read_table("measurements"), fdg, results_dir, redactor
-            )
-            notes.extend(fig5_notes)
+        # Fig 5-style FDG vs 89Zr slices (none without FDG scans; earlier ones removed)
+        measured = store.read_table("measurements") if not fdg.empty else fdg.iloc[:0]
+        _, fig5_notes = store_fig5_slices(study, measured, fdg, results_dir, redactor)
+        notes.extend(fig5_notes)
         stale = store.prune(by_id)
         if stale:
             notes.append(f"results of scans no longer in the study removed: {', '.join(stale)}")
