@@ -56,6 +56,10 @@ def test_largest_fdg_positive_lesions_by_hand() -> None:
         measurements, fdg.iloc[:0], series="tracer-only", hours=120.0, threshold=2.5
     )
     assert none.empty
+    other_time = largest_fdg_positive_lesions(
+        measurements, fdg, series="tracer-only", hours=24.0, threshold=2.5
+    )
+    assert other_time.empty and "volume_ml" in other_time.columns
 
 
 @pytest.fixture(scope="module")

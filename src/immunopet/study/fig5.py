@@ -149,9 +149,11 @@ def largest_fdg_positive_lesions(
     ]
     positive = fdg[pd.to_numeric(fdg["fdg_suv_max"]) > threshold]
     keys = set(zip(positive["patient"].astype(str), positive["lesion"].astype(str), strict=True))
-    chosen = rows[
-        [(str(p), str(v)) in keys for p, v in zip(rows["patient"], rows["voi"], strict=True)]
-    ].rename(columns={"voi": "lesion"})
+    wanted = np.array(
+        [(str(p), str(v)) in keys for p, v in zip(rows["patient"], rows["voi"], strict=True)],
+        dtype=bool,
+    )
+    chosen = rows.loc[wanted].rename(columns={"voi": "lesion"})
     chosen = chosen.assign(volume_ml=pd.to_numeric(chosen["volume_ml"]))
     chosen = chosen.sort_values(
         ["volume_ml", "patient", "lesion"], ascending=[False, True, True], kind="stable"
