@@ -14,6 +14,7 @@ from immunopet.analysis.assemble import assemble_analysis
 from immunopet.analysis.export import write_analysis_tables
 from immunopet.analysis.results import StudyAnalysis
 from immunopet.report.figures import draw_all, qc_pages
+from immunopet.report.figures_fdg import fig5_pages
 from immunopet.report.html import render_report
 from immunopet.study.manifest import load_manifest
 from immunopet.study.model import Study
@@ -79,6 +80,7 @@ def build_report(
         recorded = analysis.provenance.get("manifest_path")
         study = _recorded_study(recorded_manifest(recorded, results_dir))
     figures = draw_all(analysis, outdir / "figures", progress=progress)
+    figures.update(fig5_pages(results_dir, outdir / "figures"))  # none without FDG scans
     n_figures = len(figures)
     notes: list[str] = []
     qc_figures = {}

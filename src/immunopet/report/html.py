@@ -9,9 +9,10 @@ objects it is given.
 
 Sections, in order (their ``id`` is the page anchor): ``overview``, ``schedule``,
 ``baseline``, ``safety``, ``biodistribution``, ``blood``, ``visibility``,
-``tumour-to-blood``, ``uptake``, ``outcome``, ``survival``, ``ihc``, ``biomarkers``, ``qc``,
-``warnings``, ``provenance`` (and ``more-figures`` before ``qc`` when a figure has no section
-of its own). A section whose data is missing says why: the notes of
+``tumour-to-blood``, ``uptake``, ``outcome``, ``survival``, ``ihc``, ``biomarkers``,
+``heterogeneity``, ``qc``, ``warnings``, ``provenance`` (and, before ``qc``, ``fdg-vs-zr`` when
+Fig 5-style panels ``"fig5 <patient> <lesion>"`` are given, ``more-figures`` when a figure has
+no section of its own). A section whose data is missing says why: the notes of
 :attr:`StudyAnalysis.notes` whose text before the colon names it (``"blood samples: not
 computed (...)"``; the prefixes are in ``templates/report_text.toml``), else the notes that
 mention its subject, else a standard sentence. A section with data shows the notes that name
@@ -95,6 +96,7 @@ SECTION_IDS: Final = (
 
 _IHC_PATTERN: Final = re.compile(r"\b(TPS|CPS|PD-?L1|IHC|immunohistochem\w*)\b", re.IGNORECASE)
 _QC_PREFIXES: Final = ("qc/", "qc ", "qc_")
+_FIG5_PREFIXES: Final = ("fig5 ", "fig5_")
 _HR_COLUMNS: Final = ("hazard_ratio", "hr_lower", "hr_upper")
 
 
@@ -112,6 +114,16 @@ def _qc_scan(name: str) -> str | None:
     for prefix in _QC_PREFIXES:
         if name.startswith(prefix):
             return name.removeprefix(prefix)
+    return None
+
+
+def _fig5_lesion(name: str) -> str | None:
+    """``"<patient> lesion <lesion>"`` of a Fig 5 panel's name (``"fig5 <patient> <lesion>"``)."""
+    for prefix in _FIG5_PREFIXES:
+        if name.startswith(prefix):
+            rest = name.removeprefix(prefix)
+            patient, _, lesion = rest.partition(prefix[-1])
+            return f"{patient} lesion {lesion}" if lesion else rest
     return None
 
 
@@ -137,6 +149,9 @@ def _copy_figures(figures: Mapping[str, Path], outdir: Path) -> dict[str, Figure
         if not (target.exists() and target.resolve() == source_path.resolve()):
             shutil.copyfile(source_path, target)
         caption = scan if scan is not None else known.get(name, {}).get("caption", header(name))
+        lesion = _fig5_lesion(name)
+        if lesion is not None:
+            caption = f"Fig 5-style: FDG vs 89Zr, same lesion, same slice ({lesion})."
         placed[name] = Figure(name=name, src=quote(relative.as_posix()), caption=caption)
     return placed
 
@@ -939,10 +954,13 @@ def _build_sections(
     figures_of: dict[str, list[Figure]] = {}
     extra: list[Figure] = []
     qc: list[Figure] = []
+    fig5: list[Figure] = []
     known = report_words()["figures"]
     for name, figure in placed.items():
         if _qc_scan(name) is not None:
             qc.append(figure)
+        elif _fig5_lesion(name) is not None:
+            fig5.append(figure)
         elif name in known:
             figures_of.setdefault(known[name]["section"], []).append(figure)
         elif name.startswith("uptake_vs_"):  # one per IHC marker of the analysis plan
@@ -975,6 +993,8 @@ def _build_sections(
         ("biomarkers", _biomarkers(analysis, own("biomarkers"))),
         ("heterogeneity", _heterogeneity(analysis, own("heterogeneity"))),
     ]
+    if fig5:  # only a study with FDG reference scans has them
+        bodies.append(("fdg-vs-zr", {"figures": fig5}))
     if extra:
         bodies.append(("more-figures", {"figures": extra}))
     bodies += [

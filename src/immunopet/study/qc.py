@@ -34,6 +34,7 @@ __all__ = [
     "qc_file_name",
     "qc_images",
     "read_qc_images",
+    "save_npz_atomically",
     "write_qc_images",
 ]
 
@@ -181,18 +182,33 @@ def write_qc_images(images: QcImages, path: str | Path) -> Path:
         if names
         else np.zeros((0, *images.coronal.shape), dtype=bool)
     )
+    return save_npz_atomically(
+        target,
+        coronal=images.coronal,
+        extent_mm=np.asarray(images.extent_mm, dtype=np.float64),
+        display_max=np.float64(images.display_max),
+        unit=np.str_(images.unit),
+        outline_names=np.asarray(names, dtype=np.str_),
+        outlines=stack,
+    )
+
+
+def save_npz_atomically(path: str | Path, **arrays: np.ndarray | np.generic) -> Path:
+    """``numpy.savez_compressed`` to ``path`` atomically (a temporary file, then renamed).
+
+    The file gets the mode a plain ``open(path, "w")`` would have (``0666 & ~umask``). On
+    failure the temporary file is removed and the previous file, if any, is left as it was.
+
+    Returns
+    -------
+    Path
+    """
+    target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
     handle, temporary = tempfile.mkstemp(dir=target.parent, prefix=".qc-", suffix=".npz")
     try:
         with os.fdopen(handle, "wb") as stream:
-            np.savez_compressed(
-                stream,
-                coronal=images.coronal,
-                extent_mm=np.asarray(images.extent_mm, dtype=np.float64),
-                display_max=np.float64(images.display_max),
-                unit=np.str_(images.unit),
-                outline_names=np.asarray(names, dtype=np.str_),
-                outlines=stack,
-            )
+            np.savez_compressed(stream, **arrays)  # type: ignore[arg-type]
         mask = os.umask(0)
         os.umask(mask)
         os.chmod(temporary, 0o666 & ~mask)

@@ -61,6 +61,7 @@ from immunopet.errors import ImmunoPETError, InputError, ManifestError
 from immunopet.study import pipeline
 from immunopet.study._lifeline import new_pool, stop_pool
 from immunopet.study.fdg import measure_fdg_lesions
+from immunopet.study.fig5 import store_fig5_slices
 from immunopet.study.model import AnalysisSettings, Exclusion, ScanRef, Study, VoiSource
 from immunopet.study.pipeline import ScanResult
 from immunopet.study.privacy import PathRedactor
@@ -613,6 +614,10 @@ def run_study(
         notes.extend(fdg_notes)
         if any(patient.fdg is not None for patient in study.patients):
             store.write_table("fdg_measurements", fdg)
+        # Fig 5-style FDG vs 89Zr slices (none without FDG scans; earlier ones removed)
+        measured = store.read_table("measurements") if not fdg.empty else fdg.iloc[:0]
+        _, fig5_notes = store_fig5_slices(study, measured, fdg, results_dir, redactor)
+        notes.extend(fig5_notes)
         stale = store.prune(by_id)
         if stale:
             notes.append(f"results of scans no longer in the study removed: {', '.join(stale)}")
