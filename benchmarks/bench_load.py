@@ -17,40 +17,21 @@ from __future__ import annotations
 import tempfile
 import time
 from collections.abc import Callable
-from datetime import datetime
 from pathlib import Path
 
 import numpy as np
 import pydicom
 
-from immunopet.image import ImageVolume, Unit
+from bench_speed import write_series as write_speed_series
 from immunopet.io.dicom import discover_dicom, load_series_volume
-from immunopet.io.dicom_write import PetAcquisition, write_pet_series
 
 SHAPE = (300, 200, 200)
 REPEATS = 3
 
 
 def write_series(folder: Path) -> list[Path]:
-    """A 300 x 200 x 200 Bq/mL volume, slice maxima varying, written Siemens-style."""
-    rng = np.random.default_rng(0)
-    scale = 1000.0 + 20000.0 * rng.uniform(size=SHAPE[0])
-    array = rng.uniform(size=SHAPE).astype(np.float64) * scale[:, None, None]
-    volume = ImageVolume.from_attributes(
-        array=array,
-        image_position_mm=(-400.0, -400.0, -900.0),
-        image_orientation=(1, 0, 0, 0, 1, 0),
-        pixel_spacing_mm=(4.0, 4.0),
-        slice_spacing_mm=3.0,
-        unit=Unit.BQML,
-    )
-    acquisition = PetAcquisition(
-        injection_datetime=datetime(2024, 3, 1, 9, 0),
-        scan_datetime=datetime(2024, 3, 6, 9, 0),
-        injected_activity_bq=37e6,
-        weight_kg=70.0,
-    )
-    return write_pet_series(volume, folder, acquisition)
+    """The 300 x 200 x 200 series of ``bench_speed.py`` (the same writer, the same data)."""
+    return write_speed_series(folder, SHAPE)
 
 
 def read_bare(files: list[Path]) -> np.ndarray:

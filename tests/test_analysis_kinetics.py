@@ -24,7 +24,7 @@ from immunopet.analysis.kinetics import (
     sampled_plasma_input,
 )
 from immunopet.errors import InputError
-from immunopet.suv.fractions import percent_ia_per_l_to_suv_bw, suv_bw_to_fraction_ia_per_ml
+from immunopet.suv.samples import percent_ia_per_l_to_suv_bw, suv_bw_to_fraction_ia_per_ml
 
 HCT = 0.4
 WEIGHT_KG = 75.0

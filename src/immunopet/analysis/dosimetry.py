@@ -2,7 +2,7 @@
 
 For each VOI of one injection the activity concentration as a fraction of the injected
 activity per mL, :math:`a(t) = \\mathrm{SUV}(t) / W[\\mathrm{g}]` decay-corrected to injection
-(:func:`immunopet.suv.fractions.suv_bw_to_fraction_ia_per_ml`), is turned into physical
+(:func:`immunopet.suv.samples.suv_bw_to_fraction_ia_per_ml`), is turned into physical
 (not decay-corrected) activity :math:`a(t)\\,2^{-t/T}` and integrated over time:
 
 * from injection to the first scan the first scan's value (decay-corrected) is taken as
@@ -31,8 +31,8 @@ import pandas as pd
 from immunopet.errors import InputError
 from immunopet.study.store import ResultsStore
 from immunopet.suv.decay import integrate_physical_activity
-from immunopet.suv.fractions import suv_bw_to_fraction_ia_per_ml
 from immunopet.suv.nuclides import find_nuclide
+from immunopet.suv.samples import suv_bw_to_fraction_ia_per_ml
 
 __all__ = [
     "ICRP89_ADULT_MALE_MASS_G",

@@ -10,7 +10,7 @@ injection, the Patlak plot (Jauw et al., J Nucl Med 2019;60:1825) is
 with :math:`C_T` the tissue and :math:`C_p` the plasma activity concentration, both
 decay-corrected to injection and in the same unit. Both are used here as body-weight SUV: the
 tissue as measured (``suv_mean`` of the VOI), the plasma from the blood samples (%IA/L turned
-into SUV with the patient's weight, :func:`immunopet.suv.fractions.percent_ia_per_l_to_suv_bw`)
+into SUV with the patient's weight, :func:`immunopet.suv.samples.percent_ia_per_l_to_suv_bw`)
 or from the image (the blood-pool VOI times the plasma-to-blood ratio). The ratio
 :math:`C_T/C_p` then is mL plasma per mL tissue, the slope per hour; divided by the tissue
 density (setting, default 1.0 g/mL) they give Ki in µL·g⁻¹·h⁻¹ and VT in mL/g.
@@ -55,7 +55,7 @@ from immunopet.analysis.dosimetry import write_analysis_csv, write_dosimetry
 from immunopet.errors import ImmunoPETError, InputError
 from immunopet.study.model import Study
 from immunopet.study.store import ResultsStore
-from immunopet.suv.fractions import percent_ia_per_l_to_suv_bw
+from immunopet.suv.samples import percent_ia_per_l_to_suv_bw
 
 __all__ = [
     "KINETICS_COLUMNS",

@@ -1,17 +1,37 @@
-"""SUV and %IA/L of counted samples (blood, plasma): the same arithmetic as for images.
+"""SUV, %IA/L and fractions of the injected activity of counted samples and VOIs.
 
-Used by :mod:`immunopet.analysis.blood`, so that no decay or SUV formula lives outside
-:mod:`immunopet.suv`.
+Used by :mod:`immunopet.analysis.blood`, :mod:`~immunopet.analysis.kinetics` and
+:mod:`~immunopet.analysis.dosimetry`, so that no decay or SUV formula lives outside
+:mod:`immunopet.suv`. Blood samples are reported as % injected activity per litre (%IA/L),
+dosimetry wants the fraction of the injected activity, PET reports SUVbw: all three are
+activity concentrations divided by the injected activity (decay-corrected to injection), so
+they differ by the body weight and fixed unit factors only:
+
+.. math::
+
+    \\mathrm{SUV_{bw}} = \\frac{C\\,[\\mathrm{Bq/mL}]\\; W\\,[\\mathrm{g}]}{A\\,[\\mathrm{Bq}]},
+    \\qquad
+    \\%\\mathrm{IA/L} = \\frac{C \\cdot 1000}{A} \\cdot 100
+    \\quad\\Rightarrow\\quad
+    \\mathrm{SUV_{bw}} = \\%\\mathrm{IA/L} \\cdot \\frac{W\\,[\\mathrm{kg}]}{100}
 """
 
 from __future__ import annotations
+
+import math
 
 import numpy as np
 import numpy.typing as npt
 
 from immunopet.suv.decay import decay_factor
 
-__all__ = ["decay_correct_back", "percent_injected_activity_per_litre", "suv_of_concentration"]
+__all__ = [
+    "decay_correct_back",
+    "percent_ia_per_l_to_suv_bw",
+    "percent_injected_activity_per_litre",
+    "suv_bw_to_fraction_ia_per_ml",
+    "suv_of_concentration",
+]
 
 
 def decay_correct_back(
@@ -57,3 +77,62 @@ def percent_injected_activity_per_litre(
     """
     concentration = np.asarray(bq_per_ml_at_injection, dtype=np.float64)
     return concentration * 1000.0 / np.asarray(injected_activity_bq, dtype=np.float64) * 100.0
+
+
+def _weight(weight_kg: float) -> float:
+    if not (isinstance(weight_kg, int | float) and math.isfinite(weight_kg) and weight_kg > 0):
+        raise ValueError(f"weight_kg must be a positive number, got {weight_kg!r}")
+    return float(weight_kg)
+
+
+def percent_ia_per_l_to_suv_bw(
+    percent_ia_per_l: float | npt.ArrayLike, weight_kg: float
+) -> float | np.ndarray:
+    """Body-weight SUV of a concentration given as % injected activity per litre.
+
+    Parameters
+    ----------
+    percent_ia_per_l : float or array, %IA/L
+        Decay-corrected to injection (as blood samples are reported).
+    weight_kg : float, kg
+        Body weight at the injection.
+
+    Returns
+    -------
+    float or array, SUVbw (g/mL)
+
+    Examples
+    --------
+    >>> percent_ia_per_l_to_suv_bw(10.0, 60.0)  # 1e-4 of the IA per mL x 60000 g
+    6.0
+    """
+    weight = _weight(weight_kg)
+    if np.isscalar(percent_ia_per_l):
+        return float(percent_ia_per_l) * weight / 100.0  # type: ignore[arg-type]
+    return np.asarray(percent_ia_per_l, dtype=np.float64) * weight / 100.0
+
+
+def suv_bw_to_fraction_ia_per_ml(
+    suv_bw: float | npt.ArrayLike, weight_kg: float
+) -> float | np.ndarray:
+    """Fraction of the injected activity per mL (decay-corrected) of a body-weight SUV.
+
+    Parameters
+    ----------
+    suv_bw : float or array, g/mL
+    weight_kg : float, kg
+
+    Returns
+    -------
+    float or array, 1/mL
+        :math:`\\mathrm{SUV} / W[\\mathrm{g}]`.
+
+    Examples
+    --------
+    >>> suv_bw_to_fraction_ia_per_ml(7.0, 70.0)
+    0.0001
+    """
+    weight = _weight(weight_kg)
+    if np.isscalar(suv_bw):
+        return float(suv_bw) / (weight * 1000.0)  # type: ignore[arg-type]
+    return np.asarray(suv_bw, dtype=np.float64) / (weight * 1000.0)
