@@ -41,6 +41,7 @@ from immunopet.errors import DicomInputError, GeometryWarning, InputError
 from immunopet.image import ImageVolume, Unit
 from immunopet.io._dicom_geometry import SeriesGeometry, check_stack, sort_key_positions
 from immunopet.io._dicom_pixels import PixelLocation, PixelReader, inspect_pixel_element
+from immunopet.io._dicom_template import HeaderTemplate
 from immunopet.io._dicom_values import element_text
 
 __all__ = [
@@ -300,8 +301,68 @@ def _starts_like_dicom(first_bytes: bytes) -> bool:
     )
 
 
-def _read_header(path: Path) -> tuple[Dataset | None, PixelLocation | None, str | None]:
-    """Header, pixel location and problem of one file; (None, None, reason) when not DICOM."""
+class _Templates:
+    """The header templates of the layouts met so far in one discovery, most recent first."""
+
+    _KEEP = 8
+
+    def __init__(self) -> None:
+        self._templates: list[HeaderTemplate] = []
+
+    def read(self, path: Path) -> tuple[Dataset, PixelLocation] | None:
+        """The header by difference from a known layout, ``None`` when none fits."""
+        for k, template in enumerate(self._templates):
+            found = template.read(path)
+            if found is not None:
+                if k:
+                    self._templates.insert(0, self._templates.pop(k))
+                return found
+        return None
+
+    def learn(self, path: Path, header: Dataset, location: PixelLocation | None) -> None:
+        template = HeaderTemplate.from_file(path, header, location)
+        if template is not None:
+            self._templates.insert(0, template)
+            del self._templates[self._KEEP :]
+
+
+def _read_header(
+    path: Path, templates: _Templates | None = None
+) -> tuple[Dataset | None, PixelLocation | None, str | None]:
+    """Header, pixel location and problem of one file; (None, None, reason) when not DICOM.
+
+    With ``templates``, a file laid out like one already read is read by difference from it
+    (:mod:`._dicom_template`); any other file is parsed by pydicom and becomes a template.
+    """
+    try:
+        found = templates.read(path) if templates is not None else None
+    except OSError as exc:
+        return None, None, f"unreadable: {exc.strerror or exc}"
+    if found is not None:
+        return _judged(*found, None)
+    header, location, problem = _parse_header(path)
+    if header is None:
+        return None, None, problem
+    if templates is not None and problem is None:
+        templates.learn(path, header, location)
+    return _judged(header, location, problem)
+
+
+def _judged(
+    header: Dataset, location: PixelLocation | None, problem: str | None
+) -> tuple[Dataset | None, PixelLocation | None, str | None]:
+    """The checks every header read passes after parsing: a series UID, an undamaged header."""
+    if not element_text(header, "SeriesInstanceUID"):
+        reason = "no (0020,000E) SeriesInstanceUID" + (f"; {problem}" if problem else "")
+        return None, None, reason
+    damaged = _header_problem(header)
+    if damaged is not None:  # listed as a damaged file of its series, which cannot load
+        return header, location, damaged if problem is None else f"{damaged}; {problem}"
+    return header, location, problem
+
+
+def _parse_header(path: Path) -> tuple[Dataset | None, PixelLocation | None, str | None]:
+    """Header, pixel location and problem by :func:`pydicom.dcmread` (header None: unusable)."""
     try:
         size = path.stat().st_size
         with open(path, "rb") as fp:
@@ -323,12 +384,6 @@ def _read_header(path: Path) -> tuple[Dataset | None, PixelLocation | None, str 
         return None, None, f"unreadable: {exc.strerror or exc}"
     except Exception as exc:  # pydicom raises many types on garbage bytes
         return None, None, f"not DICOM or damaged: {type(exc).__name__}: {exc}"
-    if not element_text(header, "SeriesInstanceUID"):
-        reason = "no (0020,000E) SeriesInstanceUID" + (f"; {problem}" if problem else "")
-        return None, None, reason
-    damaged = _header_problem(header)
-    if damaged is not None:  # listed as a damaged file of its series, which cannot load
-        return header, location, damaged if problem is None else f"{damaged}; {problem}"
     return header, location, problem
 
 
@@ -370,8 +425,9 @@ def discover_dicom(root: str | Path, *, progress: bool = False) -> DicomInventor
     skipped: list[SkippedFile] = []
     instances: dict[str, Path] = {}
     paths = _walk(root)
+    templates = _Templates()
     for path in tqdm(paths, disable=not progress, desc="DICOM headers", unit="file"):
-        header, location, problem = _read_header(path)
+        header, location, problem = _read_header(path, templates)
         if header is None:
             skipped.append(SkippedFile(path, problem or "unusable"))
             continue

@@ -1,0 +1,176 @@
+"""Headers read by difference from a template equal what pydicom reads, or fall back to it.
+
+Files are written here with pydicom itself (not our writer), with the variations real series
+carry from slice to slice: values whose length changes (positions, UIDs, instance numbers),
+undefined-length sequences, private elements, implicit VR.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from pydicom import dcmread
+from pydicom.dataset import Dataset, FileMetaDataset
+from pydicom.sequence import Sequence
+from pydicom.uid import ExplicitVRLittleEndian, ImplicitVRLittleEndian, generate_uid
+
+import immunopet.io.dicom as dicom_module
+from immunopet.io.dicom import _read_header, _Templates, discover_dicom, load_series_volume
+
+SERIES_UID = "1.2.826.0.1.3680043.8.498.1"
+
+
+def _slice(k: int, *, implicit: bool = False, dose: str = "37000000") -> Dataset:
+    """Slice ``k`` of a PET series; positions and UIDs change length with k."""
+    meta = FileMetaDataset()
+    meta.MediaStorageSOPClassUID = "1.2.840.10008.5.1.4.1.1.128"
+    meta.MediaStorageSOPInstanceUID = f"1.2.3.{7**k}"  # 1.2.3.1, 1.2.3.7, ... 49, 343 ...
+    meta.TransferSyntaxUID = ImplicitVRLittleEndian if implicit else ExplicitVRLittleEndian
+    ds = Dataset()
+    ds.file_meta = meta
+    ds.SpecificCharacterSet = "ISO_IR 100"
+    ds.SOPClassUID = meta.MediaStorageSOPClassUID
+    ds.SOPInstanceUID = meta.MediaStorageSOPInstanceUID
+    ds.Modality = "PT"
+    ds.PatientName = "Müller^Jürgen"  # non-ASCII: decoded with the character set
+    ds.StudyInstanceUID = "1.2.826.0.1.3680043.8.498.2"
+    ds.SeriesInstanceUID = SERIES_UID
+    ds.FrameOfReferenceUID = "1.2.826.0.1.3680043.8.498.3"
+    ds.SeriesNumber = 3
+    ds.InstanceNumber = k + 1
+    ds.ImagePositionPatient = [-250.5, -250.0, -1000.0 + 3.27 * k]
+    ds.ImageOrientationPatient = [1, 0, 0, 0, 1, 0]
+    ds.PixelSpacing = [4.0, 4.0]
+    ds.SliceThickness = 3.27
+    ds.Units = "BQML"
+    ds.DecayCorrection = "START"
+    ds.CorrectedImage = ["ATTN", "DECY"]
+    ds.PatientWeight = "70"
+    item = Dataset()
+    item.RadionuclideTotalDose = dose
+    item.RadionuclideHalfLife = "282276"
+    item.RadiopharmaceuticalStartDateTime = "20240301093000"
+    code = Dataset()
+    code.CodeValue = "C-B1047"
+    code.CodingSchemeDesignator = "SRT"
+    item.RadionuclideCodeSequence = Sequence([code])
+    ds.RadiopharmaceuticalInformationSequence = Sequence([item])
+    ds.RadiopharmaceuticalInformationSequence.is_undefined_length = True
+    item.is_undefined_length_sequence_item = True
+    block = ds.private_block(0x0071, "SIEMENS MED PT", create=True)
+    block.add_new(0x22, "DT", f"20240306090{k % 10}00.000000")
+    ds.Rows, ds.Columns = 4, 5
+    ds.SamplesPerPixel = 1
+    ds.PhotometricInterpretation = "MONOCHROME2"
+    ds.BitsAllocated = ds.BitsStored = 16
+    ds.HighBit = 15
+    ds.PixelRepresentation = 1
+    ds.RescaleSlope = f"{1.5 + k / 7:.10g}"  # length changes with k
+    ds.RescaleIntercept = "0"
+    ds.PixelData = (np.arange(20, dtype="<i2") + k).tobytes()
+    return ds
+
+
+def _write(folder: Path, datasets: list[Dataset]) -> list[Path]:
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for k, ds in enumerate(datasets):
+        path = folder / f"IM{k:04d}.dcm"
+        ds.save_as(path, enforce_file_format=True)
+        paths.append(path)
+    return paths
+
+
+def _same_as_pydicom(path: Path, header: Dataset) -> None:
+    reference = dcmread(path, stop_before_pixels=True)
+    assert [(e.tag, e.VR, e.value) for e in header] == [(e.tag, e.VR, e.value) for e in reference]
+    assert header.file_meta == reference.file_meta
+    assert header.preamble == reference.preamble
+    assert header.original_encoding == reference.original_encoding
+    assert header.original_character_set == reference.original_character_set
+    assert header.filename == reference.filename
+
+
+@pytest.mark.parametrize("implicit", [False, True])
+def test_every_header_read_by_difference_equals_pydicom(tmp_path: Path, implicit: bool) -> None:
+    paths = _write(tmp_path, [_slice(k, implicit=implicit) for k in range(12)])
+    templates = _Templates()
+    for path in paths:
+        header, location, problem = _read_header(path, templates)
+        assert problem is None and header is not None and location is not None
+        _same_as_pydicom(path, header)
+        size = path.stat().st_size
+        assert location.element_offset + location.header_length + location.value_length == size
+        assert header.RadiopharmaceuticalInformationSequence[0].RadionuclideTotalDose == 37e6
+        assert str(header.PatientName) == "Müller^Jürgen"
+
+
+def test_the_template_path_is_taken_for_a_uniform_series(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _write(tmp_path, [_slice(k) for k in range(12)])
+    calls: list[object] = []
+    original = dicom_module.dcmread
+
+    def counting(*args: object, **kwargs: object) -> object:
+        calls.append(args[0])
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(dicom_module, "dcmread", counting)
+    inventory = discover_dicom(tmp_path)
+    assert len(calls) == 1  # the first file; eleven read by difference
+    volume = load_series_volume(inventory.pet[0])
+    expected = [(np.arange(20) + k).reshape(4, 5) * (1.5 + k / 7) for k in range(12)]
+    np.testing.assert_allclose(volume.array, np.array(expected), rtol=1e-6)
+
+
+def test_files_that_differ_in_layout_are_parsed_by_pydicom(tmp_path: Path) -> None:
+    datasets = [_slice(k) for k in range(6)]
+    datasets[2].add_new(0x00181242, "IS", "300000")  # one more element: ActualFrameDuration
+    datasets[3] = _slice(3, dose="36000000")  # a value inside a sequence differs
+    datasets[4].SpecificCharacterSet = "ISO_IR 192"  # the decoding of every text changes
+    del datasets[5].SliceThickness  # one element fewer
+    paths = _write(tmp_path, datasets)
+    paths[1].write_bytes(b"\x01" * 128 + paths[1].read_bytes()[128:])  # another preamble
+    templates = _Templates()
+    for path in paths:
+        header, _, problem = _read_header(path, templates)
+        assert problem is None and header is not None
+        _same_as_pydicom(path, header)
+
+
+def test_a_truncated_file_keeps_pydicoms_reason(tmp_path: Path) -> None:
+    paths = _write(tmp_path, [_slice(k) for k in range(3)])
+    paths[2].write_bytes(paths[2].read_bytes()[:-10])
+    templates = _Templates()
+    assert _read_header(paths[0], templates)[2] is None
+    _, location, problem = _read_header(paths[2], templates)
+    assert location is None and problem is not None and "truncated" in problem
+
+
+def test_a_different_pixel_data_length_is_not_read_by_difference(tmp_path: Path) -> None:
+    datasets = [_slice(k) for k in range(3)]
+    datasets[1].Rows = 2
+    datasets[1].PixelData = np.zeros(10, dtype="<i2").tobytes()
+    paths = _write(tmp_path, datasets)
+    templates = _Templates()
+    for path in paths:
+        header, location, _ = _read_header(path, templates)
+        assert header is not None and location is not None
+        _same_as_pydicom(path, header)
+        assert location.value_length == int(header.Rows) * 5 * 2
+
+
+def test_uids_of_a_new_series_are_taken_from_the_file(tmp_path: Path) -> None:
+    first = _slice(0)
+    other = _slice(1)
+    other.SeriesInstanceUID = generate_uid(prefix="1.2.826.0.1.3680043.8.498.")
+    paths = _write(tmp_path, [first, other])
+    inventory = discover_dicom(tmp_path)
+    assert len(inventory.series) == 2
+    templates = _Templates()
+    _read_header(paths[0], templates)
+    header, _, _ = _read_header(paths[1], templates)
+    assert header is not None and header.SeriesInstanceUID == other.SeriesInstanceUID
