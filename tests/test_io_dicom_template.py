@@ -59,8 +59,8 @@ def _slice(k: int, *, implicit: bool = False, dose: str = "37000000") -> Dataset
     ds.RadiopharmaceuticalInformationSequence = Sequence([item])
     ds.RadiopharmaceuticalInformationSequence.is_undefined_length = True
     item.is_undefined_length_sequence_item = True
-    block = ds.private_block(0x0071, "SIEMENS MED PT", create=True)
-    block.add_new(0x22, "DT", f"20240306090{k % 10}00.000000")
+    block = ds.private_block(0x0071, "SIEMENS MI RECON", create=True)
+    block.add_new(0x22, "DT", "20240306090000.000000")  # decay correction reference
     ds.Rows, ds.Columns = 4, 5
     ds.SamplesPerPixel = 1
     ds.PhotometricInterpretation = "MONOCHROME2"
@@ -174,3 +174,66 @@ def test_uids_of_a_new_series_are_taken_from_the_file(tmp_path: Path) -> None:
     _read_header(paths[0], templates)
     header, _, _ = _read_header(paths[1], templates)
     assert header is not None and header.SeriesInstanceUID == other.SeriesInstanceUID
+
+
+def _derive(folder: Path) -> object:
+    import warnings
+
+    from immunopet.suv.factors import derive_suv
+
+    series = discover_dicom(folder).pet[0]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return derive_suv(series.headers, files=[f.name for f in series.files])
+
+
+@pytest.mark.parametrize(
+    ("change", "tag"),
+    [
+        ({"dose": "36000000"}, "RadionuclideTotalDose"),
+        ({"weight": "71"}, "PatientWeight"),
+    ],
+)
+def test_a_slice_that_disagrees_is_found_among_byte_identical_ones(
+    tmp_path: Path, change: dict[str, str], tag: str
+) -> None:
+    from immunopet.errors import SuvError
+
+    datasets = [_slice(k) for k in range(10)]
+    odd = _slice(6, dose=change.get("dose", "37000000"))
+    odd.PatientWeight = change.get("weight", "70")
+    datasets[6] = odd
+    _write(tmp_path, datasets)
+    with pytest.raises(SuvError, match=rf"{tag}.*differs between slices.*IM0006"):
+        _derive(tmp_path)
+
+
+def test_slices_that_agree_give_the_suv_factor_by_hand(tmp_path: Path) -> None:
+    _write(tmp_path, [_slice(k) for k in range(10)])
+    derivation = _derive(tmp_path)
+    # 70 kg, 37 MBq of 89Zr (half-life 282276 s) injected 2024-03-01 09:30:00, reference
+    # time from the Siemens private (0071,1022) of every slice: 2024-03-06 09:00:00.
+    import math
+
+    elapsed = (5 * 24 * 3600) - 30 * 60  # s from injection to 2024-03-06 09:00:00
+    decayed = 37e6 * math.exp(-math.log(2) * elapsed / 282276)
+    assert derivation.suv_bw_factor == pytest.approx(70_000 / decayed, rel=1e-9)  # type: ignore[attr-defined]
+
+
+def test_the_siemens_block_is_found_behind_another_creator(tmp_path: Path) -> None:
+    from immunopet.suv._header import _private_block_start
+
+    ds = _slice(0)
+    del ds[0x00710010]
+    del ds[0x00711022]
+    ds.private_block(0x0071, "OTHER VENDOR", create=True).add_new(0x22, "LO", "not a time")
+    ds.private_block(0x0071, "SIEMENS MI RECON", create=True).add_new(
+        0x22, "DT", "20240306090000.000000"
+    )
+    path = _write(tmp_path, [ds])[0]
+    header = dcmread(path, stop_before_pixels=True)
+    expected = header.private_block(0x0071, "SIEMENS MI RECON")
+    found = _private_block_start(header, 0x0071, "SIEMENS MI RECON")
+    assert found == 0x0071 << 16 | expected.block_start
+    assert _private_block_start(header, 0x0071, "SIEMENS MI RECON") == 0x00711100
+    assert _private_block_start(header, 0x0071, "NOBODY") is None

@@ -24,7 +24,7 @@ import numpy as np
 from pydicom.dataset import Dataset
 
 from immunopet.errors import DicomInputError, GeometryError
-from immunopet.io._dicom_values import element_text
+from immunopet.io._dicom_values import SameAsBefore, element_text
 
 ORIENTATION_TOLERANCE = 1e-4
 """Largest difference between direction cosines of slices of one series."""
@@ -247,7 +247,16 @@ def check_stack(headers: Sequence[Dataset], files: Sequence[Path], label: str) -
     columns0 = _require_int(headers[0], "Columns", files[0])
     spacing0 = _require_spacing(headers[0], files[0])
     positions = np.empty((len(headers), 3))
+    unchanged = SameAsBefore()
     for index, (header, file) in enumerate(zip(headers, files, strict=True)):
+        positions[index] = _require(header, "ImagePositionPatient", 3, file)
+        if (  # `&`, not `and`: every tag's bytes are recorded for the next slice
+            unchanged(header, 0x00200037)  # ImageOrientationPatient
+            & unchanged(header, 0x00280010)  # Rows
+            & unchanged(header, 0x00280011)  # Columns
+            & unchanged(header, 0x00280030)  # PixelSpacing
+        ):
+            continue
         orientation = _require(header, "ImageOrientationPatient", 6, file)
         if np.max(np.abs(orientation - orientation0)) > ORIENTATION_TOLERANCE:
             raise GeometryError(
@@ -276,7 +285,6 @@ def check_stack(headers: Sequence[Dataset], files: Sequence[Path], label: str) -
                 value=spacing.tolist(),
                 expected=f"{spacing0.tolist()} as in {files[0].name}",
             )
-        positions[index] = _require(header, "ImagePositionPatient", 3, file)
 
     n = len(headers)
     distances = positions @ normal

@@ -12,11 +12,13 @@ Compressed (encapsulated) or deflated files, and files located by hand, are read
 
 from __future__ import annotations
 
+import functools
 import struct
 from pathlib import Path
 from typing import Any, BinaryIO, NamedTuple
 
 import numpy as np
+from pydicom.dataelem import RawDataElement
 from pydicom.dataset import Dataset
 from pydicom.pixels import as_pixel_options, get_decoder, pixel_array
 from pydicom.uid import (
@@ -28,7 +30,7 @@ from pydicom.uid import (
 )
 
 from immunopet.errors import DicomInputError
-from immunopet.io._dicom_values import element_text
+from immunopet.io._dicom_values import SameAsBefore, element_text
 
 _PIXEL_KEYWORDS = {
     0x7FE00010: "PixelData",
@@ -53,11 +55,20 @@ def transfer_syntax(header: Dataset) -> UID:
     """(0002,0010) TransferSyntaxUID, or the encoding pydicom found for files without meta."""
     meta = getattr(header, "file_meta", None)
     if meta is not None and "TransferSyntaxUID" in meta:
+        element = meta.get_item(0x00020010)
+        if isinstance(element, RawDataElement) and isinstance(element.value, bytes):
+            return _uid_from_bytes(element.value)  # not converted yet: no conversion needed
         return UID(str(meta.TransferSyntaxUID))
     is_implicit, is_little = header.original_encoding
     if is_implicit:
         return ImplicitVRLittleEndian
     return ExplicitVRLittleEndian if is_little in (True, None) else ExplicitVRBigEndian
+
+
+@functools.lru_cache(maxsize=64)
+def _uid_from_bytes(value: bytes) -> UID:
+    """A UID as pydicom converts a stored UI value (ASCII, trailing NUL or space removed)."""
+    return UID(value.decode("ascii", errors="replace").rstrip("\0 "))
 
 
 def inspect_pixel_element(
@@ -131,11 +142,16 @@ class PixelReader:
 
     def __init__(self) -> None:
         self._options: dict[tuple[Any, ...], tuple[dict[str, Any], np.dtype | None]] = {}
+        self._unchanged = SameAsBefore()
+        self._last: tuple[tuple[Any, ...], tuple[dict[str, Any], np.dtype | None]] | None = None
 
     def _decoding_options(
         self, header: Dataset, tag: int, syntax: UID
     ) -> tuple[dict[str, Any], np.dtype | None]:
         """pydicom's decoding options, and the dtype of the plain-copy case (else None)."""
+        unchanged = [self._unchanged(header, element) for element in _OPTION_TAGS]
+        if self._last is not None and all(unchanged) and self._last[0] == (syntax, tag):
+            return dict(self._last[1][0]), self._last[1][1]  # stored as in the file before
         key = (syntax, tag, *(_raw_value(header, element) for element in _OPTION_TAGS))
         cached = self._options.get(key)
         if cached is None:
@@ -144,6 +160,7 @@ class PixelReader:
             )
             cached = (options, _plain_dtype(options, syntax))
             self._options[key] = cached
+        self._last = ((syntax, tag), cached)
         return dict(cached[0]), cached[1]
 
     def read(self, file: Path, header: Dataset, location: PixelLocation | None) -> np.ndarray:

@@ -26,6 +26,7 @@ still converted by pydicom when first accessed.
 
 from __future__ import annotations
 
+import bisect
 import struct
 from collections.abc import Iterator
 from io import BytesIO
@@ -81,7 +82,7 @@ class HeaderTemplate:
     ) -> None:
         self._bytes = np.frombuffer(header_bytes, dtype=np.uint8)
         self._elements = elements
-        self._starts = np.array([element.start for element in elements], dtype=np.int64)
+        self._starts = [element.start for element in elements]
         self._meta_count = meta_count
         self._pixel = pixel
         self._pixel_header = header_bytes[pixel.element_offset :]
@@ -161,17 +162,17 @@ class HeaderTemplate:
         shift = 0
         position = _META_START
         differences = self._differences(found, position, shift)
+        cursor = 0
         while True:
             if differences is None:
                 return None
-            ahead = differences[differences >= position]
-            if ahead.size == 0:
+            cursor = bisect.bisect_left(differences, position, cursor)
+            if cursor == len(differences):
                 break
-            first = int(ahead[0])
-            index = int(np.searchsorted(self._starts, first, side="right")) - 1
+            first = differences[cursor]
             if first >= self._pixel.element_offset:
                 return None  # the pixel data element header differs
-            element = self._elements[index]
+            element = self._elements[bisect.bisect_right(self._starts, first) - 1]
             if not element.by_difference or first < element.value_start - element.length_size:
                 return None
             raw = element.raw
@@ -197,6 +198,7 @@ class HeaderTemplate:
             if length != old_length:
                 shift += length - old_length
                 differences = self._differences(found, position, shift)
+                cursor = 0
         if len(data) - shift < n_template:
             return None
         pixel_start = self._pixel.element_offset + shift
@@ -204,13 +206,13 @@ class HeaderTemplate:
             return None
         return replaced, shift
 
-    def _differences(self, found: np.ndarray, position: int, shift: int) -> np.ndarray | None:
+    def _differences(self, found: np.ndarray, position: int, shift: int) -> list[int] | None:
         """Template offsets from ``position`` on whose byte differs in the file (shifted)."""
         n = len(self._bytes) - position
         part = found[position + shift : position + shift + n]
         if len(part) < n:
             return None
-        return np.flatnonzero(part != self._bytes[position:]) + position
+        return (np.flatnonzero(part != self._bytes[position:]) + position).tolist()
 
     def _dataset(
         self, path: Path, preamble: bytes, replaced: dict[int, RawDataElement]

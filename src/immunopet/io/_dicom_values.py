@@ -10,6 +10,7 @@ caller) has already converted the element. Binary VRs (US, UL ...) must not be r
 from __future__ import annotations
 
 from pydicom.datadict import tag_for_keyword
+from pydicom.dataelem import RawDataElement
 from pydicom.dataset import Dataset
 from pydicom.multival import MultiValue
 
@@ -39,3 +40,30 @@ def element_text(header: Dataset, keyword: str) -> str | None:
     if isinstance(value, MultiValue | list | tuple):
         return "\\".join(str(v).strip() for v in value)
     return str(value).strip("\0 ")
+
+
+class SameAsBefore:
+    """Whether an element of a slice is stored exactly as in the slice checked before it.
+
+    A series' slices mostly repeat their header: an element whose stored bytes (unconverted,
+    same VR) equal those of the previous slice, which passed its checks, holds the same value
+    and need not be converted and checked again. Call once per slice and tag, in slice order.
+    """
+
+    _ABSENT = ("", b"")
+
+    def __init__(self) -> None:
+        self._previous: dict[int, tuple[str, bytes] | None] = {}
+
+    def __call__(self, header: Dataset, tag: int) -> bool:
+        element = header.get_item(tag)
+        stored: tuple[str, bytes] | None
+        if element is None:
+            stored = self._ABSENT  # absent here and in the slice before: the same
+        elif isinstance(element, RawDataElement) and isinstance(element.value, bytes):
+            stored = (str(element.VR), element.value)
+        else:
+            stored = None  # converted already: compare values instead
+        same = stored is not None and self._previous.get(tag) == stored
+        self._previous[tag] = stored
+        return same

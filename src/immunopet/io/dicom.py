@@ -42,7 +42,7 @@ from immunopet.image import ImageVolume, Unit
 from immunopet.io._dicom_geometry import SeriesGeometry, check_stack, sort_key_positions
 from immunopet.io._dicom_pixels import PixelLocation, PixelReader, inspect_pixel_element
 from immunopet.io._dicom_template import HeaderTemplate
-from immunopet.io._dicom_values import element_text
+from immunopet.io._dicom_values import SameAsBefore, element_text
 
 __all__ = [
     "DicomInventory",
@@ -533,8 +533,18 @@ def check_series(series: DicomSeries) -> SeriesGeometry:
     """
     _check_loadable(series)
     geometry = series_geometry(series)
+    unchanged = SameAsBefore()
+    previous_length = None
     for k, (file, header) in enumerate(zip(series.files, series.headers, strict=True)):
         location = series.pixel_locations[k] if series.pixel_locations else None
+        same_length = location is not None and location.value_length == previous_length
+        previous_length = None if location is None else location.value_length
+        if (  # `&`, not `and`: every tag's bytes are recorded for the next slice
+            unchanged(header, 0x00280100)  # BitsAllocated
+            & unchanged(header, 0x00280002)  # SamplesPerPixel
+            and same_length
+        ):
+            continue  # stored as in the slice before, which passed
         _check_pixel_length(file, header, location, geometry.shape[1:])
     return geometry
 
@@ -585,7 +595,10 @@ def _check_loadable(series: DicomSeries) -> None:
             file=bad.path,
             tag="(7FE0,0010) PixelData",
         )
+    unchanged = SameAsBefore()
     for header, file in zip(series.headers, series.files, strict=True):
+        if unchanged(header, 0x00080016) & unchanged(header, 0x00280008):  # `&`: record both
+            continue  # SOPClassUID and NumberOfFrames stored as in the file before, which passed
         sop_class = element_text(header, "SOPClassUID") or ""
         frames = element_text(header, "NumberOfFrames")
         try:

@@ -238,7 +238,8 @@ def write_nifti(
     json_path = sidecar_path(path)  # validates the suffix before anything is written
     array = np.asarray(volume.array)
     storage = _storage_dtype(array, dtype, path)
-    data = np.ascontiguousarray(np.transpose(array, (2, 1, 0)).astype(storage, copy=False))
+    # (z, y, x) C order is NIfTI's x-fastest order: the transposed view is written as it lies
+    data = np.transpose(array, (2, 1, 0)).astype(storage, copy=False)
     affine = affine_lps_to_nifti(volume.affine)
     image = nib.Nifti1Image(data, affine)
     header = image.header

@@ -214,18 +214,30 @@ def _acquisition_datetime(ds: Dataset, log: _Log) -> datetime | None:
     return None
 
 
+def _private_block_start(ds: Dataset, group: int, creator: str) -> int | None:
+    """The first tag of ``creator``'s private block in ``group`` (``gggg,xx00``), else None.
+
+    What :meth:`pydicom.Dataset.private_block` finds (the lowest creator element whose value is
+    ``creator``), by one pass over the dataset's tags instead of slicing the dataset.
+    """
+    low, high = group << 16 | 0x0010, group << 16 | 0x0100
+    tags = ds.keys()  # iterating the Dataset itself would convert every element
+    for key in sorted(key for key in tags if low <= key < high):
+        if ds[key].value == creator:
+            return group << 16 | (key & 0xFF) << 8
+    return None
+
+
 def _private_value(ds: Dataset, group: int, creator: str, offset: int, log: _Log, tag: str) -> Any:
     """A private element by creator (pydicom private block), else the raw tag.
 
     The raw tag ``(group, 0x10xx)`` is accepted only when no private creator reserves block
     ``0x10`` at all (some anonymisers strip creators); a warning is then recorded.
     """
-    try:
-        block = ds.private_block(group, creator)
-    except KeyError:
-        block = None
+    block = _private_block_start(ds, group, creator)
     if block is not None:
-        return block[offset].value if offset in block else None
+        element = block | offset
+        return ds[element].value if element in ds else None
     if Tag(group, 0x0010) in ds:
         return None  # block 0x10 belongs to another creator
     raw = Tag(group, 0x1000 + offset)

@@ -14,6 +14,7 @@ from datetime import date, datetime, timedelta
 from typing import Any
 
 from pydicom import Dataset
+from pydicom.dataelem import RawDataElement
 
 from immunopet.errors import InputError
 from immunopet.suv._header import (
@@ -106,22 +107,39 @@ def _public(keyword: str) -> Callable[[Dataset], Any]:
     return lambda ds: _value(ds, keyword)
 
 
-SLICE_VALUES: tuple[tuple[str, Callable[[Dataset], Any], bool], ...] = (
-    ("(0020,000E) SeriesInstanceUID", _public("SeriesInstanceUID"), False),
-    (TAG_UNITS, _public("Units"), False),
-    (TAG_DECAY, _public("DecayCorrection"), False),
-    (TAG_SUV_TYPE, _public("SUVType"), False),
-    (TAG_WEIGHT, _public("PatientWeight"), True),
-    (TAG_HEIGHT, _public("PatientSize"), True),
-    (TAG_SEX, _public("PatientSex"), False),
-    ("(0008,0201) TimezoneOffsetFromUTC", _public("TimezoneOffsetFromUTC"), False),
-    (TAG_DOSE, _from_item("RadionuclideTotalDose"), True),
-    (TAG_START_DT, _from_item("RadiopharmaceuticalStartDateTime"), False),
-    (TAG_START_TIME, _from_item("RadiopharmaceuticalStartTime"), False),
-    (TAG_HALF_LIFE, _from_item("RadionuclideHalfLife"), True),
+_ITEM_TAG = 0x00540016  # (0054,0016) RadiopharmaceuticalInformationSequence
+
+SLICE_VALUES: tuple[tuple[str, Callable[[Dataset], Any], bool, int], ...] = (
+    ("(0020,000E) SeriesInstanceUID", _public("SeriesInstanceUID"), False, 0x0020000E),
+    (TAG_UNITS, _public("Units"), False, 0x00541001),
+    (TAG_DECAY, _public("DecayCorrection"), False, 0x00541102),
+    (TAG_SUV_TYPE, _public("SUVType"), False, 0x00541006),
+    (TAG_WEIGHT, _public("PatientWeight"), True, 0x00101030),
+    (TAG_HEIGHT, _public("PatientSize"), True, 0x00101020),
+    (TAG_SEX, _public("PatientSex"), False, 0x00100040),
+    ("(0008,0201) TimezoneOffsetFromUTC", _public("TimezoneOffsetFromUTC"), False, 0x00080201),
+    (TAG_DOSE, _from_item("RadionuclideTotalDose"), True, _ITEM_TAG),
+    (TAG_START_DT, _from_item("RadiopharmaceuticalStartDateTime"), False, _ITEM_TAG),
+    (TAG_START_TIME, _from_item("RadiopharmaceuticalStartTime"), False, _ITEM_TAG),
+    (TAG_HALF_LIFE, _from_item("RadionuclideHalfLife"), True, _ITEM_TAG),
 )
 """Header values that enter the SUV and must be equal in every slice of a series (the flag:
-compared as numbers, so that "75" and "75.0" agree)."""
+compared as numbers, so that "75" and "75.0" agree; the tag whose stored bytes hold the value:
+the element itself, or the whole radiopharmaceutical sequence)."""
+
+
+def _stored(ds: Dataset, tag: int) -> tuple[Any, ...] | None:
+    """An element's VR, stored bytes and character set while pydicom has not converted it.
+
+    None when absent or already converted (then the value itself is compared).
+    """
+    try:
+        element = ds.get_item(tag)
+    except Exception:  # pydicom raises many types on damaged elements
+        return None
+    if not isinstance(element, RawDataElement):
+        return None
+    return element.VR, element.value, ds.original_character_set
 
 
 def _comparable(value: Any, numeric: bool) -> Any:
@@ -147,14 +165,20 @@ def _same(a: Any, b: Any) -> bool:
 def check_slices_agree(headers: Sequence[Dataset], names: Sequence[str], log: _Log) -> None:
     """Refuse a series whose slices disagree on a value that enters the SUV.
 
-    The message names two files and both values.
+    The message names two files and both values. A slice whose stored bytes equal the slice
+    before it (same VR, bytes and character set) holds the same value and is not converted.
     """
     if len(headers) < 2:
         return
-    for tag, read, numeric in SLICE_VALUES:
+    for tag, read, numeric, stored_tag in SLICE_VALUES:
         first_raw = read(headers[0])
         first = _comparable(first_raw, numeric)
+        previous = _stored(headers[0], stored_tag)
         for name, ds in zip(names[1:], headers[1:], strict=True):
+            stored = _stored(ds, stored_tag)
+            if stored is not None and stored == previous:
+                continue  # the bytes of the slice before, which agreed: no need to convert
+            previous = stored
             raw = read(ds)
             if not _same(first, _comparable(raw, numeric)):
                 shown = ["missing" if v is None else _text(v) for v in (first_raw, raw)]
