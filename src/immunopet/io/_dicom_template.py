@@ -83,7 +83,8 @@ class HeaderTemplate:
         self._bytes = np.frombuffer(header_bytes, dtype=np.uint8)
         self._elements = elements
         self._starts = [element.start for element in elements]
-        self._meta_count = meta_count
+        self._meta: dict[BaseTag, Any] = {e.raw.tag: e.raw for e in elements[:meta_count]}
+        self._body: dict[BaseTag, Any] = {e.raw.tag: e.raw for e in elements[meta_count:]}
         self._pixel = pixel
         self._pixel_header = header_bytes[pixel.element_offset :]
         self._header = header
@@ -218,11 +219,10 @@ class HeaderTemplate:
         self, path: Path, preamble: bytes, replaced: dict[int, RawDataElement]
     ) -> FileDataset:
         """A FileDataset as :func:`pydicom.dcmread` builds it, from the template's elements."""
-        meta: dict[BaseTag, Any] = {}
-        body: dict[BaseTag, Any] = {}
-        for k, element in enumerate(self._elements):
-            tag = element.raw.tag
-            (meta if k < self._meta_count else body)[tag] = replaced.get(tag, element.raw)
+        meta = self._meta.copy()  # dict copies keep the file's element order
+        body = self._body.copy()
+        for tag, element in replaced.items():
+            (meta if tag >> 16 == 2 else body)[BaseTag(tag)] = element
         file_meta = FileMetaDataset(meta)
         dataset = FileDataset(
             str(path),

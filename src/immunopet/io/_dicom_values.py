@@ -30,9 +30,10 @@ def element_text(header: Dataset, keyword: str) -> str | None:
     True
     """
     tag = tag_for_keyword(keyword)
-    if tag is None or tag not in header:
+    element = None if tag is None else header.get_item(tag)
+    if element is None:
         return None
-    value = header.get_item(tag).value
+    value = element.value
     if value is None:
         return None
     if isinstance(value, bytes):

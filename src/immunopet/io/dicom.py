@@ -25,6 +25,7 @@ from __future__ import annotations
 import os
 import warnings
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal, NamedTuple
@@ -699,8 +700,38 @@ def load_series_volume(series: DicomSeries, *, dtype: npt.DTypeLike = np.float32
         warnings.warn(f"{series.label}: {note}", GeometryWarning, stacklevel=2)
     nz, ny, nx = geometry.shape
     out = np.empty((nz, ny, nx), dtype=out_dtype)
+    chunks = [range(start, min(start + _CHUNK, nz)) for start in range(0, nz, _CHUNK)]
+    if len(chunks) == 1 or _READ_THREADS == 1:
+        for chunk in chunks:
+            _read_slices(series, chunk, out)
+    else:  # file reads and numpy release the GIL: two threads overlap them
+        with ThreadPoolExecutor(max_workers=_READ_THREADS) as pool:
+            done = [pool.submit(_read_slices, series, chunk, out) for chunk in chunks]
+            for future in done:  # in slice order: the first bad slice is the one named
+                future.result()
+    return ImageVolume.from_attributes(
+        array=out,
+        image_position_mm=geometry.first_position_mm,
+        image_orientation=geometry.orientation,
+        pixel_spacing_mm=geometry.pixel_spacing_mm,
+        slice_spacing_mm=geometry.slice_spacing_mm,
+        unit=_unit(series),
+    )
+
+
+_CHUNK = 32
+"""Slices read by one task of :func:`load_series_volume`."""
+
+_READ_THREADS = 2
+"""Threads reading a series' pixel data (measured: ``benchmarks/bench_speed.py`` row 3)."""
+
+
+def _read_slices(series: DicomSeries, indices: range, out: np.ndarray) -> None:
+    """Read, check and rescale the slices ``indices`` of a series into ``out``."""
     reader = PixelReader()
-    for k, (file, header) in enumerate(zip(series.files, series.headers, strict=True)):
+    ny, nx = out.shape[1:]
+    for k in indices:
+        file, header = series.files[k], series.headers[k]
         location = series.pixel_locations[k] if series.pixel_locations else None
         stored = reader.read(file, header, location)
         if stored.shape != (ny, nx):
@@ -719,14 +750,6 @@ def load_series_volume(series: DicomSeries, *, dtype: npt.DTypeLike = np.float32
             np.multiply(stored, slope, out=out[k], casting="unsafe")
             if intercept:
                 out[k] += intercept
-    return ImageVolume.from_attributes(
-        array=out,
-        image_position_mm=geometry.first_position_mm,
-        image_orientation=geometry.orientation,
-        pixel_spacing_mm=geometry.pixel_spacing_mm,
-        slice_spacing_mm=geometry.slice_spacing_mm,
-        unit=_unit(series),
-    )
 
 
 def _require_modality(series: DicomSeries, modality: str) -> None:

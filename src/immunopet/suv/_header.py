@@ -221,7 +221,9 @@ def _private_block_start(ds: Dataset, group: int, creator: str) -> int | None:
     ``creator``), by one pass over the dataset's tags instead of slicing the dataset.
     """
     low, high = group << 16 | 0x0010, group << 16 | 0x0100
-    tags = ds.keys()  # iterating the Dataset itself would convert every element
+    # keys() as plain ints: iterating the Dataset converts every element, and BaseTag
+    # comparisons run in Python
+    tags = [int(key) for key in ds.keys()]  # noqa: SIM118
     for key in sorted(key for key in tags if low <= key < high):
         if ds[key].value == creator:
             return group << 16 | (key & 0xFF) << 8

@@ -96,6 +96,35 @@ class ActivityVolume:
     how: str
 
 
+_SLAB = 16
+"""Slices multiplied at a time by :func:`scaled_float32` (a few MB of float64 at once)."""
+
+
+def scaled_float32(
+    array: np.ndarray, factor: float, per_slice: np.ndarray | None = None
+) -> np.ndarray:
+    """``array × factor × per_slice[k]`` computed in float64, returned as float32.
+
+    Slab by slab, so that no float64 copy of the whole volume is made; each voxel is the same
+    float32 as ``(np.asarray(array, np.float64) * factor * per_slice[k]).astype(np.float32)``.
+
+    Examples
+    --------
+    >>> scaled_float32(np.array([[[1.0, 2.0]], [[3.0, 4.0]]]), 0.5, np.array([1.0, 2.0]))
+    array([[[0.5, 1. ]],
+    <BLANKLINE>
+           [[3. , 4. ]]], dtype=float32)
+    """
+    out = np.empty(np.shape(array), dtype=np.float32)
+    for start in range(0, len(out), _SLAB):
+        stop = start + _SLAB
+        slab = np.multiply(array[start:stop], factor, dtype=np.float64)
+        if per_slice is not None:
+            slab *= per_slice[start:stop, np.newaxis, np.newaxis]
+        out[start:stop] = slab
+    return out
+
+
 def is_nifti(path: str | Path) -> bool:
     """Whether ``path`` names a NIfTI file (``.nii`` or ``.nii.gz``)."""
     return Path(path).name.lower().endswith((".nii", ".nii.gz"))
@@ -179,23 +208,22 @@ def read_suv_volume(
             image.sidecar, overrides=overrides, source=sidecar_path(path)
         )
         factor = derivation.factor(normalisation)
-        values = np.asarray(image.volume.array, dtype=np.float64) * factor
+        values = scaled_float32(image.volume.array, factor)
         derivation = replace(
             derivation,
             normalisation=normalisation,  # type: ignore[arg-type]
             warnings=(*image.warnings, *derivation.warnings),
         )
         return SuvVolume(
-            volume=image.volume.with_array(values.astype(np.float32), unit=suv_unit(normalisation)),
+            volume=image.volume.with_array(values, unit=suv_unit(normalisation)),
             derivation=derivation,
             normalisation=normalisation,  # type: ignore[arg-type]
         )
     series, derivation, per_slice, stored = _dicom_stored(source, overrides, on_invalid)
     factor = derivation.factor(normalisation)
-    values = np.asarray(stored.array, dtype=np.float64) * factor
-    values *= per_slice[:, np.newaxis, np.newaxis]
+    values = scaled_float32(stored.array, factor, per_slice)
     return SuvVolume(
-        volume=stored.with_array(values.astype(np.float32), unit=suv_unit(normalisation)),
+        volume=stored.with_array(values, unit=suv_unit(normalisation)),
         derivation=replace(derivation, normalisation=normalisation),  # type: ignore[arg-type]
         normalisation=normalisation,  # type: ignore[arg-type]
         frame_of_reference_uid=series.frame_of_reference_uid or None,
