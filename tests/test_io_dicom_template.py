@@ -237,3 +237,20 @@ def test_the_siemens_block_is_found_behind_another_creator(tmp_path: Path) -> No
     assert found == 0x0071 << 16 | expected.block_start
     assert _private_block_start(header, 0x0071, "SIEMENS MI RECON") == 0x00711100
     assert _private_block_start(header, 0x0071, "NOBODY") is None
+
+
+def test_threads_read_the_same_volume_and_name_the_first_bad_slice(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from immunopet.errors import DicomInputError
+
+    paths = _write(tmp_path, [_slice(k) for k in range(70)])  # three chunks of 32 slices
+    series = discover_dicom(tmp_path).pet[0]
+    monkeypatch.setattr(dicom_module, "_READ_THREADS", 1)
+    one = load_series_volume(series).array
+    monkeypatch.setattr(dicom_module, "_READ_THREADS", 3)
+    np.testing.assert_array_equal(load_series_volume(series).array, one)
+    for k in (66, 40):  # changed after discovery: the earlier one is named
+        paths[k].write_bytes(paths[k].read_bytes()[:-12])
+    with pytest.raises(DicomInputError, match="IM0040.dcm.*file changed since discovery"):
+        load_series_volume(series)
