@@ -116,9 +116,11 @@ def scaled_float32(
            [[3. , 4. ]]], dtype=float32)
     """
     out = np.empty(np.shape(array), dtype=np.float32)
+    buffer = np.empty((min(_SLAB, len(out)), *out.shape[1:]), dtype=np.float64)  # reused
     for start in range(0, len(out), _SLAB):
-        stop = start + _SLAB
-        slab = np.multiply(array[start:stop], factor, dtype=np.float64)
+        stop = min(start + _SLAB, len(out))
+        slab = buffer[: stop - start]
+        np.multiply(array[start:stop], factor, out=slab, dtype=np.float64)
         if per_slice is not None:
             slab *= per_slice[start:stop, np.newaxis, np.newaxis]
         out[start:stop] = slab
