@@ -254,3 +254,19 @@ def test_threads_read_the_same_volume_and_name_the_first_bad_slice(
         paths[k].write_bytes(paths[k].read_bytes()[:-12])
     with pytest.raises(DicomInputError, match=r"IM0040\.dcm.*file changed since discovery"):
         load_series_volume(series)
+
+
+def test_learning_stops_when_every_file_has_its_own_layout(tmp_path: Path) -> None:
+    datasets = []
+    for k in range(12):
+        ds = _slice(k)
+        for extra in range(k):  # file k has k more elements than file 0: no two alike
+            ds.add_new(0x00091010 + extra, "LO", "x")
+        datasets.append(ds)
+    paths = _write(tmp_path, datasets)
+    templates = _Templates()
+    for path in paths:
+        header, _, problem = _read_header(path, templates)
+        assert problem is None and header is not None
+        _same_as_pydicom(path, header)
+    assert templates.served == 0 and templates.learned == _Templates._SPARE

@@ -303,12 +303,20 @@ def _starts_like_dicom(first_bytes: bytes) -> bool:
 
 
 class _Templates:
-    """The header templates of the layouts met so far in one discovery, most recent first."""
+    """The header templates of the layouts met so far in one discovery, most recent first.
+
+    A template costs a second parse of its file; when files keep differing in layout (every
+    file its own), learning stops after :attr:`_SPARE` templates more than files they served,
+    and those files are read by pydicom alone.
+    """
 
     _KEEP = 8
+    _SPARE = 4
 
     def __init__(self) -> None:
         self._templates: list[HeaderTemplate] = []
+        self.learned = 0
+        self.served = 0
 
     def read(self, path: Path) -> tuple[Dataset, PixelLocation] | None:
         """The header by difference from a known layout, ``None`` when none fits."""
@@ -317,12 +325,16 @@ class _Templates:
             if found is not None:
                 if k:
                     self._templates.insert(0, self._templates.pop(k))
+                self.served += 1
                 return found
         return None
 
     def learn(self, path: Path, header: Dataset, location: PixelLocation | None) -> None:
+        if self.learned >= self.served + self._SPARE:
+            return
         template = HeaderTemplate.from_file(path, header, location)
         if template is not None:
+            self.learned += 1
             self._templates.insert(0, template)
             del self._templates[self._KEEP :]
 
