@@ -131,6 +131,32 @@ def _overlaps(moving: ImageVolume, reference: ImageVolume) -> bool:
     return bool(np.all(high >= -0.5) and np.all(low <= limit))
 
 
+def _unpositioned_on_reference(
+    volume: ImageVolume, reference: ImageVolume, path: Path
+) -> ImageVolume:
+    """A label map with no position, taken voxel for voxel on ``reference`` when it can be.
+
+    Its shape and voxel sizes (within 0.1 %) must be the reference's: then drawing it on the
+    reference grid is the only reading that does not move or stretch it. Otherwise resampling
+    would place it by nibabel's guessed origin, so it is refused.
+    """
+    same_shape = tuple(volume.shape) == tuple(reference.shape)
+    same_voxels = bool(np.allclose(volume.spacing_mm, reference.spacing_mm, rtol=1e-3, atol=0.0))
+    if not (same_shape and same_voxels):
+        raise GeometryError(
+            "label map has no position (qform_code and sform_code 0) and another grid than the "
+            "reference, so it cannot be placed",
+            file=path,
+            tag="qform_code, sform_code",
+            value=describe_grid(volume),
+            expected=(
+                f"a qform or sform, or the reference's shape and voxel sizes "
+                f"({describe_grid(reference)})"
+            ),
+        )
+    return reference.with_array(np.asarray(volume.array), unit=Unit.LABEL)
+
+
 # ---------------------------------------------------------------------------- names
 def label_table_path(path: str | Path) -> Path:
     """The look-up table next to a label map: same stem, ``.tsv``.
@@ -268,19 +294,30 @@ def read_label_map(
     InputError
         Non-integer or negative values; invalid look-up table.
     GeometryError
-        When the map's field of view does not overlap the reference grid at all.
+        When the map's field of view does not overlap the reference grid at all; when the map
+        has no position (both qform and sform codes 0) and not the reference's shape and voxel
+        sizes; when its geometry is unusable (see :func:`~immunopet.io.nifti.read_nifti`).
 
     Warns
     -----
     GeometryWarning
         When the map is on another grid and is resampled (nearest neighbour), and when
-        labels disappear in that resampling; both are also kept in ``warnings``.
+        labels disappear in that resampling; when a map without position is placed voxel for
+        voxel on the reference grid; all are also kept in ``warnings``.
     """
     path = Path(path)
     image = read_nifti(path, unit=Unit.LABEL)
     array = _integer_labels(np.asarray(image.volume.array), path)
     volume = image.volume.with_array(array, unit=Unit.LABEL)
     notes = list(image.warnings)
+    if image.affine_source == "pixdim" and not volume.same_grid(reference):
+        volume = _unpositioned_on_reference(volume, reference, path)
+        note = (
+            f"{path}: label map without position (qform_code and sform_code 0) has the "
+            "reference's shape and voxel sizes: placed voxel for voxel on the reference grid"
+        )
+        warnings.warn(note, GeometryWarning, stacklevel=2)
+        notes.append(note)
     if not volume.same_grid(reference):
         if not _overlaps(volume, reference):
             raise GeometryError(
