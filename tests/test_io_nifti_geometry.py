@@ -168,6 +168,36 @@ def test_unknown_coordinate_code_is_refused(tmp_path: Path) -> None:
         read_nifti(_write(tmp_path / "code.nii", sform_code=9))
 
 
+def test_template_space_sform_gives_way_to_the_scanner_qform(tmp_path: Path) -> None:
+    # an MNI-registered sform stretches the voxels to 2.2 x 3.3 x 4.4 template mm; the qform
+    # (code 1, scanner) keeps the patient's 2 x 3 x 4 mm: 0.024 mL per voxel, not 0.031944
+    path = _write(
+        tmp_path / "mni.nii",
+        sform_code=4,
+        srow_x=[2.2, 0, 0, 0],
+        srow_y=[0, 3.3, 0, 0],
+        srow_z=[0, 0, 4.4, 0],
+    )
+    with pytest.warns(GeometryWarning, match=r"template space \(MNI152\); the qform \(code 1"):
+        image = read_nifti(path)
+    assert image.affine_source == "qform"
+    assert image.volume.voxel_volume_ml == pytest.approx(0.024)
+    assert image.volume.affine[:3, 3] == pytest.approx([-10.0, -20.0, 30.0])
+
+
+@pytest.mark.parametrize(
+    ("fields", "tag"),
+    [
+        ({"sform_code": 4, "qform_code": 0}, "sform_code"),
+        ({"sform_code": 0, "qform_code": 3}, "qform_code"),
+    ],
+    ids=["mni-sform-alone", "talairach-qform-alone"],
+)
+def test_template_space_alone_is_refused(tmp_path: Path, fields: dict[str, int], tag: str) -> None:
+    with pytest.raises(GeometryError, match=rf"{tag}: the geometry maps into a template space"):
+        read_nifti(_write(tmp_path / "template.nii", **fields))
+
+
 @pytest.mark.parametrize(("units", "scale", "name"), [(1, 1000.0, "metres"), (3, 0.001, "microns")])
 def test_spatial_units_other_than_mm_are_converted(
     tmp_path: Path, units: int, scale: float, name: str

@@ -28,8 +28,11 @@ both codes 0               ``pixdim[1:4]`` finite and > 0, else refused; accepte
                            at the volume's centre) gives sizes and distances, not position.
 =========================  ==================================================================
 
-A code outside 0-5 is refused. ``xyzt_units`` metres or microns scale the affine to mm (a
-warning); unknown (0) is read as mm, as every common writer means it.
+A sform in a template space (code 3 Talairach, 4 MNI152, 5 other template) measures in the
+template's millimetres, not the patient's: a qform in scanner or aligned space (code 1 or 2)
+is then used instead (a warning), and without one the file is refused, as is a qform alone in
+a template space. A code outside 0-5 is refused. ``xyzt_units`` metres or microns scale the
+affine to mm (a warning); unknown (0) is read as mm, as every common writer means it.
 
 A JSON sidecar (PET-BIDS, see :mod:`immunopet.io.bids`) lives next to the image with the same
 stem: ``sub-01_pet.nii.gz`` -> ``sub-01_pet.json``. Keys are written sorted alphabetically
@@ -282,6 +285,8 @@ def write_nifti(
 _UNIT_TO_MM = {1: 1000.0, 3: 0.001}
 """``xyzt_units & 7`` codes other than mm (2) and unknown (0): metres and microns."""
 _UNIT_NAMES = {1: "metres", 3: "microns"}
+_TEMPLATE_CODES = {3: "Talairach", 4: "MNI152", 5: "a template"}
+"""qform/sform codes of template spaces: their millimetres are the template's, not the patient's."""
 _SINGULAR = 1e-6
 """``|det| / product of column lengths`` below which the 3x3 part of an affine is singular."""
 
@@ -337,6 +342,45 @@ def _check_affine(affine: np.ndarray, path: Path, tag: str) -> None:
         )
 
 
+def _template_space(path: Path, codes: Mapping[str, int]) -> GeometryError:
+    """The refusal of a geometry that only maps into a template space (not patient mm)."""
+    name, code = next((n, c) for n, c in codes.items() if c in _TEMPLATE_CODES)
+    return GeometryError(
+        f"the geometry maps into a template space ({_TEMPLATE_CODES[code]}), whose millimetres "
+        "are not the patient's: volumes and distances would be wrong",
+        file=path,
+        tag=name,
+        value=code,
+        expected="a qform or sform in scanner (1) or aligned (2) space",
+    )
+
+
+def _qform_affine(
+    path: Path, image: nib.Nifti1Image, pixdim: np.ndarray, code: int, voxel_ok: bool
+) -> np.ndarray:
+    """The qform affine after checking the fields it is made of."""
+    if not voxel_ok:
+        raise GeometryError(
+            "voxel size is not usable; it is the qform",
+            file=path,
+            tag="pixdim[1:4]",
+            value=_numbers(pixdim[1:4]),
+            expected="finite voxel sizes > 0 (mm)",
+        )
+    if pixdim[0] not in (-1.0, 0.0, 1.0):
+        raise GeometryError(
+            "qfac (slice direction sign) is not -1 or 1",
+            file=path,
+            tag="pixdim[0]",
+            value=float(pixdim[0]),
+            expected="-1 or 1 (0 is read as 1)",
+        )
+    with np.errstate(invalid="ignore", over="ignore"):
+        affine = np.asarray(image.header.get_qform(), dtype=np.float64)  # qfac 0 read as 1
+    _check_affine(affine, path, f"quatern_b/c/d, qoffset_x/y/z (qform_code {code})")
+    return affine
+
+
 def _checked_affine(
     path: Path, image: nib.Nifti1Image
 ) -> tuple[np.ndarray, Literal["sform", "qform", "pixdim"], list[str]]:
@@ -356,55 +400,52 @@ def _checked_affine(
                 value=code,
                 expected="0 (unknown), 1 (scanner), 2 (aligned), 3 (Talairach), 4 (MNI) or 5",
             )
+    qform_code, sform_code = codes["qform_code"], codes["sform_code"]
     pixdim = np.asarray(raw["pixdim"], dtype=np.float64)
     voxel = pixdim[1:4]
     voxel_ok = bool(np.all(np.isfinite(voxel)) and np.all(voxel > 0))
     source: Literal["sform", "qform", "pixdim"]
-    if codes["sform_code"] > 0:
+    if sform_code in _TEMPLATE_CODES or (sform_code == 0 and qform_code in _TEMPLATE_CODES):
+        if qform_code not in (1, 2):
+            raise _template_space(path, codes)
+        source = "qform"
+        affine = _qform_affine(path, image, pixdim, qform_code, voxel_ok)
+        notes.append(
+            f"{path}: the sform maps into a template space ({_TEMPLATE_CODES[sform_code]}); "
+            f"the qform (code {qform_code}, patient mm) gives the geometry instead"
+        )
+    elif sform_code > 0:
         source = "sform"
         affine = np.asarray(raw.get_sform(), dtype=np.float64)
-        _check_affine(affine, path, f"srow_x/y/z (sform_code {codes['sform_code']})")
+        _check_affine(affine, path, f"srow_x/y/z (sform_code {sform_code})")
         if not voxel_ok:
             spacing = np.linalg.norm(affine[:3, :3], axis=0)
             notes.append(
                 f"{path}: pixdim[1:4] {_numbers(voxel)} is not a voxel size; unused: the sform "
-                f"(code {codes['sform_code']}) gives voxel sizes {_numbers(np.round(spacing, 4))} "
+                f"(code {sform_code}) gives voxel sizes {_numbers(np.round(spacing, 4))} "
                 "(i, j, k) mm"
             )
+    elif qform_code > 0:
+        source = "qform"
+        affine = _qform_affine(path, image, pixdim, qform_code, voxel_ok)
     else:
         if not voxel_ok:
-            what = "the qform" if codes["qform_code"] > 0 else "the only geometry (no qform/sform)"
             raise GeometryError(
-                f"voxel size is not usable; it is {what}",
+                "voxel size is not usable; it is the only geometry (no qform/sform)",
                 file=path,
                 tag="pixdim[1:4]",
                 value=_numbers(voxel),
                 expected="finite voxel sizes > 0 (mm)",
             )
-        if codes["qform_code"] > 0:
-            source = "qform"
-            if pixdim[0] not in (-1.0, 0.0, 1.0):
-                raise GeometryError(
-                    "qfac (slice direction sign) is not -1 or 1",
-                    file=path,
-                    tag="pixdim[0]",
-                    value=float(pixdim[0]),
-                    expected="-1 or 1 (0 is read as 1)",
-                )
-            affine = np.asarray(image.affine, dtype=np.float64)
-            _check_affine(
-                affine, path, f"quatern_b/c/d, qoffset_x/y/z (qform_code {codes['qform_code']})"
-            )
-        else:
-            source = "pixdim"
-            affine = np.asarray(image.affine, dtype=np.float64)
-            _check_affine(affine, path, "pixdim[1:4]")
-            notes.append(
-                f"{path}: qform_code and sform_code are 0; position unknown: voxel sizes "
-                f"{_numbers(voxel)} (i, j, k) mm from pixdim, axes assumed along RAS with x "
-                "flipped and the origin at the volume's centre (nibabel's fallback); sizes and "
-                "distances are right, positions relative to other images are not known"
-            )
+        source = "pixdim"
+        affine = np.asarray(image.affine, dtype=np.float64)
+        _check_affine(affine, path, "pixdim[1:4]")
+        notes.append(
+            f"{path}: qform_code and sform_code are 0; position unknown: voxel sizes "
+            f"{_numbers(voxel)} (i, j, k) mm from pixdim, axes assumed along RAS with x "
+            "flipped and the origin at the volume's centre (nibabel's fallback); sizes and "
+            "distances are right, positions relative to other images are not known"
+        )
     units = int(raw["xyzt_units"]) & 0x07
     if units in _UNIT_TO_MM:
         affine = affine.copy()
