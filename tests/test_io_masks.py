@@ -69,6 +69,29 @@ def test_resampled_cube_onto_coarser_grid(tmp_path):
     assert "shape (10, 10, 10), spacing (4, 4, 4) mm" in text
 
 
+def test_label_cut_by_the_field_of_view_is_counted(tmp_path):
+    # Label 2: the 2 mm cube of voxel indices 5..14 (centres 10..28 mm on each axis), 1000
+    # voxels. Reference: 4 mm voxels from 1 mm, 5 along the last axis: centres 1..17 mm,
+    # field of view -1..19 mm. Along that axis centres 10..18 are inside, 20..28 outside:
+    # 10 x 10 x 5 = 500 of the 1000 voxels lie outside (the other axes hold it whole).
+    fine = _grid((20, 20, 20), 2.0, dtype=np.uint8)
+    cube = np.zeros((20, 20, 20), dtype=np.uint8)
+    cube[5:15, 5:15, 5:15] = 2
+    cube[0, 0, 0] = 1  # a voxel well inside: not named
+    path = write_label_map(fine.with_array(cube), tmp_path / "cube.nii.gz")
+    reference = _grid((10, 10, 5), 4.0, origin=(1.0, 1.0, 1.0))
+    with pytest.warns(GeometryWarning):
+        result = read_label_map(path, reference=reference)
+    (note,) = [w for w in result.warnings if "cut by the reference field of view" in w]
+    assert ": 2 (500 of 1000 voxels, 50 %) lie outside it" in note
+    assert "1 (" not in note
+    # inside the field of view: no such note (the corner fast path)
+    inside = _grid((10, 10, 10), 4.0, origin=(1.0, 1.0, 1.0))
+    with pytest.warns(GeometryWarning):
+        whole = read_label_map(path, reference=inside)
+    assert not any("cut by" in w for w in whole.warnings)
+
+
 def test_label_lost_in_resampling_is_recorded(tmp_path):
     fine = _grid((20, 20, 20), 2.0, dtype=np.uint8)
     labels = np.zeros((20, 20, 20), dtype=np.uint8)

@@ -11,13 +11,15 @@ from __future__ import annotations
 
 import csv
 from dataclasses import replace
+from pathlib import Path
 
 import numpy as np
 import pytest
 
 from immunopet.image import ImageVolume
+from immunopet.io.nifti import read_nifti
 from immunopet.study.manifest import load_manifest
-from immunopet.study.model import Study
+from immunopet.study.model import Study, VoiSource
 from immunopet.study.pipeline import process_scan
 from immunopet.synthetic.trial import generate_trial
 from immunopet.voi.geometry import distance_to_mask_mm, grow_organ_region
@@ -105,3 +107,68 @@ def test_the_suggestion_is_not_applied(trial: tuple[Study, set[tuple[str, str]]]
     (row,) = [m for m in result.measurements if m["voi"] == "2" and m["kind"] == "lesion"]
     assert row["suggested_exclusion"] and row["excluded"] is False
     assert "not applied: add an [[exclusions]] entry to apply it" in str(row["warnings"])
+
+
+def test_every_lesion_voi_method_gets_the_same_spill_in_rule(
+    trial: tuple[Study, set[tuple[str, str]]], tmp_path: Path
+) -> None:
+    """Spheres and threshold VOIs are checked like delineated ones: only the distance decides.
+
+    Placed by hand on the 8 mm grid of P03/tracer-only/120h: a 1 mL sphere (one voxel: only
+    the centre voxel lies within its 6.2 mm radius) on the delineated lesion's voxel nearest
+    the spleen is 8 x sqrt(2) = 11.3 mm from it (warned, <= 13 mm); the same sphere at the
+    lesion's centre, as the reader places it after the predose, is 8 x sqrt(5) = 17.9 mm away
+    (not warned); a 41 % threshold VOI grown from the near voxel is checked the same way.
+    """
+    study, _ = trial
+    ref = next(r for r in study.scans() if r.scan_id == "P03/tracer-only/120h")
+    root = Path(study.root)
+
+    def resolved(path: Path) -> Path:
+        return path if path.is_absolute() else root / path
+
+    assert ref.scan.organ_masks is not None
+    organs = read_nifti(resolved(ref.scan.organ_masks)).volume
+    (label_file,) = [s.path for s in ref.scan.vois if s.path.name == "lesions.nii.gz"]
+    labels = read_nifti(resolved(label_file)).volume
+    spleen = np.argwhere(organs.array == 3)  # organs.tsv: 3 spleen
+    lesion = np.argwhere(labels.array == 2)
+    # brute force over every pair of voxel centres (mm), independent of the k-d tree
+    spleen_mm = organs.voxel_to_lps(spleen)
+    lesion_mm = labels.voxel_to_lps(lesion)
+    pairs = np.linalg.norm(lesion_mm[:, None, :] - spleen_mm[None, :, :], axis=-1)
+    assert pairs.min() == pytest.approx(8 * np.sqrt(2))
+    near = lesion_mm[np.unravel_index(np.argmin(pairs), pairs.shape)[0]]
+    with open(root / "lesions.csv", newline="", encoding="utf-8") as fp:
+        centre = next(
+            (float(r["x_mm"]), float(r["y_mm"]), float(r["z_mm"]))
+            for r in csv.DictReader(fp)
+            if (r["patient"], r["lesion"]) == ("P03", "2")
+        )
+    points = tmp_path / "points.csv"
+    points.write_text(
+        "lesion,x_mm,y_mm,z_mm,volume_ml,method\n"
+        f"near-sphere,{near[0]},{near[1]},{near[2]},1,sphere\n"
+        f"centre-sphere,{centre[0]},{centre[1]},{centre[2]},1,sphere\n"
+        f"near-41max,{near[0]},{near[1]},{near[2]},,41max\n"
+    )
+    vois = (*ref.scan.vois, VoiSource(points, kind="lesion"))
+    result = process_scan(replace(ref, scan=replace(ref.scan, vois=vois)), study.settings)
+    rows = {str(m["voi"]): m for m in result.measurements if m["kind"] == "lesion"}
+    assert rows["near-sphere"]["method"] == "sphere"
+    assert rows["near-sphere"]["n_voxels"] == 1
+    assert rows["near-sphere"]["distance_to_spill_in_organ_mm"] == pytest.approx(8 * np.sqrt(2))
+    assert rows["near-sphere"]["suggested_exclusion"] == (
+        "spill-in from the spleen (11.3 mm from it)"
+    )
+    assert "lesion near-sphere lies 11.3 mm from the spleen" in str(rows["near-sphere"]["warnings"])
+    assert rows["centre-sphere"]["distance_to_spill_in_organ_mm"] == pytest.approx(8 * np.sqrt(5))
+    assert rows["centre-sphere"]["suggested_exclusion"] is None
+    assert rows["near-41max"]["method"] == "threshold:41max"
+    # the rule, for every lesion VOI of the scan whatever its method
+    for name, row in rows.items():
+        distance = row["distance_to_spill_in_organ_mm"]
+        assert np.isfinite(distance), name
+        assert (distance <= study.settings.spill_in_distance_mm) == bool(
+            row["suggested_exclusion"]
+        ), name

@@ -21,7 +21,8 @@ def register(subparsers: Any) -> argparse.ArgumentParser:
         description=(
             "Read the study manifest, measure every scan (SUV, VOIs, metrics) and write the "
             "results database RESULTS_DIR/immunopet.duckdb and its tables as CSV and Parquet; "
-            "then analyse the study and write the HTML report (see --report, --no-report). "
+            "then analyse the study (tables in RESULTS_DIR/analysis/) and write the HTML "
+            "report (see --report, --no-report). "
             "Scans whose inputs, settings and immunopet version have not changed since they "
             "were stored are skipped (see --force). Exit code 2 when any scan failed; the "
             "others are written (and reported) all the same."
@@ -66,7 +67,9 @@ def register(subparsers: Any) -> argparse.ArgumentParser:
         help="report folder (default: 'report' next to the manifest)",
     )
     parser.add_argument(
-        "--no-report", action="store_true", help="measure only: no analysis, no report"
+        "--no-report",
+        action="store_true",
+        help="measure and analyse (tables in RESULTS_DIR/analysis/), but no HTML report or figures",
     )
     parser.add_argument(
         "--no-qc", action="store_true", help="leave out the per-scan QC pages (faster)"
@@ -114,7 +117,12 @@ def run(args: argparse.Namespace) -> int:
     elif summary.failures:
         for failure in summary.failures:
             print(f"failed {failure.scan_id}: {failure.message}", file=sys.stderr)
-    if not args.no_report:
+    if args.no_report:  # the analysis owns the numbers: its tables are written all the same
+        from immunopet.analysis.write import write_analysis
+
+        for note in write_analysis(output, study, progress=not args.quiet).notes:
+            print(note, file=sys.stderr)
+    else:
         from immunopet.analysis.kinetics import kinetics_step
         from immunopet.report.build import build_report
 

@@ -131,6 +131,69 @@ def _overlaps(moving: ImageVolume, reference: ImageVolume) -> bool:
     return bool(np.all(high >= -0.5) and np.all(low <= limit))
 
 
+def _unpositioned_on_reference(
+    volume: ImageVolume, reference: ImageVolume, path: Path
+) -> ImageVolume:
+    """A label map with no position, taken voxel for voxel on ``reference`` when it can be.
+
+    Its shape and voxel sizes (within 0.1 %) must be the reference's: then drawing it on the
+    reference grid is the only reading that does not move or stretch it. Otherwise resampling
+    would place it by nibabel's guessed origin, so it is refused.
+    """
+    same_shape = tuple(volume.shape) == tuple(reference.shape)
+    same_voxels = bool(np.allclose(volume.spacing_mm, reference.spacing_mm, rtol=1e-3, atol=0.0))
+    if not (same_shape and same_voxels):
+        raise GeometryError(
+            "label map has no position (qform_code and sform_code 0) and another grid than the "
+            "reference, so it cannot be placed",
+            file=path,
+            tag="qform_code, sform_code",
+            value=describe_grid(volume),
+            expected=(
+                f"a qform or sform, or the reference's shape and voxel sizes "
+                f"({describe_grid(reference)})"
+            ),
+        )
+    return reference.with_array(np.asarray(volume.array), unit=Unit.LABEL)
+
+
+def _inside(points_mm: np.ndarray, reference: ImageVolume) -> np.ndarray:
+    """Which LPS points lie within the reference grid's field of view (voxel edges)."""
+    index = reference.lps_to_voxel(points_mm)
+    limit = np.asarray(reference.shape, dtype=np.float64) - 0.5
+    return np.all((index >= -0.5) & (index <= limit), axis=-1)
+
+
+def _cut_by_field_of_view(
+    array: np.ndarray, volume: ImageVolume, reference: ImageVolume
+) -> dict[int, tuple[int, int]]:
+    """Labels with voxel centres outside ``reference``'s field of view: label -> (out, all).
+
+    The corners of the labelled box are checked first (a map inside the PET's field of view,
+    the ordinary case, costs eight points); otherwise the labelled voxels are checked in
+    chunks of a million.
+    """
+    nonzero = np.nonzero(array)
+    if nonzero[0].size == 0:
+        return {}
+    low = [int(axis.min()) for axis in nonzero]
+    high = [int(axis.max()) for axis in nonzero]
+    corners = np.array(np.meshgrid(*zip(low, high, strict=True), indexing="ij")).reshape(3, -1).T
+    if np.all(_inside(volume.voxel_to_lps(corners), reference)):
+        return {}
+    labels = array[nonzero]
+    outside = np.zeros(labels.shape, dtype=bool)
+    chunk = 1_000_000
+    for start in range(0, labels.size, chunk):
+        index = np.stack([axis[start : start + chunk] for axis in nonzero], axis=1)
+        outside[start : start + chunk] = ~_inside(volume.voxel_to_lps(index), reference)
+    found = {}
+    for label in np.unique(labels[outside]):
+        mine = labels == label
+        found[int(label)] = (int(np.count_nonzero(outside & mine)), int(np.count_nonzero(mine)))
+    return found
+
+
 # ---------------------------------------------------------------------------- names
 def label_table_path(path: str | Path) -> Path:
     """The look-up table next to a label map: same stem, ``.tsv``.
@@ -268,19 +331,31 @@ def read_label_map(
     InputError
         Non-integer or negative values; invalid look-up table.
     GeometryError
-        When the map's field of view does not overlap the reference grid at all.
+        When the map's field of view does not overlap the reference grid at all; when the map
+        has no position (both qform and sform codes 0) and not the reference's shape and voxel
+        sizes; when its geometry is unusable (see :func:`~immunopet.io.nifti.read_nifti`).
 
     Warns
     -----
     GeometryWarning
-        When the map is on another grid and is resampled (nearest neighbour), and when
-        labels disappear in that resampling; both are also kept in ``warnings``.
+        When the map is on another grid and is resampled (nearest neighbour); when labels
+        are cut by the reference's field of view (voxels outside it, counted per label) or
+        disappear in that resampling; when a map without position is placed voxel for voxel
+        on the reference grid; all are also kept in ``warnings``.
     """
     path = Path(path)
     image = read_nifti(path, unit=Unit.LABEL)
     array = _integer_labels(np.asarray(image.volume.array), path)
     volume = image.volume.with_array(array, unit=Unit.LABEL)
     notes = list(image.warnings)
+    if image.affine_source == "pixdim" and not volume.same_grid(reference):
+        volume = _unpositioned_on_reference(volume, reference, path)
+        note = (
+            f"{path}: label map without position (qform_code and sform_code 0) has the "
+            "reference's shape and voxel sizes: placed voxel for voxel on the reference grid"
+        )
+        warnings.warn(note, GeometryWarning, stacklevel=2)
+        notes.append(note)
     if not volume.same_grid(reference):
         if not _overlaps(volume, reference):
             raise GeometryError(
@@ -291,6 +366,7 @@ def read_label_map(
                 expected=f"a field of view meeting the reference grid ({describe_grid(reference)})",
             )
         before = _present(array)
+        cut = _cut_by_field_of_view(array, volume, reference)
         volume = volume.resample_to(reference, order=0, fill_value=0)
         note = (
             f"{path}: label map resampled (nearest neighbour) from {describe_grid(image.volume)} "
@@ -298,6 +374,18 @@ def read_label_map(
         )
         warnings.warn(note, GeometryWarning, stacklevel=2)
         notes.append(note)
+        partly = {label: counts for label, counts in cut.items() if counts[0] < counts[1]}
+        if partly:
+            parts = ", ".join(
+                f"{label} ({out} of {total} voxels, {100.0 * out / total:.0f} %)"
+                for label, (out, total) in sorted(partly.items())
+            )
+            note = (
+                f"{path}: labels cut by the reference field of view: {parts} lie outside it; "
+                "their VOIs hold only the part inside (volumes and metrics of that part)"
+            )
+            warnings.warn(note, GeometryWarning, stacklevel=2)
+            notes.append(note)
         lost = sorted(set(before) - set(_present(volume.array)))
         if lost:
             note = f"{path}: labels {lost} have no voxel on the reference grid after resampling"

@@ -12,6 +12,28 @@ The affine is written as both qform and sform with code 1 (scanner anatomical), 
 mm. NIfTI stores the sform rows as float32, so positions survive a round trip to about
 1e-5 mm per 100 mm of distance, not to float64 precision.
 
+Reading checks the geometry before any number depends on it (nibabel itself silently turns
+a zero ``pixdim`` into 1 mm, a negative one into its absolute value, and gives a NaN or
+singular affine without complaint). The affine comes from the first source the NIfTI-1
+standard says to use, and each source is checked on the fields it uses:
+
+=========================  ==================================================================
+``sform_code`` > 0         ``srow_x/y/z``: finite, non-singular; else refused. An invalid
+                           ``pixdim`` is then unused: a warning.
+``qform_code`` > 0 only    ``pixdim[1:4]`` finite and > 0, ``pixdim[0]`` (qfac) -1, 0 or 1
+                           (0 read as 1, as the standard says), finite ``qoffset``; else
+                           refused.
+both codes 0               ``pixdim[1:4]`` finite and > 0, else refused; accepted with a
+                           warning: nibabel's fallback (axes along RAS with x flipped, origin
+                           at the volume's centre) gives sizes and distances, not position.
+=========================  ==================================================================
+
+A sform in a template space (code 3 Talairach, 4 MNI152, 5 other template) measures in the
+template's millimetres, not the patient's: a qform in scanner or aligned space (code 1 or 2)
+is then used instead (a warning), and without one the file is refused, as is a qform alone in
+a template space. A code outside 0-5 is refused. ``xyzt_units`` metres or microns scale the
+affine to mm (a warning); unknown (0) is read as mm, as every common writer means it.
+
 A JSON sidecar (PET-BIDS, see :mod:`immunopet.io.bids`) lives next to the image with the same
 stem: ``sub-01_pet.nii.gz`` -> ``sub-01_pet.json``. Keys are written sorted alphabetically
 (nested objects too), indented by 2 spaces.
@@ -20,17 +42,20 @@ stem: ``sub-01_pet.nii.gz`` -> ``sub-01_pet.json``. Keys are written sorted alph
 from __future__ import annotations
 
 import json
+import logging
 import warnings
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import nibabel as nib
 import numpy as np
 import numpy.typing as npt
+from nibabel.openers import ImageOpener
 
-from immunopet.errors import GeometryWarning, InputError
+from immunopet.errors import GeometryError, GeometryWarning, InputError
 from immunopet.image import ImageVolume, Unit
 from immunopet.io.jsonfile import read_json_object
 
@@ -74,12 +99,15 @@ class NiftiImage:
         The file read.
     warnings : tuple of str
         Geometric fallbacks used while reading (e.g. no qform/sform code).
+    affine_source : {"sform", "qform", "pixdim"}
+        Where the affine came from; ``"pixdim"`` means voxel sizes only, position unknown.
     """
 
     volume: ImageVolume
     sidecar: dict[str, Any] | None
     path: Path
     warnings: tuple[str, ...] = field(default=())
+    affine_source: Literal["sform", "qform", "pixdim"] = "sform"
 
 
 # ---------------------------------------------------------------------------- affines
@@ -254,6 +282,182 @@ def write_nifti(
     return path
 
 
+# ---------------------------------------------------------------------------- geometry checks
+_UNIT_TO_MM = {1: 1000.0, 3: 0.001}
+"""``xyzt_units & 7`` codes other than mm (2) and unknown (0): metres and microns."""
+_UNIT_NAMES = {1: "metres", 3: "microns"}
+_TEMPLATE_CODES = {3: "Talairach", 4: "MNI152", 5: "a template"}
+"""qform/sform codes of template spaces: their millimetres are the template's, not the patient's."""
+_SINGULAR = 1e-6
+"""``|det| / product of column lengths`` below which the 3x3 part of an affine is singular."""
+
+
+@contextmanager
+def _quiet_nibabel() -> Iterator[None]:
+    """Silence nibabel's header-fix log lines (we report the raw fields ourselves)."""
+    logger = logging.getLogger("nibabel.global")
+    level = logger.level
+    logger.setLevel(logging.CRITICAL + 1)
+    try:
+        yield
+    finally:
+        logger.setLevel(level)
+
+
+def _numbers(values: npt.ArrayLike) -> tuple[float, ...]:
+    """Plain floats for messages (``nan`` and ``inf`` kept)."""
+    return tuple(float(v) for v in np.asarray(values, dtype=np.float64).ravel())
+
+
+def _raw_header(path: Path, image: nib.Nifti1Image) -> Any:
+    """The header as stored, before nibabel's check-and-fix (which rewrites bad pixdims)."""
+    header_class = type(image.header)
+    with _quiet_nibabel(), ImageOpener(str(path)) as handle:
+        return header_class.from_fileobj(handle, check=False)
+
+
+def _singular(matrix: np.ndarray) -> bool:
+    """True when the 3x3 part maps voxels onto a plane, a line or a point."""
+    lengths = np.linalg.norm(matrix[:3, :3], axis=0)
+    if not np.all(lengths > 0):
+        return True
+    return bool(abs(np.linalg.det(matrix[:3, :3])) / np.prod(lengths) < _SINGULAR)
+
+
+def _check_affine(affine: np.ndarray, path: Path, tag: str) -> None:
+    if not np.all(np.isfinite(affine)):
+        raise GeometryError(
+            "affine has non-finite values",
+            file=path,
+            tag=tag,
+            value=[_numbers(row) for row in affine[:3]],
+            expected="finite numbers (mm)",
+        )
+    if _singular(affine):
+        raise GeometryError(
+            "affine is singular (voxels would have no volume)",
+            file=path,
+            tag=tag,
+            value=[_numbers(row) for row in affine[:3]],
+            expected="three independent voxel axes of non-zero length",
+        )
+
+
+def _template_space(path: Path, codes: Mapping[str, int]) -> GeometryError:
+    """The refusal of a geometry that only maps into a template space (not patient mm)."""
+    name, code = next((n, c) for n, c in codes.items() if c in _TEMPLATE_CODES)
+    return GeometryError(
+        f"the geometry maps into a template space ({_TEMPLATE_CODES[code]}), whose millimetres "
+        "are not the patient's: volumes and distances would be wrong",
+        file=path,
+        tag=name,
+        value=code,
+        expected="a qform or sform in scanner (1) or aligned (2) space",
+    )
+
+
+def _qform_affine(
+    path: Path, image: nib.Nifti1Image, pixdim: np.ndarray, code: int, voxel_ok: bool
+) -> np.ndarray:
+    """The qform affine after checking the fields it is made of."""
+    if not voxel_ok:
+        raise GeometryError(
+            "voxel size is not usable; it is the qform",
+            file=path,
+            tag="pixdim[1:4]",
+            value=_numbers(pixdim[1:4]),
+            expected="finite voxel sizes > 0 (mm)",
+        )
+    if pixdim[0] not in (-1.0, 0.0, 1.0):
+        raise GeometryError(
+            "qfac (slice direction sign) is not -1 or 1",
+            file=path,
+            tag="pixdim[0]",
+            value=float(pixdim[0]),
+            expected="-1 or 1 (0 is read as 1)",
+        )
+    with np.errstate(invalid="ignore", over="ignore"):
+        affine = np.asarray(image.header.get_qform(), dtype=np.float64)  # qfac 0 read as 1
+    _check_affine(affine, path, f"quatern_b/c/d, qoffset_x/y/z (qform_code {code})")
+    return affine
+
+
+def _checked_affine(
+    path: Path, image: nib.Nifti1Image
+) -> tuple[np.ndarray, Literal["sform", "qform", "pixdim"], list[str]]:
+    """The RAS affine to use, where it came from and the warnings; refuses unusable geometry.
+
+    See the module's notes for the rules.
+    """
+    raw = _raw_header(path, image)
+    notes: list[str] = []
+    codes = {name: int(raw[name]) for name in ("qform_code", "sform_code")}
+    for name, code in codes.items():
+        if code not in nib.nifti1.xform_codes.value_set():
+            raise GeometryError(
+                "unknown coordinate code",
+                file=path,
+                tag=name,
+                value=code,
+                expected="0 (unknown), 1 (scanner), 2 (aligned), 3 (Talairach), 4 (MNI) or 5",
+            )
+    qform_code, sform_code = codes["qform_code"], codes["sform_code"]
+    pixdim = np.asarray(raw["pixdim"], dtype=np.float64)
+    voxel = pixdim[1:4]
+    voxel_ok = bool(np.all(np.isfinite(voxel)) and np.all(voxel > 0))
+    source: Literal["sform", "qform", "pixdim"]
+    if sform_code in _TEMPLATE_CODES or (sform_code == 0 and qform_code in _TEMPLATE_CODES):
+        if qform_code not in (1, 2):
+            raise _template_space(path, codes)
+        source = "qform"
+        affine = _qform_affine(path, image, pixdim, qform_code, voxel_ok)
+        notes.append(
+            f"{path}: the sform maps into a template space ({_TEMPLATE_CODES[sform_code]}); "
+            f"the qform (code {qform_code}, patient mm) gives the geometry instead"
+        )
+    elif sform_code > 0:
+        source = "sform"
+        affine = np.asarray(raw.get_sform(), dtype=np.float64)
+        _check_affine(affine, path, f"srow_x/y/z (sform_code {sform_code})")
+        if not voxel_ok:
+            spacing = np.linalg.norm(affine[:3, :3], axis=0)
+            notes.append(
+                f"{path}: pixdim[1:4] {_numbers(voxel)} is not a voxel size; unused: the sform "
+                f"(code {sform_code}) gives voxel sizes {_numbers(np.round(spacing, 4))} "
+                "(i, j, k) mm"
+            )
+    elif qform_code > 0:
+        source = "qform"
+        affine = _qform_affine(path, image, pixdim, qform_code, voxel_ok)
+    else:
+        if not voxel_ok:
+            raise GeometryError(
+                "voxel size is not usable; it is the only geometry (no qform/sform)",
+                file=path,
+                tag="pixdim[1:4]",
+                value=_numbers(voxel),
+                expected="finite voxel sizes > 0 (mm)",
+            )
+        source = "pixdim"
+        affine = np.asarray(image.affine, dtype=np.float64)
+        _check_affine(affine, path, "pixdim[1:4]")
+        notes.append(
+            f"{path}: qform_code and sform_code are 0; position unknown: voxel sizes "
+            f"{_numbers(voxel)} (i, j, k) mm from pixdim, axes assumed along RAS with x "
+            "flipped and the origin at the volume's centre (nibabel's fallback); sizes and "
+            "distances are right, positions relative to other images are not known"
+        )
+    units = int(raw["xyzt_units"]) & 0x07
+    if units in _UNIT_TO_MM:
+        affine = affine.copy()
+        affine[:3, :] *= _UNIT_TO_MM[units]
+        notes.append(
+            f"{path}: xyzt_units says {_UNIT_NAMES[units]}; positions and voxel sizes "
+            f"converted to mm (x {_UNIT_TO_MM[units]:g})"
+        )
+    return affine, source, notes
+
+
 # ---------------------------------------------------------------------------- reading
 def _unit_from(unit: Unit | str | None, sidecar: Mapping[str, Any] | None, path: Path) -> Unit:
     if unit is not None:
@@ -297,18 +501,29 @@ def read_nifti(path: str | Path, *, unit: Unit | str | None = None) -> NiftiImag
     InputError
         When the file is unreadable, not 3-D (a 4-D file with one volume is accepted; a
         dynamic series is not), or the sidecar's ``Units`` is unknown.
+    GeometryError
+        When the geometry the file declares cannot give right sizes: a zero, negative or
+        non-finite voxel size that the affine uses, a non-finite or singular affine, a qfac
+        other than -1/0/1, an unknown qform/sform code (see the module's notes).
+
+    Warns
+    -----
+    GeometryWarning
+        No qform/sform (position unknown), an unused invalid ``pixdim``, spatial units in
+        metres or microns; each also kept in ``warnings``.
 
     Notes
     -----
-    The affine is nibabel's ``image.affine``: the sform when its code is non-zero, else the
-    qform, else a voxel-size-only affine (recorded as a warning).
+    The affine is the sform when its code is non-zero, else the qform, else a voxel-size-only
+    affine (recorded as a warning), as nibabel's ``image.affine``, after the checks above.
     """
     path = Path(path)
     json_path = sidecar_path(path)
     if not path.is_file():
         raise InputError("file not found", file=path)
     try:
-        image = nib.load(path)
+        with _quiet_nibabel(), np.errstate(invalid="ignore", over="ignore"):
+            image = nib.load(path)  # a NaN/inf pixdim gives a NaN affine: refused below
     except Exception as exc:  # nibabel raises several unrelated types
         raise InputError(f"not a readable NIfTI file ({exc})", file=path) from exc
     if not isinstance(image, nib.Nifti1Image):  # Nifti2Image is a subclass
@@ -325,16 +540,9 @@ def read_nifti(path: str | Path, *, unit: Unit | str | None = None) -> NiftiImag
             value=shape,
             expected="a 3-D volume (or 4-D with one frame); split dynamic series into frames",
         )
-    notes: list[str] = []
-    qform_code = int(image.header["qform_code"])
-    sform_code = int(image.header["sform_code"])
-    if qform_code == 0 and sform_code == 0:
-        note = (
-            f"{path}: qform_code and sform_code are 0; position unknown, using voxel sizes "
-            "only (origin at voxel 0)"
-        )
+    affine_ras, source, notes = _checked_affine(path, image)
+    for note in notes:
         warnings.warn(note, GeometryWarning, stacklevel=2)
-        notes.append(note)
     try:
         data = np.asanyarray(image.dataobj)
     except Exception as exc:  # truncated .nii.gz: EOFError, zlib.error, OSError, ValueError
@@ -346,7 +554,9 @@ def read_nifti(path: str | Path, *, unit: Unit | str | None = None) -> NiftiImag
         ) from exc
     data = data.reshape(shape[:3])
     array = np.ascontiguousarray(np.transpose(data, (2, 1, 0)))
-    affine = affine_nifti_to_lps(image.affine)
+    affine = affine_nifti_to_lps(affine_ras)
     sidecar = read_sidecar(json_path) if json_path.is_file() else None
     volume = ImageVolume(array=array, affine=affine, unit=_unit_from(unit, sidecar, path))
-    return NiftiImage(volume=volume, sidecar=sidecar, path=path, warnings=tuple(notes))
+    return NiftiImage(
+        volume=volume, sidecar=sidecar, path=path, warnings=tuple(notes), affine_source=source
+    )
