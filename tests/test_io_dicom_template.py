@@ -270,3 +270,46 @@ def test_learning_stops_when_every_file_has_its_own_layout(tmp_path: Path) -> No
         assert problem is None and header is not None
         _same_as_pydicom(path, header)
     assert templates.served == 0 and templates.learned == _Templates._SPARE
+
+
+@pytest.mark.parametrize(
+    ("name", "by_difference"),
+    [
+        ("CT_small.dcm", True),  # a GE CT header: private groups, sequences
+        ("MR_small_implicit.dcm", True),
+        ("MR_small_bigendian.dcm", False),  # big endian: parsed by pydicom only
+        ("JPEG2000.dcm", False),  # encapsulated pixel data: parsed by pydicom only
+    ],
+)
+def test_series_made_from_real_scanner_files(
+    tmp_path: Path, name: str, by_difference: bool
+) -> None:
+    from pydicom.data import get_testdata_file
+
+    source = get_testdata_file(name, download=False)
+    if source is None:
+        pytest.skip(f"pydicom test file {name} not bundled")
+    original = dcmread(source)
+    datasets = []
+    for k in range(6):
+        ds = dcmread(source)
+        ds.SOPInstanceUID = f"{original.SOPInstanceUID}.{k * 37}"
+        ds.file_meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
+        ds.InstanceNumber = k + 1
+        if "ImagePositionPatient" in original:
+            position = [float(v) for v in original.ImagePositionPatient]
+            ds.ImagePositionPatient = [position[0], position[1], position[2] + 1.25 * k]
+        datasets.append(ds)
+    folder = tmp_path / "series"
+    folder.mkdir()
+    paths = []
+    for k, ds in enumerate(datasets):
+        path = folder / f"IM{k:04d}.dcm"
+        ds.save_as(path)
+        paths.append(path)
+    templates = _Templates()
+    for path in paths:
+        header, _, problem = _read_header(path, templates)
+        assert header is not None, problem
+        _same_as_pydicom(path, header)
+    assert (templates.served == len(paths) - 1) is by_difference
