@@ -91,16 +91,26 @@ def _same_as_pydicom(path: Path, header: Dataset) -> None:
     assert header.original_encoding == reference.original_encoding
     assert header.original_character_set == reference.original_character_set
     assert header.filename == reference.filename
+    for ours, theirs in ((header, reference), (header.file_meta, reference.file_meta)):
+        state, expected = vars(ours), vars(theirs)
+        assert state.keys() == expected.keys()
+        for name in state.keys() - {"_dict", "file_meta"}:
+            assert state[name] == expected[name], name
 
 
 @pytest.mark.parametrize("implicit", [False, True])
 def test_every_header_read_by_difference_equals_pydicom(tmp_path: Path, implicit: bool) -> None:
     paths = _write(tmp_path, [_slice(k, implicit=implicit) for k in range(12)])
     templates = _Templates()
+    headers = []
     for path in paths:
         header, location, problem = _read_header(path, templates)
         assert problem is None and header is not None and location is not None
         _same_as_pydicom(path, header)
+        headers.append(header)
+    for name, value in vars(headers[1]).items():  # no mutable state shared between files
+        if isinstance(value, dict | list | set):
+            assert value is not vars(headers[2])[name], name
         size = path.stat().st_size
         assert location.element_offset + location.header_length + location.value_length == size
         assert header.RadiopharmaceuticalInformationSequence[0].RadionuclideTotalDose == 37e6

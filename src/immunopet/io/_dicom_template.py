@@ -27,6 +27,7 @@ still converted by pydicom when first accessed.
 from __future__ import annotations
 
 import bisect
+import os
 import struct
 from collections.abc import Iterator
 from io import BytesIO
@@ -83,6 +84,7 @@ class HeaderTemplate:
         self._bytes = np.frombuffer(header_bytes, dtype=np.uint8)
         self._elements = elements
         self._starts = [element.start for element in elements]
+        self._prototype: FileDataset | None = None
         self._meta: dict[BaseTag, Any] = {e.raw.tag: e.raw for e in elements[:meta_count]}
         self._body: dict[BaseTag, Any] = {e.raw.tag: e.raw for e in elements[meta_count:]}
         self._pixel = pixel
@@ -139,7 +141,8 @@ class HeaderTemplate:
         wanted = len(self._bytes) + _SLACK
         with open(path, "rb") as fp:
             data = fp.read(wanted)
-            size = fp.seek(0, 2)
+            status = os.fstat(fp.fileno())
+        size = status.st_size
         found = self._compare(data)
         if found is None:
             return None
@@ -150,7 +153,7 @@ class HeaderTemplate:
         )
         if location.element_offset + location.header_length + location.value_length > size:
             return None  # truncated: pydicom's path words the problem
-        return self._dataset(path, data[:_PREAMBLE], replaced), location
+        return self._dataset(path, data[:_PREAMBLE], status.st_mtime, replaced), location
 
     def _compare(self, data: bytes) -> tuple[dict[int, RawDataElement], int] | None:
         """Replaced elements and the final shift (bytes), ``None`` when the layout differs."""
@@ -216,24 +219,64 @@ class HeaderTemplate:
         return (np.flatnonzero(part != self._bytes[position:]) + position).tolist()
 
     def _dataset(
-        self, path: Path, preamble: bytes, replaced: dict[int, RawDataElement]
+        self, path: Path, preamble: bytes, mtime: float, replaced: dict[int, RawDataElement]
     ) -> FileDataset:
-        """A FileDataset as :func:`pydicom.dcmread` builds it, from the template's elements."""
+        """A FileDataset as :func:`pydicom.dcmread` builds it, from the template's elements.
+
+        The datasets are clones of prototypes built once by pydicom's own constructors: their
+        attribute-by-attribute set-up (through ``Dataset.__setattr__``) would otherwise be most
+        of the cost of a header.
+        """
         meta = self._meta.copy()  # dict copies keep the file's element order
         body = self._body.copy()
         for tag, element in replaced.items():
             (meta if tag >> 16 == 2 else body)[BaseTag(tag)] = element
-        file_meta = FileMetaDataset(meta)
-        dataset = FileDataset(
-            str(path),
-            body,
-            preamble=preamble,
+        if self._prototype is None:
+            file_meta = FileMetaDataset(meta)
+            source_meta = self._header.file_meta
+            meta_implicit, meta_little = source_meta.original_encoding
+            file_meta.set_original_encoding(
+                meta_implicit, meta_little, source_meta.original_character_set
+            )
+            dataset = FileDataset(
+                str(path),
+                body,
+                preamble=preamble,
+                file_meta=file_meta,
+                is_implicit_VR=self._implicit,
+                is_little_endian=True,
+            )
+            dataset.set_original_encoding(self._implicit, True, self._charset)
+            self._prototype = dataset
+            return dataset
+        prototype = self._prototype
+        file_meta = _clone(prototype.file_meta, _dict=meta)
+        clone: FileDataset = _clone(
+            prototype,
+            _dict=body,
             file_meta=file_meta,
-            is_implicit_VR=self._implicit,
-            is_little_endian=True,
+            preamble=preamble,
+            filename=str(path),
+            timestamp=mtime,
         )
-        dataset.set_original_encoding(self._implicit, True, self._charset)
-        return dataset
+        return clone
+
+
+def _clone(prototype: Dataset, **fresh: Any) -> Any:
+    """A new object of ``prototype``'s class with its attributes and ``fresh`` ones.
+
+    Containers (dict, list, set) are copied, so that no two datasets share mutable state;
+    ``__init__`` is not run.
+    """
+    clone = object.__new__(type(prototype))
+    state = {
+        name: value.copy() if isinstance(value, dict | list | set) else value
+        for name, value in vars(prototype).items()
+        if name not in fresh
+    }
+    state.update(fresh)
+    vars(clone).update(state)
+    return clone
 
 
 def _walk(data: bytes, start: int, implicit: bool, group2: bool) -> Iterator[_Element]:
