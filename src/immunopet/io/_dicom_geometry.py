@@ -15,6 +15,7 @@ with the smallest step instead would refuse such series.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -100,12 +101,12 @@ def _floats(header: Dataset, keyword: str, count: int, file: Path) -> np.ndarray
         return None
     values = text.split("\\")
     try:
-        array = np.array([float(v) for v in values], dtype=np.float64)
+        numbers = [float(v) for v in values]
     except (TypeError, ValueError) as exc:
         raise DicomInputError(
             "value is not numeric", file=file, tag=_TAGS[keyword], value=text
         ) from exc
-    if array.shape != (count,) or not np.all(np.isfinite(array)):
+    if len(numbers) != count or not all(map(math.isfinite, numbers)):
         raise DicomInputError(
             "wrong number of values",
             file=file,
@@ -113,7 +114,7 @@ def _floats(header: Dataset, keyword: str, count: int, file: Path) -> np.ndarray
             value=text,
             expected=f"{count} finite numbers",
         )
-    return array
+    return np.array(numbers, dtype=np.float64)
 
 
 def slice_normal(header: Dataset, file: Path) -> np.ndarray | None:

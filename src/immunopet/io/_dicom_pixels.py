@@ -54,11 +54,11 @@ class PixelLocation(NamedTuple):
 def transfer_syntax(header: Dataset) -> UID:
     """(0002,0010) TransferSyntaxUID, or the encoding pydicom found for files without meta."""
     meta = getattr(header, "file_meta", None)
-    if meta is not None and "TransferSyntaxUID" in meta:
-        element = meta.get_item(0x00020010)
+    element = None if meta is None else meta.get_item(0x00020010)
+    if element is not None and element.value is not None:
         if isinstance(element, RawDataElement) and isinstance(element.value, bytes):
             return _uid_from_bytes(element.value)  # not converted yet: no conversion needed
-        return UID(str(meta.TransferSyntaxUID))
+        return UID(str(element.value))
     is_implicit, is_little = header.original_encoding
     if is_implicit:
         return ImplicitVRLittleEndian

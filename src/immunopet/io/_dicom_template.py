@@ -84,7 +84,7 @@ class HeaderTemplate:
         self._bytes = np.frombuffer(header_bytes, dtype=np.uint8)
         self._elements = elements
         self._starts = [element.start for element in elements]
-        self._prototype: FileDataset | None = None
+        self._clones: tuple[_Cloner, _Cloner] | None = None
         self._meta: dict[BaseTag, Any] = {e.raw.tag: e.raw for e in elements[:meta_count]}
         self._body: dict[BaseTag, Any] = {e.raw.tag: e.raw for e in elements[meta_count:]}
         self._pixel = pixel
@@ -223,15 +223,15 @@ class HeaderTemplate:
     ) -> FileDataset:
         """A FileDataset as :func:`pydicom.dcmread` builds it, from the template's elements.
 
-        The datasets are clones of prototypes built once by pydicom's own constructors: their
-        attribute-by-attribute set-up (through ``Dataset.__setattr__``) would otherwise be most
-        of the cost of a header.
+        After the first, the datasets are clones of the first as pydicom's own constructors
+        built it: their attribute-by-attribute set-up (through ``Dataset.__setattr__``) would
+        otherwise be most of the cost of a header.
         """
         meta = self._meta.copy()  # dict copies keep the file's element order
         body = self._body.copy()
         for tag, element in replaced.items():
             (meta if tag >> 16 == 2 else body)[BaseTag(tag)] = element
-        if self._prototype is None:
+        if self._clones is None:  # the first file: built by pydicom's constructors
             file_meta = FileMetaDataset(meta)
             source_meta = self._header.file_meta
             meta_implicit, meta_little = source_meta.original_encoding
@@ -247,12 +247,11 @@ class HeaderTemplate:
                 is_little_endian=True,
             )
             dataset.set_original_encoding(self._implicit, True, self._charset)
-            self._prototype = dataset
+            self._clones = (_Cloner(dataset.file_meta), _Cloner(dataset))
             return dataset
-        prototype = self._prototype
-        file_meta = _clone(prototype.file_meta, _dict=meta)
-        clone: FileDataset = _clone(
-            prototype,
+        meta_cloner, cloner = self._clones
+        file_meta = meta_cloner(_dict=meta)
+        clone: FileDataset = cloner(
             _dict=body,
             file_meta=file_meta,
             preamble=preamble,
@@ -262,21 +261,27 @@ class HeaderTemplate:
         return clone
 
 
-def _clone(prototype: Dataset, **fresh: Any) -> Any:
-    """A new object of ``prototype``'s class with its attributes and ``fresh`` ones.
+class _Cloner:
+    """Makes objects of a prototype's class with its attributes, without running ``__init__``.
 
-    Containers (dict, list, set) are copied, so that no two datasets share mutable state;
-    ``__init__`` is not run.
+    Containers (dict, list, set) are copied, so that no two objects share mutable state.
     """
-    clone = object.__new__(type(prototype))
-    state = {
-        name: value.copy() if isinstance(value, dict | list | set) else value
-        for name, value in vars(prototype).items()
-        if name not in fresh
-    }
-    state.update(fresh)
-    vars(clone).update(state)
-    return clone
+
+    def __init__(self, prototype: Dataset) -> None:
+        self._type = type(prototype)
+        state = vars(prototype)
+        self._plain = {k: v for k, v in state.items() if not isinstance(v, dict | list | set)}
+        self._containers = {k: v for k, v in state.items() if isinstance(v, dict | list | set)}
+
+    def __call__(self, **fresh: Any) -> Any:
+        clone = object.__new__(self._type)
+        state = self._plain.copy()
+        for name, value in self._containers.items():
+            if name not in fresh:
+                state[name] = value.copy()
+        state.update(fresh)
+        vars(clone).update(state)
+        return clone
 
 
 def _walk(data: bytes, start: int, implicit: bool, group2: bool) -> Iterator[_Element]:
