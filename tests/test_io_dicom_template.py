@@ -11,6 +11,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from pydicom import dcmread
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.sequence import Sequence
@@ -323,3 +325,60 @@ def test_series_made_from_real_scanner_files(
         assert header is not None, problem
         _same_as_pydicom(path, header)
     assert (templates.served == len(paths) - 1) is by_difference
+
+
+_BASE_FILES: dict[str, tuple[bytes, bytes]] = {}
+
+
+def _base_files(folder: Path) -> tuple[bytes, bytes]:
+    """Two files of one layout (template and the file to mutate), written once per session."""
+    if not _BASE_FILES:
+        paths = _write(folder, [_slice(0), _slice(5)])
+        _BASE_FILES["pair"] = (paths[0].read_bytes(), paths[1].read_bytes())
+    return _BASE_FILES["pair"]
+
+
+@pytest.mark.filterwarnings("ignore::UserWarning")  # pydicom on mutated values
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    edits=st.lists(
+        st.tuples(
+            st.integers(min_value=0, max_value=2000),  # offset (mostly in the header)
+            st.sampled_from(["flip", "insert", "delete"]),
+            st.binary(min_size=1, max_size=6),
+        ),
+        min_size=1,
+        max_size=3,
+    )
+)
+def test_mutated_files_are_read_as_pydicom_reads_them_or_left_to_it(
+    tmp_path_factory: pytest.TempPathFactory, edits: list[tuple[int, str, bytes]]
+) -> None:
+    """Never a header pydicom would not give: the template path agrees or steps aside."""
+    from immunopet.io._dicom_template import HeaderTemplate
+
+    folder = tmp_path_factory.getbasetemp() / "mutations"
+    folder.mkdir(exist_ok=True)
+    first, second = _base_files(folder / "base")
+    template_path = folder / "template.dcm"
+    template_path.write_bytes(first)
+    header, location, _ = _read_header(template_path)
+    template = HeaderTemplate.from_file(template_path, header, location)
+    assert template is not None
+    data = bytearray(second)
+    for offset, kind, payload in edits:
+        at = min(offset, len(data))
+        if kind == "flip":
+            data[at : at + len(payload)] = bytes(b ^ 0x5A for b in data[at : at + len(payload)])
+        elif kind == "insert":
+            data[at:at] = payload
+        else:
+            del data[at : at + len(payload)]
+    path = folder / "mutated.dcm"
+    path.write_bytes(bytes(data))
+    found = template.read(path)
+    if found is None:
+        return  # left to pydicom: discovery parses it as before
+    ours, location = found
+    _same_as_pydicom(path, ours)  # every element converted and compared, and the state
+    assert location.element_offset + location.header_length + location.value_length <= len(data)
