@@ -68,6 +68,17 @@ def test_inspect_help_does_not_import_the_study_stack() -> None:
     assert not modules & {"pandas", "matplotlib", "dask", "duckdb"}
 
 
+def test_suv_of_a_series_imports_only_what_it_uses(tmp_path: Path) -> None:
+    from dicom_factory import make_pet_series
+
+    folder = make_pet_series(tmp_path / "pet")
+    code, modules = loaded_modules("suv", str(folder), "-o", str(tmp_path / "suv.nii"))
+    assert code == 0
+    assert (tmp_path / "suv.nii").is_file()
+    unused = {"pandas", "matplotlib", "dask", "duckdb", "pyarrow", "multiprocessing"}
+    assert not modules & unused, sorted(modules & unused)
+
+
 @pytest.mark.parametrize(
     ("argv", "expected"),
     [

@@ -16,6 +16,7 @@ with the smallest step instead would refuse such series.
 from __future__ import annotations
 
 import math
+import statistics
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -370,7 +371,7 @@ def _check_spacing(
             value=f"{distances[i + 1]:.4f} mm along the normal, as {files[i].name}",
             expected="one slice per position",
         )
-    typical = float(np.median(steps))
+    typical = float(statistics.median(steps.tolist()))  # np.median imports numpy.ma (~15 ms)
     gaps = np.flatnonzero(steps >= (1.0 + GAP_FRACTION) * typical)
     if gaps.size:
         i = int(gaps[0])

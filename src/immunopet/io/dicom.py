@@ -439,7 +439,9 @@ def discover_dicom(root: str | Path, *, progress: bool = False) -> DicomInventor
     instances: dict[str, Path] = {}
     paths = _walk(root)
     templates = _Templates()
-    for path in tqdm(paths, disable=not progress, desc="DICOM headers", unit="file"):
+    # a tqdm bar, even disabled, imports multiprocessing for its lock: only when shown
+    shown = tqdm(paths, desc="DICOM headers", unit="file") if progress else paths
+    for path in shown:
         header, location, problem = _read_header(path, templates)
         if header is None:
             skipped.append(SkippedFile(path, problem or "unusable"))

@@ -34,8 +34,11 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
-from concurrent.futures import ProcessPoolExecutor
-from multiprocessing.context import BaseContext
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # the CLI imports this module for its signal handlers: no multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+    from multiprocessing.context import BaseContext
 
 __all__ = [
     "POLL_SECONDS",
@@ -131,6 +134,8 @@ def worker_initializer(orchestrator_pid: int, orchestrator_start: int | None) ->
 
 def new_pool(workers: int, context: BaseContext) -> ProcessPoolExecutor:
     """A process pool of ``workers`` whose workers end when this process ends."""
+    from concurrent.futures import ProcessPoolExecutor
+
     pid = os.getpid()
     return ProcessPoolExecutor(
         max_workers=workers,
