@@ -128,15 +128,21 @@ compared as numbers, so that "75" and "75.0" agree; the tag whose stored bytes h
 the element itself, or the whole radiopharmaceutical sequence)."""
 
 
-def _stored(ds: Dataset, tag: int) -> tuple[Any, ...] | None:
+_ABSENT = ("absent",)
+
+
+def stored(ds: Dataset, tag: int) -> tuple[Any, ...] | None:
     """An element's VR, stored bytes and character set while pydicom has not converted it.
 
-    None when absent or already converted (then the value itself is compared).
+    A marker when absent (absent in two slices is the same), None when already converted
+    (then the value itself must be compared).
     """
     try:
         element = ds.get_item(tag)
     except Exception:  # pydicom raises many types on damaged elements
         return None
+    if element is None:
+        return _ABSENT
     if not isinstance(element, RawDataElement):
         return None
     return element.VR, element.value, ds.original_character_set
@@ -173,12 +179,12 @@ def check_slices_agree(headers: Sequence[Dataset], names: Sequence[str], log: _L
     for tag, read, numeric, stored_tag in SLICE_VALUES:
         first_raw = read(headers[0])
         first = _comparable(first_raw, numeric)
-        previous = _stored(headers[0], stored_tag)
+        previous = stored(headers[0], stored_tag)
         for name, ds in zip(names[1:], headers[1:], strict=True):
-            stored = _stored(ds, stored_tag)
-            if stored is not None and stored == previous:
-                continue  # the bytes of the slice before, which agreed: no need to convert
-            previous = stored
+            current = stored(ds, stored_tag)
+            if current is not None and current == previous:
+                continue  # stored as in the slice before, which agreed: no need to convert
+            previous = current
             raw = read(ds)
             if not _same(first, _comparable(raw, numeric)):
                 shown = ["missing" if v is None else _text(v) for v in (first_raw, raw)]

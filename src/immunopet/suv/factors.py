@@ -430,10 +430,19 @@ def _reference_corrections(
     }
 
 
+_ACQUISITION_TAGS = (0x00080022, 0x00080032, 0x0008002A)  # AcquisitionDate, -Time, -DateTime
+
+
 def _acquisitions(headers: Sequence[Dataset], log: _Log) -> list[datetime | None]:
     scanner = _scanner_offset(headers[0], log)
     out: list[datetime | None] = []
+    previous: tuple[object, ...] | None = None
     for ds in headers:
+        key = tuple(steps.stored(ds, tag) for tag in _ACQUISITION_TAGS)
+        if out and None not in key and key == previous:
+            out.append(out[-1])  # stored as in the slice before: the same moment
+            continue
+        previous = key
         moment = _acquisition_datetime(ds, log)
         if moment is None:
             precise = _value(ds, "AcquisitionDateTime")
