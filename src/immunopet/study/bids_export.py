@@ -68,6 +68,13 @@ from immunopet.image import ImageVolume, Unit
 from immunopet.io.bids import IMMUNOPET_KEY, pet_sidecar
 from immunopet.io.dicom import find_one_pet
 from immunopet.io.nifti import read_nifti, sidecar_path, write_nifti, write_sidecar
+from immunopet.study._bids_fields import (
+    REQUIRED_PET_DEFAULTS,
+    dicom_fields,
+    frame_duration_s,
+    header_text,
+    radiochemistry,
+)
 from immunopet.study.model import ScanRef, Study
 from immunopet.study.pipeline import merged_overrides
 from immunopet.suv.decay import elapsed_seconds
@@ -82,26 +89,6 @@ BIDS_VERSION = "1.10.0"
 _NIFTI_SUFFIXES = (".nii.gz", ".nii")
 _DROPPED_MEASUREMENT_COLUMNS = frozenset({"source", "warnings", "scan_id"})
 """Measurement columns not exported: file paths and free text may identify a patient."""
-
-_REQUIRED_PET_DEFAULTS: dict[str, Any] = {
-    "Manufacturer": "n/a",
-    "ManufacturersModelName": "n/a",
-    "TracerName": "n/a",
-    "TracerRadionuclide": "n/a",
-    "InjectedMass": "n/a",
-    "InjectedMassUnits": "n/a",
-    "SpecificRadioactivity": "n/a",
-    "SpecificRadioactivityUnits": "n/a",
-    "ModeOfAdministration": "bolus",
-    "AcquisitionMode": "static",
-    "ReconMethodName": "n/a",
-    "ReconMethodParameterLabels": ["none"],
-    "ReconMethodParameterUnits": ["none"],
-    "ReconMethodParameterValues": [0],
-    "ReconFilterType": "none",
-    "AttenuationCorrection": "n/a",
-}
-"""What a PET sidecar says when the source does not tell (values the schema accepts)."""
 
 
 # ---------------------------------------------------------------------------- labels
@@ -146,138 +133,6 @@ def _unique_labels(names: Sequence[str], what: str) -> dict[str, str]:
     return labels
 
 
-# ---------------------------------------------------------------------------- PET fields
-def _header_text(ds: Dataset, keyword: str) -> str:
-    value = ds.get(keyword)
-    if value is None:
-        return ""
-    if isinstance(value, str | bytes):
-        return str(value).strip()
-    return "\\".join(str(v).strip() for v in value)
-
-
-def _recon_parameters(method: str) -> dict[str, Any]:
-    """Iterations and subsets from (0054,1103) ReconstructionMethod, e.g. ``OSEM3D 3i21s``.
-
-    Examples
-    --------
-    >>> _recon_parameters("PSF+TOF 3i21s")["ReconMethodParameterValues"]
-    [21, 3]
-    >>> _recon_parameters("OSEM")["ReconMethodParameterLabels"]
-    ['none']
-    """
-    iterations = re.search(r"(\d+)\s*(?:iterations?|iter|it|i)(?![a-z])", method, re.IGNORECASE)
-    subsets = re.search(r"(\d+)\s*(?:subsets?|sub|s)(?![a-z])", method, re.IGNORECASE)
-    labels, values = [], []
-    if subsets:
-        labels.append("subsets")
-        values.append(int(subsets.group(1)))
-    if iterations:
-        labels.append("iterations")
-        values.append(int(iterations.group(1)))
-    if not labels:
-        return {
-            "ReconMethodParameterLabels": ["none"],
-            "ReconMethodParameterUnits": ["none"],
-            "ReconMethodParameterValues": [0],
-        }
-    return {
-        "ReconMethodParameterLabels": labels,
-        "ReconMethodParameterUnits": ["none"] * len(labels),
-        "ReconMethodParameterValues": values,
-    }
-
-
-def _recon_filter(kernel: str) -> tuple[dict[str, Any], str | None]:
-    """ReconFilterType/Size from (0018,1210) ConvolutionKernel (FWHM in mm).
-
-    Examples
-    --------
-    >>> _recon_filter("XYZ Gauss2.00")[0]
-    {'ReconFilterType': 'Gauss', 'ReconFilterSize': 2.0}
-    >>> _recon_filter("")[0]
-    {'ReconFilterType': 'none'}
-    """
-    text = kernel.strip()
-    if not text or text.lower() in ("none", "all-pass", "allpass"):
-        return {"ReconFilterType": "none"}, None
-    size = re.search(r"(\d+(?:\.\d+)?)", text)
-    name = re.sub(r"^XYZ\s*", "", text[: size.start()] if size else text).strip(" :-_") or text
-    if size is None:
-        note = f"(0018,1210) ConvolutionKernel {text!r} has no filter size; ReconFilterSize not set"
-        return {"ReconFilterType": name}, note
-    return {"ReconFilterType": name, "ReconFilterSize": float(size.group(1))}, None
-
-
-def _dicom_fields(ds: Dataset) -> tuple[dict[str, Any], list[str], bool]:
-    """Sidecar fields from the first PET header; returns (fields, notes, attenuation-corrected)."""
-    notes: list[str] = []
-    fields: dict[str, Any] = {}
-    model = _header_text(ds, "ManufacturerModelName")
-    fields["ManufacturersModelName"] = model or "n/a"
-    method = _header_text(ds, "ReconstructionMethod")
-    fields["ReconMethodName"] = method or "n/a"
-    fields.update(_recon_parameters(method))
-    filter_fields, note = _recon_filter(_header_text(ds, "ConvolutionKernel"))
-    fields.update(filter_fields)
-    if note:
-        notes.append(note)
-    corrected = {v.upper() for v in _header_text(ds, "CorrectedImage").split("\\") if v}
-    attenuation = _header_text(ds, "AttenuationCorrectionMethod")
-    attenuation_corrected = "ATTN" in corrected
-    if attenuation:
-        fields["AttenuationCorrection"] = attenuation
-    elif attenuation_corrected:
-        fields["AttenuationCorrection"] = (
-            "attenuation corrected ((0028,0051) CorrectedImage ATTN; method not recorded)"
-        )
-    else:
-        fields["AttenuationCorrection"] = "none"
-    body_part = _header_text(ds, "BodyPartExamined")
-    if body_part:
-        fields["BodyPart"] = body_part
-    return fields, notes, attenuation_corrected
-
-
-def _frame_duration_s(ds: Dataset, where: str) -> float:
-    value = ds.get("ActualFrameDuration")
-    try:
-        duration_s = float(value) / 1000.0 if value not in (None, "") else math.nan
-    except (TypeError, ValueError):
-        duration_s = math.nan
-    if not (math.isfinite(duration_s) and duration_s > 0):
-        raise InputError(
-            "PET-BIDS needs the frame duration",
-            file=where,
-            tag="(0018,1242) ActualFrameDuration",
-            value="missing" if value in (None, "") else value,
-            expected="milliseconds > 0",
-        )
-    return duration_s
-
-
-def _antibody(tracer: str) -> str:
-    """``"89Zr-durvalumab"`` -> ``"durvalumab"`` (the unlabelled drug of a tracer name)."""
-    return re.sub(r"^\s*\[?\d+\]?\s*[A-Z][a-z]?\s*[-\s]\s*", "", tracer).strip() or tracer
-
-
-def _radiochemistry(
-    injected_mbq: float, tracer_mass_mg: float | None, cold_mass_mg: float, tracer: str
-) -> dict[str, Any]:
-    fields: dict[str, Any] = {}
-    if tracer_mass_mg is not None:
-        fields["InjectedMass"] = tracer_mass_mg
-        fields["InjectedMassUnits"] = "mg"
-        fields["SpecificRadioactivity"] = injected_mbq / tracer_mass_mg
-        fields["SpecificRadioactivityUnits"] = "MBq/mg"
-    if cold_mass_mg > 0:
-        fields["PharmaceuticalName"] = f"unlabelled {_antibody(tracer)}" if tracer else "unlabelled"
-        fields["PharmaceuticalDoseAmount"] = cold_mass_mg
-        fields["PharmaceuticalDoseUnits"] = "mg"
-        fields["PharmaceuticalDoseRegimen"] = "single dose before the tracer injection"
-    return fields
-
-
 # ---------------------------------------------------------------------------- one scan
 @dataclass(frozen=True)
 class _LoadedScan:
@@ -315,12 +170,12 @@ def _load_dicom_scan(
     activity = read_activity_volume(series, overrides=overrides)
     derivation, reference, how = activity.derivation, activity.decay_reference, activity.how
     header = series.header
-    fields, notes, attenuation_corrected = _dicom_fields(header)
+    fields, notes, attenuation_corrected = dicom_fields(header)
     if not tracer:
         items = header.get("RadiopharmaceuticalInformationSequence") or [Dataset()]
-        tracer = _header_text(items[0], "Radiopharmaceutical")
+        tracer = header_text(items[0], "Radiopharmaceutical")
     fields.update(
-        _radiochemistry(
+        radiochemistry(
             derivation.injected_activity_bq / 1e6,
             tracer_mass_mg,
             ref.injection.unlabelled_mass_mg,
@@ -331,7 +186,7 @@ def _load_dicom_scan(
         derivation,
         units="Bq/mL",
         tracer_name=tracer or None,
-        frame_duration_s=_frame_duration_s(header, str(series.files[0])),
+        frame_duration_s=frame_duration_s(header, str(series.files[0])),
         decay_reference=reference,
         extra=fields,
     )
@@ -389,7 +244,7 @@ def _load_nifti_scan(
                 value="missing",
                 expected="a complete PET-BIDS time section",
             )
-    sidecar = {**_REQUIRED_PET_DEFAULTS, **given}
+    sidecar = {**REQUIRED_PET_DEFAULTS, **given}
     if tracer:
         sidecar["TracerName"] = tracer
     if overrides.injected_activity_bq is not None:
@@ -398,7 +253,7 @@ def _load_nifti_scan(
     activity = _number_or_none(sidecar.get("InjectedRadioactivity"))
     if activity is not None and sidecar.get("InjectedRadioactivityUnits") == "MBq":
         sidecar.update(
-            _radiochemistry(
+            radiochemistry(
                 activity,
                 tracer_mass_mg,
                 ref.injection.unlabelled_mass_mg,
