@@ -22,6 +22,16 @@ ratio                     the scan has the reference organ                      
                           local peak)")
 ========================  ====================================  ===============  ===============
 
+Measurements a scan does not have are not written: the baseline FDG scans
+(:func:`~immunopet.exports.dicom_export.export_study_dicom`) have the study's one SUVpeak kind
+and no long axis.
+
+Each measurement group also states, as TID 1411 qualitative evaluations, the tracer of the scan:
+(89457008, SCT, "Radionuclide") with its DICOM CID 4020 code (``^18^Fluorine`` for an FDG scan,
+``^89^Zirconium`` for the study tracer), and, when known, (349358000, SCT, "Radiopharmaceutical
+agent") with its CID 4021 code (``Fluorodeoxyglucose F^18^`` for FDG). The time after injection
+(DCM 130194) is from the scan's own injection (the FDG injection for an FDG scan, about 1 h).
+
 The SUV concept and unit follow the scan's normalisation (DICOM CID 7180 / CID 85): SUVbw
 (126401, ``g/ml{SUVbw}``), SUVlbm(Janma) (126405, ``g/ml{SUVlbm(Janma)}``, the
 Janmahasatian lean body mass immunopet uses) or SUVbsa (126403, ``cm2/ml{SUVbsa}``). The method
@@ -59,9 +69,13 @@ from immunopet.exports.dicom_seg import SegmentInfo
 from immunopet.io.dicom import DicomSeries
 
 __all__ = [
+    "FDG_RADIOPHARMACEUTICAL",
     "GLOBAL_PEAK",
     "LOCAL_PEAK",
     "LOCAL_SCHEME",
+    "NUCLIDE_CODES",
+    "RADIONUCLIDE",
+    "RADIOPHARMACEUTICAL",
     "RATIO",
     "SR_SERIES_NUMBER",
     "SUV_CODES",
@@ -95,6 +109,25 @@ SUV_CODES: dict[str, tuple[Code, Code]] = {
 }
 """Normalisation -> (concept name, UCUM unit) of the SUV measurements."""
 
+RADIONUCLIDE = Code("89457008", "SCT", "Radionuclide")
+RADIOPHARMACEUTICAL = Code("349358000", "SCT", "Radiopharmaceutical agent")
+"""Concept names of the tracer's qualitative evaluations (as in TID 10022)."""
+
+NUCLIDE_CODES: dict[str, Code] = {
+    "11C": Code("40565003", "SCT", "^11^Carbon"),
+    "15O": Code("129504001", "SCT", "^15^Oxygen"),
+    "18F": Code("77004003", "SCT", "^18^Fluorine"),
+    "64Cu": Code("3932008", "SCT", "^64^Copper"),
+    "68Ga": Code("35337001", "SCT", "^68^Gallium"),
+    "82Rb": Code("79197006", "SCT", "^82^Rubidium"),
+    "89Zr": Code("63360001", "SCT", "^89^Zirconium"),
+    "124I": Code("40937006", "SCT", "^124^Iodine"),
+}
+"""DICOM CID 4020 "PET Radionuclide" code of each nuclide (canonical name)."""
+
+FDG_RADIOPHARMACEUTICAL = Code("35321007", "SCT", "Fluorodeoxyglucose F^18^")
+"""DICOM CID 4021 "PET Radiopharmaceutical" code of [18F]FDG."""
+
 _MEAN = Code("373098007", "SCT", "Mean")
 _MAXIMUM = Code("56851009", "SCT", "Maximum")
 _PEAK = Code("126031", "DCM", "Peak Value Within ROI")
@@ -115,9 +148,11 @@ class VoiValues:
     ----------
     segment : SegmentInfo
         Its segment in the scan's SEG.
-    suv_mean, suv_max, suv_peak_local, suv_peak_global : float
+    suv_mean, suv_max : float
+    suv_peak_local, suv_peak_global : float or None
+        None: not measured (not written).
     volume_ml : float, mL
-    long_axis_mm : float, mm
+    long_axis_mm : float or None, mm
     ratio_to_reference : float or None
         Lesion SUVpeak / reference-organ SUVpeak (None or NaN: not written).
     """
@@ -125,10 +160,10 @@ class VoiValues:
     segment: SegmentInfo
     suv_mean: float
     suv_max: float
-    suv_peak_local: float
-    suv_peak_global: float
+    suv_peak_local: float | None
+    suv_peak_global: float | None
     volume_ml: float
-    long_axis_mm: float
+    long_axis_mm: float | None
     ratio_to_reference: float | None = None
 
 
@@ -151,6 +186,11 @@ class ScanContext:
         The SUVpeak of ``ratio_to_reference`` (numerator and denominator).
     time_point : str
         The scan's time point, e.g. ``"tracer-only 120 h"``.
+    nuclide : str or None
+        The canonical nuclide of the scan (``"89Zr"``, ``"18F"``): its CID 4020 code is stated
+        in every group (nothing when None or not in :data:`NUCLIDE_CODES`).
+    radiopharmaceutical : Code or None
+        Its CID 4021 code, when known (:data:`FDG_RADIOPHARMACEUTICAL` for FDG scans).
     """
 
     pseudonym: str
@@ -160,6 +200,8 @@ class ScanContext:
     reference_organ: str = "blood_pool"
     peak: str = "local"
     time_point: str = ""
+    nuclide: str | None = None
+    radiopharmaceutical: Code | None = None
 
 
 def _local(value: str, meaning: str) -> hd.sr.CodedConcept:
@@ -198,6 +240,18 @@ def _measurements(values: VoiValues, context: ScanContext) -> list[hd.sr.Measure
                 derivation=derivation,
                 method=method,
             )
+        )
+    return out
+
+
+def _qualitative(context: ScanContext) -> list[hd.sr.QualitativeEvaluation]:
+    out = []
+    nuclide = NUCLIDE_CODES.get(context.nuclide or "")
+    if nuclide is not None:
+        out.append(hd.sr.QualitativeEvaluation(name=RADIONUCLIDE, value=nuclide))
+    if context.radiopharmaceutical is not None:
+        out.append(
+            hd.sr.QualitativeEvaluation(name=RADIOPHARMACEUTICAL, value=context.radiopharmaceutical)
         )
     return out
 
@@ -276,6 +330,7 @@ def build_sr(
                 finding_category=segment.category,
                 time_point_context=time_point,
                 measurements=_measurements(item, context),
+                qualitative_evaluations=_qualitative(context) or None,
             )
         )
     date, time = pet_date_time(series.header, source=series.label)
