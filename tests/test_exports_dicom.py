@@ -10,6 +10,7 @@ import math
 import os
 import shutil
 import subprocess
+import tomllib
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -22,9 +23,16 @@ import pytest
 
 from immunopet.cli.main import main
 from immunopet.errors import InputError
-from immunopet.exports.dicom_export import _matched, export_study_dicom
+from immunopet.exports.dicom_export import _matched, export_scan, export_study_dicom
 from immunopet.exports.dicom_seg import build_seg
-from immunopet.exports.dicom_sr import GLOBAL_PEAK, LOCAL_PEAK, RATIO
+from immunopet.exports.dicom_sr import (
+    EXCLUDED,
+    GLOBAL_PEAK,
+    LOCAL_PEAK,
+    RATIO,
+    SUGGESTED_EXCLUSION,
+    ScanContext,
+)
 from immunopet.io.dicom import find_one_pet
 from immunopet.study.manifest import load_manifest
 from immunopet.study.model import Scan, Study
@@ -507,3 +515,67 @@ def test_fdg_scans_without_stored_measurements_are_skipped(
     done = export_study_dicom(load_manifest(root / "study.toml"), results, tmp_path / "out")
     assert done.notes == ("P02/fdg: no stored FDG measurements (not exported)",)
     assert [s.scan_id for s in done.scans if s.scan_id.endswith("/fdg")] == ["P01/fdg", "P03/fdg"]
+
+
+# ---------------------------------------------------------------------------- exclusions
+YES, NO = "373066001", "373067005"  # SCT
+
+
+def _exclusion_flags(group: Any) -> dict[str, str]:
+    return {
+        e.name.value: e.value.value
+        for e in group.get_qualitative_evaluations()
+        if e.name.value in (EXCLUDED, SUGGESTED_EXCLUSION)
+    }
+
+
+def test_excluded_lesions_are_flagged_in_every_sr(exported: dict[str, Path]) -> None:
+    root, out = exported["root"], exported["out"]
+    # the manifest's exclusions, read here with tomllib
+    manifest = tomllib.loads((root / "study.toml").read_text(encoding="utf-8"))
+    excluded = {(e["patient"], str(e["lesion"])) for e in manifest["exclusions"]}
+    assert excluded == {("P03", "2")}  # the synthetic spill-in lesion next to the spleen
+    flagged = set()
+    n_lesions = 0
+    for path in _files(out, "sr.dcm", fdg=None):
+        patient = path.relative_to(out).parts[0]
+        for group in hd.sr.srread(path).content.get_volumetric_roi_measurement_groups():
+            flags = _exclusion_flags(group)
+            if group.finding_category.value != "49755003":  # organs: nothing stated
+                assert flags == {}
+                continue
+            n_lesions += 1
+            yes = (patient, group.tracking_identifier) in excluded
+            # the suggestion (spill-in) was applied for P03/2: only "excluded" is stated
+            assert flags == {EXCLUDED: YES if yes else NO}
+            if yes:
+                flagged.add((patient, path.parent.name))
+    assert flagged == {("P03", "72h"), ("P03", "fdg")}  # the tracer scan and the FDG scan
+    table = _measurements(root)
+    fdg = pd.read_csv(root / "results" / "fdg_measurements.csv")
+    assert n_lesions == int((table["kind"] == "lesion").sum()) + len(fdg)
+
+
+def test_a_suggested_exclusion_not_applied_is_flagged(
+    exported: dict[str, Path], tmp_path: Path
+) -> None:
+    root = exported["root"]
+    study = load_manifest(root / "study.toml")
+    (ref,) = [r for r in study.scans() if r.scan_id == "P03/tracer-only/72h"]
+    vois, _ = _measured_vois(root, ref.scan_id)
+    rows = _measurements(root)
+    rows = rows[rows["scan_id"] == ref.scan_id].copy()
+    rows["voi"] = rows["voi"].astype(str)
+    rows["excluded"] = False  # as if the study had not applied the suggestion
+    kept_vois, kept_rows = _matched(ref, vois, rows, "pet")
+    context = ScanContext(pseudonym="P03", normalisation="bw", hours_pi=72.0, peak_radius_mm=6.2)
+    _, sr = export_scan(find_one_pet(ref.scan.pet), kept_vois, kept_rows, context)
+    sr.save_as(tmp_path / "sr.dcm", enforce_file_format=True)
+    groups = hd.sr.srread(tmp_path / "sr.dcm").content.get_volumetric_roi_measurement_groups()
+    flags = {
+        g.tracking_identifier: _exclusion_flags(g)
+        for g in groups
+        if g.finding_category.value == "49755003"
+    }
+    assert flags.pop("2") == {EXCLUDED: NO, SUGGESTED_EXCLUSION: YES}
+    assert flags and all(f == {EXCLUDED: NO} for f in flags.values())

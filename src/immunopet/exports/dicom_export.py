@@ -18,7 +18,9 @@ results store's ``fdg_measurements`` (:mod:`immunopet.study.fdg`): its lesion VO
 as that module reads them (lesion sources only, on the FDG PET with its own overrides), matched
 by lesion name and voxel count; the SR holds SUVmean, SUVmax, the study's SUVpeak kind (the
 one the table stores), volume and the hours after the FDG injection, with ``^18^Fluorine`` and
-``Fluorodeoxyglucose F^18^`` as the tracer (see :mod:`immunopet.exports.dicom_sr`).
+``Fluorodeoxyglucose F^18^`` as the tracer (see :mod:`immunopet.exports.dicom_sr`). Lesions
+are flagged excluded as the run flagged them (the row's ``excluded``); on an FDG scan, as the
+manifest's ``[[exclusions]]`` name them (the FDG table has no flag).
 
 Layout: ``OUTDIR/<patient>/<series>/<hours>h/seg.dcm`` and ``sr.dcm``, and
 ``OUTDIR/<patient>/fdg/seg.dcm`` and ``sr.dcm`` for the FDG scan (path parts reduced to
@@ -141,8 +143,26 @@ def _values(segment: SegmentInfo, row: Mapping[str, Any], where: str) -> VoiValu
             )
         numbers[column] = number
     return VoiValues(
-        segment=segment, ratio_to_reference=_number(row, "ratio_to_reference"), **numbers
+        segment=segment,
+        ratio_to_reference=_number(row, "ratio_to_reference"),
+        excluded=_flag(row.get("excluded")),
+        suggested_exclusion=_text(row.get("suggested_exclusion")),
+        **numbers,
     )
+
+
+def _flag(value: Any) -> bool | None:
+    """A stored ``excluded`` value as a bool (None: the row does not say)."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return None
+    if isinstance(value, str):
+        return value.strip().lower() in ("true", "1", "yes")
+    return bool(value)
+
+
+def _text(value: Any) -> bool:
+    """Whether a stored text (``suggested_exclusion``) says something."""
+    return isinstance(value, str) and bool(value.strip())
 
 
 def export_scan(
@@ -383,6 +403,7 @@ def _export_fdg(
         vois.append(voi)
     seg, segments = build_seg(vois, series, pseudonym=patient.pseudonym)
     local = study.settings.peak == "local"
+    excluded = {e.lesion for e in study.exclusions if e.patient == patient.pseudonym}
     values = []
     for segment, row in zip(segments, records, strict=True):
         numbers = {}
@@ -406,6 +427,7 @@ def _export_fdg(
                 suv_peak_global=None if local else numbers["fdg_suv_peak"],
                 volume_ml=numbers["volume_ml"],
                 long_axis_mm=None,
+                excluded=segment.label in excluded,
             )
         )
     context = ScanContext(

@@ -32,6 +32,15 @@ Each measurement group also states, as TID 1411 qualitative evaluations, the tra
 agent") with its CID 4021 code (``Fluorodeoxyglucose F^18^`` for FDG). The time after injection
 (DCM 130194) is from the scan's own injection (the FDG injection for an FDG scan, about 1 h).
 
+Lesion groups state whether the lesion is excluded from the quantitative analyses, as a
+qualitative evaluation (99IMMUNOPET EXCLUDED "Excluded from quantitative analysis") answered
+(373066001, SCT, "Yes") or (373067005, SCT, "No"): the study's ``[[exclusions]]`` as the run
+applied them (the measurement row's ``excluded``; for an FDG scan, the manifest's exclusions of
+that patient's lesion). A lesion whose exclusion the pipeline suggested (spill-in,
+``suggested_exclusion``) but the study did not apply gets (99IMMUNOPET SUGGESTEDEXCL
+"Exclusion suggested (spill-in), not applied") = Yes. The reasons stay in the tables
+(``exclusion_reason``, ``suggested_exclusion``): TID 1411 has no text item for them.
+
 The SUV concept and unit follow the scan's normalisation (DICOM CID 7180 / CID 85): SUVbw
 (126401, ``g/ml{SUVbw}``), SUVlbm(Janma) (126405, ``g/ml{SUVlbm(Janma)}``, the
 Janmahasatian lean body mass immunopet uses) or SUVbsa (126403, ``cm2/ml{SUVbsa}``). The method
@@ -69,6 +78,7 @@ from immunopet.exports.dicom_seg import SegmentInfo
 from immunopet.io.dicom import DicomSeries
 
 __all__ = [
+    "EXCLUDED",
     "FDG_RADIOPHARMACEUTICAL",
     "GLOBAL_PEAK",
     "LOCAL_PEAK",
@@ -78,6 +88,7 @@ __all__ = [
     "RADIOPHARMACEUTICAL",
     "RATIO",
     "SR_SERIES_NUMBER",
+    "SUGGESTED_EXCLUSION",
     "SUV_CODES",
     "TIME_AFTER_INJECTION",
     "ScanContext",
@@ -95,6 +106,10 @@ LOCAL_PEAK = "LOCALPEAK"
 GLOBAL_PEAK = "GLOBALPEAK"
 RATIO = "TBR"
 """Code values (scheme :data:`LOCAL_SCHEME`) of the two SUVpeak methods and the ratio."""
+
+EXCLUDED = "EXCLUDED"
+SUGGESTED_EXCLUSION = "SUGGESTEDEXCL"
+"""Code values (scheme :data:`LOCAL_SCHEME`) of the exclusion flags of a lesion."""
 
 TIME_AFTER_INJECTION = Code("130194", "DCM", "Time after the start of injection")
 """Concept name of the hours after injection."""
@@ -155,6 +170,10 @@ class VoiValues:
     long_axis_mm : float or None, mm
     ratio_to_reference : float or None
         Lesion SUVpeak / reference-organ SUVpeak (None or NaN: not written).
+    excluded : bool or None
+        The lesion is excluded from the quantitative analyses (None: not stated).
+    suggested_exclusion : bool
+        The pipeline suggested excluding it (spill-in); stated only when not ``excluded``.
     """
 
     segment: SegmentInfo
@@ -165,6 +184,8 @@ class VoiValues:
     volume_ml: float
     long_axis_mm: float | None
     ratio_to_reference: float | None = None
+    excluded: bool | None = None
+    suggested_exclusion: bool = False
 
 
 @dataclass(frozen=True)
@@ -244,8 +265,15 @@ def _measurements(values: VoiValues, context: ScanContext) -> list[hd.sr.Measure
     return out
 
 
-def _qualitative(context: ScanContext) -> list[hd.sr.QualitativeEvaluation]:
+def _qualitative(values: VoiValues, context: ScanContext) -> list[hd.sr.QualitativeEvaluation]:
     out = []
+    if values.segment.category.value == "49755003" and values.excluded is not None:
+        answer = codes.SCT.Yes if values.excluded else codes.SCT.No
+        name = _local(EXCLUDED, "Excluded from quantitative analysis")
+        out.append(hd.sr.QualitativeEvaluation(name=name, value=answer))
+        if values.suggested_exclusion and not values.excluded:
+            name = _local(SUGGESTED_EXCLUSION, "Exclusion suggested (spill-in), not applied")
+            out.append(hd.sr.QualitativeEvaluation(name=name, value=codes.SCT.Yes))
     nuclide = NUCLIDE_CODES.get(context.nuclide or "")
     if nuclide is not None:
         out.append(hd.sr.QualitativeEvaluation(name=RADIONUCLIDE, value=nuclide))
@@ -330,7 +358,7 @@ def build_sr(
                 finding_category=segment.category,
                 time_point_context=time_point,
                 measurements=_measurements(item, context),
-                qualitative_evaluations=_qualitative(context) or None,
+                qualitative_evaluations=_qualitative(item, context) or None,
             )
         )
     date, time = pet_date_time(series.header, source=series.label)
