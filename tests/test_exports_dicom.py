@@ -10,6 +10,8 @@ import math
 import os
 import shutil
 import subprocess
+import tomllib
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -21,9 +23,16 @@ import pytest
 
 from immunopet.cli.main import main
 from immunopet.errors import InputError
-from immunopet.exports.dicom_export import _matched, export_study_dicom
+from immunopet.exports.dicom_export import _matched, export_scan, export_study_dicom
 from immunopet.exports.dicom_seg import build_seg
-from immunopet.exports.dicom_sr import GLOBAL_PEAK, LOCAL_PEAK, RATIO
+from immunopet.exports.dicom_sr import (
+    EXCLUDED,
+    GLOBAL_PEAK,
+    LOCAL_PEAK,
+    RATIO,
+    SUGGESTED_EXCLUSION,
+    ScanContext,
+)
 from immunopet.io.dicom import find_one_pet
 from immunopet.study.manifest import load_manifest
 from immunopet.study.model import Scan, Study
@@ -59,7 +68,8 @@ def exported(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     assert summary.ok
     out = root / "dicom-out"
     done = export_study_dicom(study, root / "results", out)
-    assert len(done.scans) == 3 and not done.notes
+    # three tracer scans and the three patients' baseline FDG scans
+    assert len(done.scans) == 6 and not done.notes
     return {"root": root, "out": out}
 
 
@@ -67,8 +77,11 @@ def _measurements(root: Path) -> pd.DataFrame:
     return pd.read_csv(root / "results" / "measurements.csv")
 
 
-def _files(out: Path, name: str) -> list[Path]:
-    files = sorted(out.rglob(name))
+def _files(out: Path, name: str, *, fdg: bool | None = False) -> list[Path]:
+    """Exported files: of the tracer scans (default), of the FDG scans (True), or all (None)."""
+    files = sorted(
+        p for p in out.rglob(name) if fdg is None or ("fdg" in p.relative_to(out).parts) == fdg
+    )
     assert files
     return files
 
@@ -212,7 +225,7 @@ def test_seg_organ_codes(exported: dict[str, Path]) -> None:
 
 
 def test_sr_refers_to_seg_and_pet(exported: dict[str, Path]) -> None:
-    for sr_path in _files(exported["out"], "sr.dcm"):
+    for sr_path in _files(exported["out"], "sr.dcm", fdg=None):
         seg = pydicom.dcmread(sr_path.with_name("seg.dcm"))
         sr = pydicom.dcmread(sr_path)
         evidence = {
@@ -244,7 +257,7 @@ def _all_values(ds: pydicom.Dataset) -> list[str]:
 
 
 def test_only_pseudonym_identifies_the_patient(exported: dict[str, Path]) -> None:
-    for path in _files(exported["out"], "*.dcm"):
+    for path in _files(exported["out"], "*.dcm", fdg=None):
         ds = pydicom.dcmread(path)
         pseudonym = path.relative_to(exported["out"]).parts[0]
         assert str(ds.PatientID) == pseudonym
@@ -261,23 +274,23 @@ def test_rerun_through_the_cli_is_byte_identical(
 ) -> None:
     root = exported["root"]
     assert main(["export-dicom", str(root / "study.toml"), str(tmp_path)]) == 0
-    assert "3 scans" in capsys.readouterr().out
-    first = _files(exported["out"], "*.dcm")
-    assert len(first) == len(list(tmp_path.rglob("*.dcm"))) == 6
+    assert "6 scans" in capsys.readouterr().out
+    first = _files(exported["out"], "*.dcm", fdg=None)
+    assert len(first) == len(list(tmp_path.rglob("*.dcm"))) == 12
     for path in first:
         again = tmp_path / path.relative_to(exported["out"])
         assert again.read_bytes() == path.read_bytes(), path
 
 
 def test_dates_come_from_the_pet(exported: dict[str, Path]) -> None:
-    for path in _files(exported["out"], "*.dcm"):
+    for path in _files(exported["out"], "*.dcm", fdg=None):
         ds = pydicom.dcmread(path)
         assert ds.ContentDate == ds.SeriesDate == ds.InstanceCreationDate == ds.StudyDate
 
 
 @pytest.mark.skipif(DCIODVFY is None, reason="dciodvfy not installed (apt-get install dicom3tools)")
 def test_dciodvfy_finds_no_error(exported: dict[str, Path]) -> None:
-    for path in _files(exported["out"], "*.dcm"):
+    for path in _files(exported["out"], "*.dcm", fdg=None):
         done = subprocess.run([str(DCIODVFY), str(path)], capture_output=True, text=True)
         report = done.stdout + done.stderr
         errors = [line for line in report.splitlines() if line.startswith("Error")]
@@ -362,11 +375,207 @@ def test_scans_without_measurements_or_dicom_are_skipped(
     with ResultsStore(results) as store:
         store.prune([ref.scan_id for ref in refs[1:]])  # the first scan: no measurements
     done = export_study_dicom(study, results, tmp_path / "a")
-    assert [s.scan_id for s in done.scans] == [ref.scan_id for ref in refs[1:]]
+    tracer = [s.scan_id for s in done.scans if not s.scan_id.endswith("/fdg")]
+    assert tracer == [ref.scan_id for ref in refs[1:]]
     assert done.notes == (f"{refs[0].scan_id}: no stored measurements (not exported)",)
 
     nifti = _with_first_scan(study, dataclasses.replace(refs[0].scan, pet=Path("pet.nii.gz")))
     done = export_study_dicom(nifti, root / "results", tmp_path / "b")
-    assert len(done.scans) == 2
+    assert len(done.scans) == 2 + 3  # and the three FDG scans
     assert "NIfTI PET" in done.notes[0]
-    assert "2 scans" in done.summary and done.summary.endswith("; 1 skipped")
+    assert "5 scans" in done.summary and done.summary.endswith("; 1 skipped")
+
+
+# ---------------------------------------------------------------------------- baseline FDG scans
+F18_HALF_LIFE_S = 109.77 * 60.0  # NNDC
+RADIONUCLIDE, RADIOPHARMACEUTICAL = "89457008", "349358000"  # SCT (as in TID 10022)
+FLUORINE_18, ZIRCONIUM_89, FDG = "77004003", "63360001", "35321007"  # CID 4020, 4020, 4021
+
+
+def _fdg_rows(root: Path, patient: str) -> pd.DataFrame:
+    table = pd.read_csv(root / "results" / "fdg_measurements.csv")
+    rows = table[table["patient"] == patient]
+    return rows.set_index(rows["lesion"].astype(str))
+
+
+def _fdg_suv_by_hand(folder: Path) -> tuple[np.ndarray, list[str], float]:
+    """SUVbw of an 18F PET stored as Bq/mL decay-corrected to START (the synthetic FDG scans),
+    slices in file order, from the DICOM files read here with pydicom; and the hours after
+    the FDG injection from (0008,0021)/(0008,0031) and (0018,1078)."""
+    files = [pydicom.dcmread(p) for p in sorted(folder.glob("*.dcm"))]
+    first = files[0]
+    item = first.RadiopharmaceuticalInformationSequence[0]
+    injected = datetime.strptime(item.RadiopharmaceuticalStartDateTime[:14], "%Y%m%d%H%M%S")
+    start = datetime.strptime(first.SeriesDate + first.SeriesTime[:6], "%Y%m%d%H%M%S")
+    elapsed_s = (start - injected).total_seconds()
+    decayed = float(item.RadionuclideTotalDose) * 0.5 ** (elapsed_s / F18_HALF_LIFE_S)
+    weight_g = float(first.PatientWeight) * 1000.0
+    bqml = []
+    for ds in files:
+        slope = float(ds.RescaleSlope) if "RescaleSlope" in ds else 1.0
+        intercept = float(ds.RescaleIntercept) if "RescaleIntercept" in ds else 0.0
+        value = ds.pixel_array * slope + intercept
+        if str(ds.Units).upper() == "CNTS":  # Philips: counts x (7053,1009) = Bq/mL
+            value = value * float(ds[0x7053, 0x1009].value)
+        bqml.append(value)
+    suv = np.stack(bqml) * weight_g / decayed
+    return suv, [str(ds.SOPInstanceUID) for ds in files], elapsed_s / 3600.0
+
+
+def _tracer(group: Any) -> dict[str, str]:
+    """The radionuclide and radiopharmaceutical evaluations of a group (code -> value code)."""
+    return {
+        e.name.value: e.value.value
+        for e in group.get_qualitative_evaluations()
+        if e.name.value in (RADIONUCLIDE, RADIOPHARMACEUTICAL)
+    }
+
+
+def test_fdg_sr_and_seg_against_the_stored_fdg_measurements(exported: dict[str, Path]) -> None:
+    root, out = exported["root"], exported["out"]
+    checked = 0
+    for sr_path in _files(out, "sr.dcm", fdg=True):
+        patient = sr_path.relative_to(out).parts[0]
+        assert sr_path.parent == out / patient / "fdg"
+        rows = _fdg_rows(root, patient)
+        suv, sop_uids, hours = _fdg_suv_by_hand(root / "dicom" / patient / "fdg" / "pet")
+        seg = hd.seg.segread(sr_path.with_name("seg.dcm"))
+        numbers = seg.get_segment_numbers()
+        masks = seg.get_pixels_by_source_instance(
+            source_sop_instance_uids=sop_uids,
+            segment_numbers=numbers,
+            assert_missing_frames_are_empty=True,
+        ).astype(bool)
+        labels = {seg.get_segment_description(n).segment_label: n for n in numbers}
+        sr = hd.sr.srread(sr_path)
+        groups = sr.content.get_volumetric_roi_measurement_groups()
+        assert len(groups) == len(rows) == len(numbers)
+        for group in groups:
+            row = rows.loc[group.tracking_identifier]
+            values = _by_name(group)
+            units = {m.name.value: m.unit.value for m in group.get_measurements()}
+            assert units == {SUVBW_NAME: SUVBW_UNIT, VOLUME: "ml", TIME_PI: "h"}
+            # the study's one SUVpeak kind (local), no long axis, no ratio: what is stored
+            expected = {
+                (SUVBW_NAME, MEAN): row["fdg_suv_mean"],
+                (SUVBW_NAME, MAXIMUM): row["fdg_suv_max"],
+                (SUVBW_NAME, LOCAL_PEAK): row["fdg_suv_peak"],
+                (VOLUME, None): row["volume_ml"],
+                (TIME_PI, None): row["hours_pi"],
+            }
+            assert set(values) == set(expected)
+            for key, value in expected.items():
+                assert values[key] == pytest.approx(value, rel=1e-12, abs=1e-12), key
+            # independently: hours after the FDG injection from the header (about 1 h)
+            assert values[(TIME_PI, None)] == pytest.approx(hours, abs=1e-6)
+            assert 0.5 < values[(TIME_PI, None)] < 1.5
+            # the SEG's mask of this lesion, the SUV by hand: SUVmax and voxel count
+            mask = masks[..., labels[group.tracking_identifier] - 1]
+            assert int(mask.sum()) == int(row["n_voxels"])
+            assert values[(SUVBW_NAME, MAXIMUM)] == pytest.approx(suv[mask].max(), rel=1e-4)
+            assert values[(SUVBW_NAME, MEAN)] == pytest.approx(suv[mask].mean(), rel=1e-4)
+            evaluations = _tracer(group)
+            assert evaluations == {RADIONUCLIDE: FLUORINE_18, RADIOPHARMACEUTICAL: FDG}
+            assert group.finding_category.value == "49755003"  # lesion
+            checked += 1
+        text = "\n".join(_all_values(pydicom.dcmread(sr_path)))
+        assert "FDG baseline 1 h" in text
+    assert checked == len(pd.read_csv(root / "results" / "fdg_measurements.csv")) > 0
+
+
+def test_tracer_sr_names_89zr_and_no_radiopharmaceutical(exported: dict[str, Path]) -> None:
+    for path in _files(exported["out"], "sr.dcm"):
+        for group in hd.sr.srread(path).content.get_volumetric_roi_measurement_groups():
+            evaluations = _tracer(group)
+            assert evaluations == {RADIONUCLIDE: ZIRCONIUM_89}
+
+
+def test_changed_fdg_voi_is_refused(exported: dict[str, Path], tmp_path: Path) -> None:
+    root = exported["root"]
+    results = tmp_path / "results"
+    shutil.copytree(root / "results", results)
+    with ResultsStore(results) as store:
+        table = store.read_table("fdg_measurements")
+        table.loc[table.index[0], "n_voxels"] += 1
+        store.write_table("fdg_measurements", table)
+    study = load_manifest(root / "study.toml")
+    with pytest.raises(InputError, match=r"scan P01/fdg: lesion VOI '.*' is not what was measured"):
+        export_study_dicom(study, results, tmp_path / "out")
+
+
+def test_fdg_scans_without_stored_measurements_are_skipped(
+    exported: dict[str, Path], tmp_path: Path
+) -> None:
+    root = exported["root"]
+    results = tmp_path / "results"
+    shutil.copytree(root / "results", results)
+    with ResultsStore(results) as store:
+        table = store.read_table("fdg_measurements")
+        store.write_table("fdg_measurements", table[table["patient"] != "P02"])
+    done = export_study_dicom(load_manifest(root / "study.toml"), results, tmp_path / "out")
+    assert done.notes == ("P02/fdg: no stored FDG measurements (not exported)",)
+    assert [s.scan_id for s in done.scans if s.scan_id.endswith("/fdg")] == ["P01/fdg", "P03/fdg"]
+
+
+# ---------------------------------------------------------------------------- exclusions
+YES, NO = "373066001", "373067005"  # SCT
+
+
+def _exclusion_flags(group: Any) -> dict[str, str]:
+    return {
+        e.name.value: e.value.value
+        for e in group.get_qualitative_evaluations()
+        if e.name.value in (EXCLUDED, SUGGESTED_EXCLUSION)
+    }
+
+
+def test_excluded_lesions_are_flagged_in_every_sr(exported: dict[str, Path]) -> None:
+    root, out = exported["root"], exported["out"]
+    # the manifest's exclusions, read here with tomllib
+    manifest = tomllib.loads((root / "study.toml").read_text(encoding="utf-8"))
+    excluded = {(e["patient"], str(e["lesion"])) for e in manifest["exclusions"]}
+    assert excluded == {("P03", "2")}  # the synthetic spill-in lesion next to the spleen
+    flagged = set()
+    n_lesions = 0
+    for path in _files(out, "sr.dcm", fdg=None):
+        patient = path.relative_to(out).parts[0]
+        for group in hd.sr.srread(path).content.get_volumetric_roi_measurement_groups():
+            flags = _exclusion_flags(group)
+            if group.finding_category.value != "49755003":  # organs: nothing stated
+                assert flags == {}
+                continue
+            n_lesions += 1
+            yes = (patient, group.tracking_identifier) in excluded
+            # the suggestion (spill-in) was applied for P03/2: only "excluded" is stated
+            assert flags == {EXCLUDED: YES if yes else NO}
+            if yes:
+                flagged.add((patient, path.parent.name))
+    assert flagged == {("P03", "72h"), ("P03", "fdg")}  # the tracer scan and the FDG scan
+    table = _measurements(root)
+    fdg = pd.read_csv(root / "results" / "fdg_measurements.csv")
+    assert n_lesions == int((table["kind"] == "lesion").sum()) + len(fdg)
+
+
+def test_a_suggested_exclusion_not_applied_is_flagged(
+    exported: dict[str, Path], tmp_path: Path
+) -> None:
+    root = exported["root"]
+    study = load_manifest(root / "study.toml")
+    (ref,) = [r for r in study.scans() if r.scan_id == "P03/tracer-only/72h"]
+    vois, _ = _measured_vois(root, ref.scan_id)
+    rows = _measurements(root)
+    rows = rows[rows["scan_id"] == ref.scan_id].copy()
+    rows["voi"] = rows["voi"].astype(str)
+    rows["excluded"] = False  # as if the study had not applied the suggestion
+    kept_vois, kept_rows = _matched(ref, vois, rows, "pet")
+    context = ScanContext(pseudonym="P03", normalisation="bw", hours_pi=72.0, peak_radius_mm=6.2)
+    _, sr = export_scan(find_one_pet(ref.scan.pet), kept_vois, kept_rows, context)
+    sr.save_as(tmp_path / "sr.dcm", enforce_file_format=True)
+    groups = hd.sr.srread(tmp_path / "sr.dcm").content.get_volumetric_roi_measurement_groups()
+    flags = {
+        g.tracking_identifier: _exclusion_flags(g)
+        for g in groups
+        if g.finding_category.value == "49755003"
+    }
+    assert flags.pop("2") == {EXCLUDED: NO, SUGGESTED_EXCLUSION: YES}
+    assert flags and all(f == {EXCLUDED: NO} for f in flags.values())

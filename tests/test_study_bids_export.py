@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import pydicom
 import pytest
 
 from dicom_factory import INJECTION, make_acquisition, make_pet_series, make_pet_volume
@@ -71,6 +72,8 @@ REQUIRED_PET_KEYS = (
 ReconMethodParameterValues/Units optional when the labels contain 'none')."""
 
 PREDOSE_INJECTION = INJECTION + timedelta(days=12, minutes=25)
+PET = "trc-89Zrdurvalumab_rec-acstat"
+"""The entities of the study tracer's PET files before ``run``."""
 
 
 # ---------------------------------------------------------------------------- the study
@@ -241,7 +244,7 @@ def test_layout(exported: Path) -> None:
         expected |= {f"{folder}/{stem}_scans.tsv", f"{folder}/{stem}_scans.json"}
         for run in runs:
             for ext in ("nii.gz", "json"):
-                expected.add(f"{folder}/pet/{stem}_rec-acstat_run-{run}_pet.{ext}")
+                expected.add(f"{folder}/pet/{stem}_{PET}_run-{run}_pet.{ext}")
     expected |= {
         f"{p1}/pet/sub-P01_ses-traceronly_recording-manual_blood.tsv",
         f"{p1}/pet/sub-P01_ses-traceronly_recording-manual_blood.json",
@@ -264,7 +267,7 @@ def test_dataset_description_and_readme(exported: Path) -> None:
 def _pet_json(exported: Path, subject: str, session: str, run: int) -> dict[str, Any]:
     stem = f"sub-{subject}_ses-{session}"
     return read_sidecar(
-        exported / f"sub-{subject}/ses-{session}/pet/{stem}_rec-acstat_run-{run}_pet.json"
+        exported / f"sub-{subject}/ses-{session}/pet/{stem}_{PET}_run-{run}_pet.json"
     )
 
 
@@ -326,7 +329,7 @@ def test_values_are_the_scanners_bq_per_ml(exported: Path) -> None:
     for subject, session in (("P01", "traceronly"), ("P02", "traceronly")):
         stem = f"sub-{subject}_ses-{session}"
         image = read_nifti(
-            exported / f"sub-{subject}/ses-{session}/pet/{stem}_rec-acstat_run-1_pet.nii.gz"
+            exported / f"sub-{subject}/ses-{session}/pet/{stem}_{PET}_run-1_pet.nii.gz"
         )
         assert image.volume.unit == "BQML"
         np.testing.assert_allclose(image.volume.array, written, rtol=0, atol=20000.0 / 30000)
@@ -334,7 +337,7 @@ def test_values_are_the_scanners_bq_per_ml(exported: Path) -> None:
     # the scan-start values x 2^(ScanStart / T)
     for subject, hours in (("P01", 72.0), ("P02", 73.0)):
         stem = f"sub-{subject}_ses-predose"
-        path = exported / f"sub-{subject}/ses-predose/pet/{stem}_rec-acstat_run-1_pet.nii.gz"
+        path = exported / f"sub-{subject}/ses-predose/pet/{stem}_{PET}_run-1_pet.nii.gz"
         sidecar = read_sidecar(path.with_name(path.name.replace(".nii.gz", ".json")))
         assert sidecar["ImageDecayCorrectionTime"] == 0.0
         expected = written * 2.0 ** (hours * 3600.0 / ZR89_HALF_LIFE_S)
@@ -384,8 +387,8 @@ def test_participants_sessions_and_scans(exported: Path) -> None:
     ]
     scans = _tsv(exported / "sub-P01/ses-traceronly/sub-P01_ses-traceronly_scans.tsv")
     assert scans["filename"].tolist() == [
-        "pet/sub-P01_ses-traceronly_rec-acstat_run-1_pet.nii.gz",
-        "pet/sub-P01_ses-traceronly_rec-acstat_run-2_pet.nii.gz",
+        f"pet/sub-P01_ses-traceronly_{PET}_run-1_pet.nii.gz",
+        f"pet/sub-P01_ses-traceronly_{PET}_run-2_pet.nii.gz",
     ]
     assert scans["nominal_hours"].astype(float).tolist() == [72.0, 120.0]
     assert scans["hours_after_injection"].astype(float).tolist() == pytest.approx(
@@ -427,7 +430,9 @@ def test_nifti_input_is_copied_with_its_sidecar(tmp_path: Path) -> None:
         patients=(Patient("A1", (Injection("s1", scans=(Scan(pet=nifti, nominal_hours=120),)),)),),
     )
     out = export_bids(study, tmp_path / "out")
-    written = read_sidecar(out / "sub-A1/ses-s1/pet/sub-A1_ses-s1_rec-acstat_run-1_pet.json")
+    written = read_sidecar(
+        out / "sub-A1/ses-s1/pet/sub-A1_ses-s1_trc-89Zrtrastuzumab_rec-acstat_run-1_pet.json"
+    )
     assert written["ScanStart"] == 432000.0  # the factory scans 120 h after injection
     assert written["TracerName"] == "89Zr-trastuzumab"  # the study's name wins
     assert written["ManufacturersModelName"] == "n/a"
@@ -569,7 +574,7 @@ def test_official_validator_catches_a_broken_copy(
     # the negative control: the same run of the validator does report a missing field
     broken = tmp_path / "broken"
     shutil.copytree(exported, broken)
-    path = broken / "sub-P01/ses-traceronly/pet/sub-P01_ses-traceronly_rec-acstat_run-1_pet.json"
+    path = broken / f"sub-P01/ses-traceronly/pet/sub-P01_ses-traceronly_{PET}_run-1_pet.json"
     sidecar = read_sidecar(path)
     del sidecar["TracerRadionuclide"]
     path.write_text(json.dumps(sidecar))
@@ -655,3 +660,191 @@ def test_synthetic_trial_export(tmp_path: Path) -> None:
     for kind in ("npm", "deno"):
         if _validator(kind) is not None or os.environ.get("IMMUNOPET_REQUIRE_TOOLS") == "1":
             assert _validation_errors(kind, out) == []
+
+
+# ---------------------------------------------------------------------------- baseline FDG scans
+F18_HALF_LIFE_S = 109.77 * 60.0  # NNDC
+
+
+@pytest.fixture(scope="module")
+def fdg_trial(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, Path]:
+    """A one-patient synthetic trial with its FDG scan, run, and exported with measurements.
+
+    Returns (trial folder, results folder, BIDS dataset).
+    """
+    import dataclasses
+
+    from immunopet.analysis.blood import read_blood_samples, read_counter_calibration
+    from immunopet.study.manifest import load_manifest
+    from immunopet.study.runner import run_study
+    from immunopet.synthetic.presets import TINY
+    from immunopet.synthetic.trial import generate_trial
+
+    config = dataclasses.replace(
+        TINY,
+        name="fdg-bids",
+        clinical_rows=(9,),
+        tumours_per_patient=(3,),
+        large_per_patient=(2,),
+        nodes_per_patient=(1,),
+        spleen_lesion_patient=None,
+        series=("tracer-only",),
+        standard_hours=(72.0, 120.0),
+    )
+    root = tmp_path_factory.mktemp("fdg-trial")
+    generate_trial(root, preset=config, seed=5)
+    study = load_manifest(root / "study.toml")
+    results = root / "results"
+    run_study(study, results, workers=1, progress=False)
+    blood = blood_activity(
+        read_blood_samples(root / "blood_samples.csv"),
+        read_counter_calibration(root / "counter_calibration.json"),
+    )
+    out = export_bids(
+        study,
+        root / "bids",
+        blood=blood,
+        measurements=pd.read_csv(results / "measurements.csv"),
+        fdg_measurements=pd.read_csv(results / "fdg_measurements.csv"),
+    )
+    return root, results, out
+
+
+def _fdg_header(root: Path) -> pydicom.Dataset:
+    return pydicom.dcmread(sorted((root / "dicom/P01/fdg/pet").glob("*.dcm"))[0])
+
+
+def _dicom_datetime(date: str, time: str) -> datetime:
+    return datetime.strptime(date + time[:6], "%Y%m%d%H%M%S")
+
+
+@pytest.mark.slow
+def test_fdg_scan_is_its_own_session_with_the_fdg_tracer(
+    fdg_trial: tuple[Path, Path, Path],
+) -> None:
+    root, _, out = fdg_trial
+    fdg = "sub-P01/ses-fdg"
+    name = "sub-P01_ses-fdg_trc-FDG_rec-acstat_pet"
+    files = _files(out)
+    assert {f"{fdg}/pet/{name}.nii.gz", f"{fdg}/pet/{name}.json"} <= files
+    assert f"{fdg}/sub-P01_ses-fdg_scans.tsv" in files
+    tracer = sorted(
+        f for f in files if f.startswith("sub-P01/ses-traceronly/pet/") and "_pet." in f
+    )
+    # the study's tracer (study.toml: tracer = "89Zr-antibody")
+    assert all("_trc-89Zrantibody_rec-acstat_run-" in f for f in tracer) and len(tracer) == 4
+
+    # the sidecar against the FDG DICOM header, read here with pydicom
+    header = _fdg_header(root)
+    item = header.RadiopharmaceuticalInformationSequence[0]
+    injected = datetime.strptime(item.RadiopharmaceuticalStartDateTime[:14], "%Y%m%d%H%M%S")
+    scanned = _dicom_datetime(header.SeriesDate, header.SeriesTime)
+    truth = pd.read_csv(root / "fdg_scans.csv").iloc[0]
+    assert injected == datetime.fromisoformat(truth["injection_datetime"])
+    sidecar = read_sidecar(out / fdg / "pet" / f"{name}.json")
+    assert sidecar["TracerName"] == "FDG"
+    assert sidecar["TracerRadionuclide"] == "F18"
+    assert sidecar["InjectedRadioactivity"] == pytest.approx(
+        float(item.RadionuclideTotalDose) / 1e6
+    )
+    assert sidecar["InjectedRadioactivity"] == pytest.approx(truth["injected_activity_bq"] / 1e6)
+    assert sidecar["InjectedRadioactivityUnits"] == "MBq"
+    assert sidecar["InjectedMass"] == "n/a" and "PharmaceuticalName" not in sidecar
+    assert sidecar["TimeZero"] == injected.strftime("%H:%M:%S")
+    assert sidecar["ScanStart"] == (scanned - injected).total_seconds()
+    assert sidecar["ScanStart"] == pytest.approx(truth["hours_pi"] * 3600.0, abs=30.0)
+    assert sidecar["InjectionStart"] == 0
+    assert sidecar["ImageDecayCorrectionTime"] == sidecar["ScanStart"]
+    assert sidecar["FrameDuration"] == [float(header.ActualFrameDuration) / 1000.0]
+    assert sidecar["ImmunoPET"]["nominal_hours"] == 1.0
+
+    sessions = _tsv(out / "sub-P01/sub-P01_sessions.tsv")
+    assert sessions["session_id"].tolist() == ["ses-fdg", "ses-traceronly"]
+    assert sessions["unlabelled_antibody_mass"].tolist() == ["n/a", "0"]
+    assert float(sessions["body_weight"][0]) == pytest.approx(float(header.PatientWeight))
+    scans = _tsv(out / fdg / "sub-P01_ses-fdg_scans.tsv")
+    assert scans["filename"].tolist() == [f"pet/{name}.nii.gz"]
+    assert float(scans["hours_after_injection"][0]) == pytest.approx(
+        (scanned - injected).total_seconds() / 3600.0
+    )
+    readme = (out / "README").read_text(encoding="utf-8")
+    assert "1 baseline FDG PET scans: session ses-fdg" in readme
+    assert "3 PET scans" in readme  # 72 and 120 h, FDG
+
+
+@pytest.mark.slow
+def test_fdg_image_and_measurements_against_the_run(fdg_trial: tuple[Path, Path, Path]) -> None:
+    import nibabel as nib
+
+    root, results, out = fdg_trial
+    name = "sub-P01/ses-fdg/pet/sub-P01_ses-fdg_trc-FDG_rec-acstat_pet"
+    image = nib.load(out / f"{name}.nii.gz")
+    values = np.asarray(image.dataobj, dtype=np.float64)
+    # the Bq/mL the scanner stored (pixel x slope + intercept, decay-corrected to scan start),
+    # compared orientation-free as sorted values
+    slices = [pydicom.dcmread(p) for p in sorted((root / "dicom/P01/fdg/pet").glob("*.dcm"))]
+    stored = np.concatenate(
+        [
+            (ds.pixel_array * float(ds.RescaleSlope) + float(ds.RescaleIntercept)).ravel()
+            for ds in slices
+        ]
+    )
+    np.testing.assert_allclose(np.sort(values.ravel()), np.sort(stored), rtol=1e-6, atol=1e-3)
+
+    # SUVmax of each lesion by hand from the exported image, its sidecar and sessions.tsv,
+    # against the FDG measurements the run stored
+    sidecar = read_sidecar(out / f"{name}.json")
+    weight_g = float(_tsv(out / "sub-P01/sub-P01_sessions.tsv")["body_weight"][0]) * 1000.0
+    decayed_bq = (
+        sidecar["InjectedRadioactivity"] * 1e6 * 0.5 ** (sidecar["ScanStart"] / F18_HALF_LIFE_S)
+    )
+    labels_image = nib.load(root / "vois/P01/fdg/lesions.nii.gz")
+    np.testing.assert_allclose(labels_image.affine, image.affine, atol=1e-4)
+    labels = np.asarray(labels_image.dataobj).astype(int)
+    stored_fdg = pd.read_csv(results / "fdg_measurements.csv")
+    assert len(stored_fdg) == 4  # 3 tumours + 1 node
+    exported = pd.read_csv(out / "derivatives/immunopet/fdg_measurements.tsv", sep="\t")
+    assert exported.columns[:2].tolist() == ["participant_id", "session_id"]
+    assert set(exported["participant_id"]) == {"sub-P01"}
+    assert set(exported["session_id"]) == {"ses-fdg"}
+    assert "patient" not in exported.columns
+    for column in ("fdg_suv_max", "fdg_suv_peak", "fdg_suv_mean", "volume_ml", "hours_pi"):
+        np.testing.assert_allclose(exported[column], stored_fdg[column], rtol=1e-9)
+    for row in exported.itertuples():
+        by_hand = values[labels == int(row.lesion)].max() * weight_g / decayed_bq
+        assert row.fdg_suv_max == pytest.approx(by_hand, rel=1e-4)
+    described = read_sidecar(out / "derivatives/immunopet/fdg_measurements.json")
+    assert described["fdg_suv_max"]["Units"] == "g/mL"
+    assert described["hours_pi"]["Units"] == "h"
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("kind", ["npm", "deno"])
+def test_official_validator_accepts_the_fdg_sessions(
+    fdg_trial: tuple[Path, Path, Path], kind: str
+) -> None:
+    assert _validation_errors(kind, fdg_trial[2]) == []
+
+
+def test_fdg_measurements_of_a_patient_without_fdg_are_refused(
+    study: Study, tmp_path: Path
+) -> None:
+    table = pd.DataFrame({"patient": ["P01"], "lesion": ["1"], "fdg_suv_max": [5.0]})
+    with pytest.raises(InputError, match=r"without an FDG scan.*found \['P01'\]"):
+        export_bids(study, tmp_path / "out", fdg_measurements=table)
+    assert not list((tmp_path / "out").rglob("*"))  # refused before writing
+
+
+@pytest.mark.slow
+def test_cli_adds_the_fdg_measurements(
+    fdg_trial: tuple[Path, Path, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    root, results, _ = fdg_trial
+    parser = argparse.ArgumentParser()
+    export_cli.register(parser.add_subparsers())
+    argv = ["export-bids", str(root / "study.toml"), str(tmp_path / "out")]
+    args = parser.parse_args([*argv, "--fdg-measurements", str(results / "fdg_measurements.csv")])
+    assert args.func(args) == 0
+    assert "1 participants, 2 + 1 FDG scans" in capsys.readouterr().out
+    table = _tsv(tmp_path / "out/derivatives/immunopet/fdg_measurements.tsv")
+    assert len(table) == len(pd.read_csv(results / "fdg_measurements.csv"))

@@ -330,4 +330,5 @@ def test_discover_and_manifest_of_the_tiny_synthetic_trial(
     assert [(e.patient, e.lesion) for e in study.exclusions] == spleen
     assert _run("validate", str(out / "study.toml")) == 0
     n_patients = len({r["patient"] for r in rows})
-    assert capsys.readouterr().out.endswith(f"OK ({n_patients} patients, {len(rows)} scans)\n")
+    summary = f"OK ({n_patients} patients, {len(rows)} scans, {len(fdg_dirs)} FDG scans)\n"
+    assert capsys.readouterr().out.endswith(summary)

@@ -2,7 +2,8 @@
 
 Thin over :func:`immunopet.study.bids_export.export_bids`: loads the manifest, converts the
 study's blood samples with :mod:`immunopet.analysis.blood` when the manifest names them (with
-a counter calibration), and optionally adds a measurements table as a derivative.
+a counter calibration), and optionally adds the measurements tables as derivatives (the
+study tracer's and the baseline FDG scans' lesions).
 """
 
 from __future__ import annotations
@@ -34,7 +35,8 @@ def register(subparsers: Any) -> argparse.ArgumentParser:
             "per injection, one run per scan (activity concentration in Bq/mL with complete "
             "_pet.json sidecars; ScanStart in seconds after the injection, days included), the "
             "manual blood samples (kBq/mL decay-corrected to the injection) and "
-            "participants.tsv with age, sex and body weight only."
+            "participants.tsv with age, sex and body weight only. Each patient's baseline FDG "
+            "scan ([patients.fdg]) is its own session ses-fdg (trc-FDG, its own injection)."
         ),
     )
     parser.add_argument("study", type=Path, metavar="STUDY.toml", help="the study manifest")
@@ -44,6 +46,13 @@ def register(subparsers: Any) -> argparse.ArgumentParser:
         type=Path,
         metavar="TABLE",
         help="VOI measurements (CSV or Parquet) to add as derivatives/immunopet/measurements.tsv",
+    )
+    parser.add_argument(
+        "--fdg-measurements",
+        type=Path,
+        metavar="TABLE",
+        help="FDG lesion measurements (fdg_measurements.csv of `immunopet run`, or Parquet) "
+        "to add as derivatives/immunopet/fdg_measurements.tsv",
     )
     parser.add_argument(
         "--tracer-mass-mg",
@@ -100,16 +109,24 @@ def run(args: argparse.Namespace) -> int:
             read_counter_calibration(resolve(inputs.counter_calibration)),
         )
     measurements = _read_table(args.measurements) if args.measurements is not None else None
+    fdg = getattr(args, "fdg_measurements", None)
+    fdg_measurements = _read_table(fdg) if fdg is not None else None
     out = export_bids(
         study,
         args.outdir,
         blood=blood,
         measurements=measurements,
+        fdg_measurements=fdg_measurements,
         tracer_mass_mg=args.tracer_mass_mg,
         overwrite=args.overwrite,
         progress=not args.quiet,
     )
     if not args.quiet:
         n_scans = sum(1 for _ in study.scans())
-        print(f"PET-BIDS dataset: {len(study.patients)} participants, {n_scans} scans -> {out}")
+        n_fdg = sum(patient.fdg is not None for patient in study.patients)
+        fdg_text = f" + {n_fdg} FDG" if n_fdg else ""
+        print(
+            f"PET-BIDS dataset: {len(study.patients)} participants, {n_scans}{fdg_text} scans "
+            f"-> {out}"
+        )
     return 0

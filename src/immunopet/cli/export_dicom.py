@@ -1,5 +1,7 @@
 """``immunopet export-dicom STUDY.toml OUTDIR``: one DICOM SEG and one SR per measured scan.
 
+The baseline FDG scans (``[patients.fdg]``) with stored FDG measurements are exported too.
+
 Thin over :func:`immunopet.exports.dicom_export.export_study_dicom`: the measurements come from
 the results store of ``immunopet run`` (``results`` next to the manifest unless ``--results``).
 """
@@ -24,7 +26,9 @@ def register(subparsers: Any) -> argparse.ArgumentParser:
             "OUTDIR/<patient>/<series>/<hours>h/seg.dcm (the VOIs as a binary Segmentation on "
             "the PET series) and sr.dcm (a TID 1500 Measurement Report referring to the SEG: "
             "SUVmean, SUVmax, SUVpeak local and global, volume, long axis, hours after "
-            "injection and the lesion-to-reference ratio). Patient name and ID are the study's "
+            "injection and the lesion-to-reference ratio); each patient's baseline FDG scan "
+            "likewise in OUTDIR/<patient>/fdg/ (its stored lesion SUVs, hours after the FDG "
+            "injection, 18F and FDG named in the SR). Patient name and ID are the study's "
             "pseudonym; UIDs and dates are derived from the PET, so a rerun writes the same "
             "bytes."
         ),

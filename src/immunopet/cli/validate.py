@@ -3,13 +3,16 @@
 Prints each problem on its own line (``file:line: key: message (found X; expected Y)`` for
 the manifest; ``file: row N, column C: message (found X; expected Y)`` for the clinical sheet,
 adverse events, blood samples, counter calibration and lesion table it names) and exits with
-code 2 when there is any; otherwise prints ``study.toml: OK (13 patients, 57 scans)`` and
-exits with 0.
+code 2 when there is any; otherwise prints ``study.toml: OK (13 patients, 57 scans, 13 FDG
+scans)`` (the FDG count only when there are FDG scans) and exits with 0.
 
 When the manifest itself is valid, every scan's images are checked from their headers as
 ``immunopet run`` will check them (:func:`immunopet.study.scan_checks.review_scans`: the slice
 stack of each DICOM series, and ``nominal_hours`` against the hours after injection); what is
-accepted with a note is printed as ``note: ...`` lines.
+accepted with a note is printed as ``note: ...`` lines. Each patient's baseline FDG scan
+(``[patients.fdg]``) is checked the same way, with the 18F rules (its header must name 18F, its
+injection date-time comes from its own header or overrides). Scans are named by pseudonym and
+role (``P01/fdg PET``), never by their folders.
 """
 
 from __future__ import annotations
@@ -34,7 +37,8 @@ def register(subparsers: Any) -> argparse.ArgumentParser:
             "the contents of the sheets it names (clinical, adverse events, blood samples, "
             "counter calibration, lesion table), then each scan's images from their headers as "
             "`immunopet run` checks them (slice geometry, nominal_hours against the hours after "
-            "injection). Every problem is listed with its line or row and column; the exit code "
+            "injection), the baseline FDG scans included (18F in the header, their own injection "
+            "date-time). Every problem is listed with its line or row and column; the exit code "
             "is 2 when there is any."
         ),
     )
@@ -67,5 +71,7 @@ def run(args: argparse.Namespace) -> int:
         return 2
     n_patients = len(study.patients)
     n_scans = sum(1 for _ in study.scans())
-    print(f"{args.manifest}: OK ({n_patients} patients, {n_scans} scans)")
+    n_fdg = sum(patient.fdg is not None for patient in study.patients)
+    fdg = f", {n_fdg} FDG scan{'s' if n_fdg != 1 else ''}" if n_fdg else ""
+    print(f"{args.manifest}: OK ({n_patients} patients, {n_scans} scans{fdg})")
     return 0

@@ -13,7 +13,17 @@ way), and a VOI whose voxel count differs from the stored ``n_voxels`` -- inputs
 the run -- is refused. Scans measured on a NIfTI PET have no DICOM series to refer to and are
 skipped, with a note; so are scans without stored measurements (failed or not run).
 
-Layout: ``OUTDIR/<patient>/<series>/<hours>h/seg.dcm`` and ``sr.dcm`` (path parts reduced to
+Each patient's baseline FDG scan (``[patients.fdg]``) is exported the same way from the
+results store's ``fdg_measurements`` (:mod:`immunopet.study.fdg`): its lesion VOIs read again
+as that module reads them (lesion sources only, on the FDG PET with its own overrides), matched
+by lesion name and voxel count; the SR holds SUVmean, SUVmax, the study's SUVpeak kind (the
+one the table stores), volume and the hours after the FDG injection, with ``^18^Fluorine`` and
+``Fluorodeoxyglucose F^18^`` as the tracer (see :mod:`immunopet.exports.dicom_sr`). Lesions
+are flagged excluded as the run flagged them (the row's ``excluded``); on an FDG scan, as the
+manifest's ``[[exclusions]]`` name them (the FDG table has no flag).
+
+Layout: ``OUTDIR/<patient>/<series>/<hours>h/seg.dcm`` and ``sr.dcm``, and
+``OUTDIR/<patient>/fdg/seg.dcm`` and ``sr.dcm`` for the FDG scan (path parts reduced to
 letters, digits, ``.``, ``_`` and ``-``). Each file is written to a temporary name and renamed
 into place.
 """
@@ -35,15 +45,30 @@ from pydicom.dataset import Dataset
 
 from immunopet.errors import InputError
 from immunopet.exports.dicom_seg import SegmentInfo, build_seg
-from immunopet.exports.dicom_sr import ScanContext, VoiValues, build_sr
+from immunopet.exports.dicom_sr import (
+    FDG_RADIOPHARMACEUTICAL,
+    ScanContext,
+    VoiValues,
+    build_sr,
+)
 from immunopet.io.dicom import DicomSeries, find_one_pet
-from immunopet.study.model import ScanRef, Study, VoiSource
+from immunopet.study.model import Patient, Scan, ScanRef, Study, VoiSource
 from immunopet.study.pipeline import merged_overrides
 from immunopet.study.store import DATABASE_NAME, ResultsStore
 from immunopet.suv.volume import read_suv_volume
 from immunopet.voi.sources import Voi, load_vois
 
-__all__ = ["DicomExport", "ExportedScan", "export_scan", "export_study_dicom", "write_dicom"]
+__all__ = [
+    "FDG_FOLDER",
+    "DicomExport",
+    "ExportedScan",
+    "export_scan",
+    "export_study_dicom",
+    "write_dicom",
+]
+
+FDG_FOLDER = "fdg"
+"""Folder (under the patient's) and scan id suffix of the baseline FDG scan's files."""
 
 _VALUE_COLUMNS = (
     "suv_mean",
@@ -62,6 +87,7 @@ class ExportedScan:
     Attributes
     ----------
     scan_id : str
+        ``"P01/tracer-only/120h"``, or ``"P01/fdg"`` for the baseline FDG scan.
     seg : Path
     sr : Path
     n_vois : int
@@ -117,8 +143,26 @@ def _values(segment: SegmentInfo, row: Mapping[str, Any], where: str) -> VoiValu
             )
         numbers[column] = number
     return VoiValues(
-        segment=segment, ratio_to_reference=_number(row, "ratio_to_reference"), **numbers
+        segment=segment,
+        ratio_to_reference=_number(row, "ratio_to_reference"),
+        excluded=_flag(row.get("excluded")),
+        suggested_exclusion=_text(row.get("suggested_exclusion")),
+        **numbers,
     )
+
+
+def _flag(value: Any) -> bool | None:
+    """A stored ``excluded`` value as a bool (None: the row does not say)."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return None
+    if isinstance(value, str):
+        return value.strip().lower() in ("true", "1", "yes")
+    return bool(value)
+
+
+def _text(value: Any) -> bool:
+    """Whether a stored text (``suggested_exclusion``) says something."""
+    return isinstance(value, str) and bool(value.strip())
 
 
 def export_scan(
@@ -185,24 +229,28 @@ def _part(text: str) -> str:
     return re.sub(r"[^0-9A-Za-z._-]", "_", text).strip(".") or "_"
 
 
-def _resolve(ref: ScanRef, root: Path) -> ScanRef:
-    scan = ref.scan
+def _resolve_scan(scan: Scan, root: Path) -> Scan:
     pet = scan.pet if scan.pet.is_absolute() else root / scan.pet
     vois = tuple(
         source if source.path.is_absolute() else VoiSource(root / source.path, source.kind)
         for source in scan.vois
     )
-    return replace(ref, scan=replace(scan, pet=pet, vois=vois))
+    return replace(scan, pet=pet, vois=vois)
 
 
-def _scan_vois(ref: ScanRef, series: DicomSeries, study: Study) -> list[Voi]:
+def _resolve(ref: ScanRef, root: Path) -> ScanRef:
+    return replace(ref, scan=_resolve_scan(ref.scan, root))
+
+
+def _scan_vois(ref: ScanRef, series: DicomSeries, study: Study) -> tuple[list[Voi], str | None]:
+    """The scan's VOIs as the pipeline reads them, and the nuclide of its PET."""
     suv = read_suv_volume(
         series, overrides=merged_overrides(ref), normalisation=study.settings.normalisation
     )
     vois: list[Voi] = []
     for source in ref.scan.vois:
         vois.extend(load_vois(source.path, reference=suv.volume, kind=source.kind))
-    return vois
+    return vois, suv.derivation.nuclide
 
 
 def _matched(
@@ -264,6 +312,8 @@ def export_study_dicom(
         )
     with ResultsStore(results) as store:
         measurements = store.read_table("measurements")
+        has_fdg = "fdg_measurements" in store.tables()
+        fdg_rows = store.read_table("fdg_measurements") if has_fdg else None
     out = Path(outdir)
     exported: list[ExportedScan] = []
     notes: list[str] = []
@@ -277,7 +327,8 @@ def export_study_dicom(
             notes.append(f"{ref.scan_id}: NIfTI PET, no DICOM series to refer to (not exported)")
             continue
         series = find_one_pet(ref.scan.pet)
-        vois, kept = _matched(ref, _scan_vois(ref, series, study), rows, str(ref.scan.pet))
+        measured, nuclide = _scan_vois(ref, series, study)
+        vois, kept = _matched(ref, measured, rows, str(ref.scan.pet))
         context = ScanContext(
             pseudonym=ref.patient,
             normalisation=study.settings.normalisation,
@@ -286,6 +337,7 @@ def export_study_dicom(
             reference_organ=study.settings.reference_organ,
             peak=study.settings.peak,
             time_point=f"{ref.series} {ref.nominal_hours:g} h",
+            nuclide=nuclide,
         )
         seg, sr = export_scan(series, vois, kept, context)
         folder = out / _part(ref.patient) / _part(ref.series) / f"{ref.nominal_hours:g}h"
@@ -297,4 +349,102 @@ def export_study_dicom(
                 n_vois=len(vois),
             )
         )
+    for patient in study.patients:
+        if patient.fdg is None:
+            continue
+        scan_id = f"{patient.pseudonym}/{FDG_FOLDER}"
+        rows = None if fdg_rows is None else fdg_rows[fdg_rows["patient"] == patient.pseudonym]
+        if rows is None or rows.empty:
+            notes.append(f"{scan_id}: no stored FDG measurements (not exported)")
+            continue
+        scan = _resolve_scan(patient.fdg, study.root)
+        if scan.pet.name.lower().endswith((".nii", ".nii.gz")):
+            notes.append(f"{scan_id}: NIfTI PET, no DICOM series to refer to (not exported)")
+            continue
+        folder = out / _part(patient.pseudonym) / FDG_FOLDER
+        exported.append(_export_fdg(patient, scan, rows, study, folder))
     return DicomExport(scans=tuple(exported), notes=tuple(notes))
+
+
+def _fdg_vois(scan: Scan, series: DicomSeries, study: Study) -> tuple[list[Voi], str | None]:
+    """The FDG scan's lesion VOIs as :func:`immunopet.study.fdg.measure_fdg_lesions` reads them
+    (organ sources left out, every VOI a lesion), and the nuclide of its PET."""
+    suv = read_suv_volume(
+        series, overrides=scan.overrides, normalisation=study.settings.normalisation
+    )
+    vois: list[Voi] = []
+    for source in scan.vois:
+        if source.kind != "organ":
+            vois.extend(load_vois(source.path, reference=suv.volume, kind="lesion"))
+    return vois, suv.derivation.nuclide
+
+
+def _export_fdg(
+    patient: Patient, scan: Scan, rows: pd.DataFrame, study: Study, folder: Path
+) -> ExportedScan:
+    """The SEG and SR of one patient's baseline FDG scan from its stored lesion rows."""
+    scan_id = f"{patient.pseudonym}/{FDG_FOLDER}"
+    series = find_one_pet(scan.pet)
+    measured, nuclide = _fdg_vois(scan, series, study)
+    by_name = {voi.name: voi for voi in measured}
+    vois: list[Voi] = []
+    records = rows.to_dict("records")
+    for row in records:
+        voi = by_name.get(str(row["lesion"]))
+        if voi is None or voi.n_voxels != int(row["n_voxels"]):
+            raise InputError(
+                f"scan {scan_id}: lesion VOI {str(row['lesion'])!r} is not what was measured "
+                "(inputs changed since the run; run `immunopet run` again)",
+                file=str(scan.pet),
+                tag="n_voxels",
+                value="missing" if voi is None else f"{voi.n_voxels} voxels",
+                expected=f"{int(row['n_voxels'])} voxels as stored",
+            )
+        vois.append(voi)
+    seg, segments = build_seg(vois, series, pseudonym=patient.pseudonym)
+    local = study.settings.peak == "local"
+    excluded = {e.lesion for e in study.exclusions if e.patient == patient.pseudonym}
+    values = []
+    for segment, row in zip(segments, records, strict=True):
+        numbers = {}
+        for column in ("fdg_suv_mean", "fdg_suv_max", "fdg_suv_peak", "volume_ml"):
+            number = _number(row, column)
+            if number is None:
+                raise InputError(
+                    f"FDG lesion {segment.label!r}: a measurement is missing",
+                    file=series.label,
+                    tag=column,
+                    value=str(row.get(column)),
+                    expected="a finite number",
+                )
+            numbers[column] = number
+        values.append(
+            VoiValues(
+                segment=segment,
+                suv_mean=numbers["fdg_suv_mean"],
+                suv_max=numbers["fdg_suv_max"],
+                suv_peak_local=numbers["fdg_suv_peak"] if local else None,
+                suv_peak_global=None if local else numbers["fdg_suv_peak"],
+                volume_ml=numbers["volume_ml"],
+                long_axis_mm=None,
+                excluded=segment.label in excluded,
+            )
+        )
+    context = ScanContext(
+        pseudonym=patient.pseudonym,
+        normalisation=study.settings.normalisation,
+        hours_pi=_number(records[0], "hours_pi"),
+        peak_radius_mm=study.settings.peak_radius_mm,
+        reference_organ=study.settings.reference_organ,
+        peak=study.settings.peak,
+        time_point=f"FDG baseline {scan.nominal_hours:g} h",
+        nuclide=nuclide,
+        radiopharmaceutical=FDG_RADIOPHARMACEUTICAL if nuclide == "18F" else None,
+    )
+    sr = build_sr(seg, values, series, context)
+    return ExportedScan(
+        scan_id=scan_id,
+        seg=write_dicom(seg, folder / "seg.dcm"),
+        sr=write_dicom(sr, folder / "sr.dcm"),
+        n_vois=len(vois),
+    )

@@ -22,6 +22,25 @@ ratio                     the scan has the reference organ                      
                           local peak)")
 ========================  ====================================  ===============  ===============
 
+Measurements a scan does not have are not written: the baseline FDG scans
+(:func:`~immunopet.exports.dicom_export.export_study_dicom`) have the study's one SUVpeak kind
+and no long axis.
+
+Each measurement group also states, as TID 1411 qualitative evaluations, the tracer of the scan:
+(89457008, SCT, "Radionuclide") with its DICOM CID 4020 code (``^18^Fluorine`` for an FDG scan,
+``^89^Zirconium`` for the study tracer), and, when known, (349358000, SCT, "Radiopharmaceutical
+agent") with its CID 4021 code (``Fluorodeoxyglucose F^18^`` for FDG). The time after injection
+(DCM 130194) is from the scan's own injection (the FDG injection for an FDG scan, about 1 h).
+
+Lesion groups state whether the lesion is excluded from the quantitative analyses, as a
+qualitative evaluation (99IMMUNOPET EXCLUDED "Excluded from quantitative analysis") answered
+(373066001, SCT, "Yes") or (373067005, SCT, "No"): the study's ``[[exclusions]]`` as the run
+applied them (the measurement row's ``excluded``; for an FDG scan, the manifest's exclusions of
+that patient's lesion). A lesion whose exclusion the pipeline suggested (spill-in,
+``suggested_exclusion``) but the study did not apply gets (99IMMUNOPET SUGGESTEDEXCL
+"Exclusion suggested (spill-in), not applied") = Yes. The reasons stay in the tables
+(``exclusion_reason``, ``suggested_exclusion``): TID 1411 has no text item for them.
+
 The SUV concept and unit follow the scan's normalisation (DICOM CID 7180 / CID 85): SUVbw
 (126401, ``g/ml{SUVbw}``), SUVlbm(Janma) (126405, ``g/ml{SUVlbm(Janma)}``, the
 Janmahasatian lean body mass immunopet uses) or SUVbsa (126403, ``cm2/ml{SUVbsa}``). The method
@@ -59,11 +78,17 @@ from immunopet.exports.dicom_seg import SegmentInfo
 from immunopet.io.dicom import DicomSeries
 
 __all__ = [
+    "EXCLUDED",
+    "FDG_RADIOPHARMACEUTICAL",
     "GLOBAL_PEAK",
     "LOCAL_PEAK",
     "LOCAL_SCHEME",
+    "NUCLIDE_CODES",
+    "RADIONUCLIDE",
+    "RADIOPHARMACEUTICAL",
     "RATIO",
     "SR_SERIES_NUMBER",
+    "SUGGESTED_EXCLUSION",
     "SUV_CODES",
     "TIME_AFTER_INJECTION",
     "ScanContext",
@@ -82,6 +107,10 @@ GLOBAL_PEAK = "GLOBALPEAK"
 RATIO = "TBR"
 """Code values (scheme :data:`LOCAL_SCHEME`) of the two SUVpeak methods and the ratio."""
 
+EXCLUDED = "EXCLUDED"
+SUGGESTED_EXCLUSION = "SUGGESTEDEXCL"
+"""Code values (scheme :data:`LOCAL_SCHEME`) of the exclusion flags of a lesion."""
+
 TIME_AFTER_INJECTION = Code("130194", "DCM", "Time after the start of injection")
 """Concept name of the hours after injection."""
 
@@ -94,6 +123,25 @@ SUV_CODES: dict[str, tuple[Code, Code]] = {
     "bsa": (Code("126403", "DCM", "SUVbsa"), codes.UCUM.StandardizedUptakeValueBodySurfaceArea),
 }
 """Normalisation -> (concept name, UCUM unit) of the SUV measurements."""
+
+RADIONUCLIDE = Code("89457008", "SCT", "Radionuclide")
+RADIOPHARMACEUTICAL = Code("349358000", "SCT", "Radiopharmaceutical agent")
+"""Concept names of the tracer's qualitative evaluations (as in TID 10022)."""
+
+NUCLIDE_CODES: dict[str, Code] = {
+    "11C": Code("40565003", "SCT", "^11^Carbon"),
+    "15O": Code("129504001", "SCT", "^15^Oxygen"),
+    "18F": Code("77004003", "SCT", "^18^Fluorine"),
+    "64Cu": Code("3932008", "SCT", "^64^Copper"),
+    "68Ga": Code("35337001", "SCT", "^68^Gallium"),
+    "82Rb": Code("79197006", "SCT", "^82^Rubidium"),
+    "89Zr": Code("63360001", "SCT", "^89^Zirconium"),
+    "124I": Code("40937006", "SCT", "^124^Iodine"),
+}
+"""DICOM CID 4020 "PET Radionuclide" code of each nuclide (canonical name)."""
+
+FDG_RADIOPHARMACEUTICAL = Code("35321007", "SCT", "Fluorodeoxyglucose F^18^")
+"""DICOM CID 4021 "PET Radiopharmaceutical" code of [18F]FDG."""
 
 _MEAN = Code("373098007", "SCT", "Mean")
 _MAXIMUM = Code("56851009", "SCT", "Maximum")
@@ -115,21 +163,29 @@ class VoiValues:
     ----------
     segment : SegmentInfo
         Its segment in the scan's SEG.
-    suv_mean, suv_max, suv_peak_local, suv_peak_global : float
+    suv_mean, suv_max : float
+    suv_peak_local, suv_peak_global : float or None
+        None: not measured (not written).
     volume_ml : float, mL
-    long_axis_mm : float, mm
+    long_axis_mm : float or None, mm
     ratio_to_reference : float or None
         Lesion SUVpeak / reference-organ SUVpeak (None or NaN: not written).
+    excluded : bool or None
+        The lesion is excluded from the quantitative analyses (None: not stated).
+    suggested_exclusion : bool
+        The pipeline suggested excluding it (spill-in); stated only when not ``excluded``.
     """
 
     segment: SegmentInfo
     suv_mean: float
     suv_max: float
-    suv_peak_local: float
-    suv_peak_global: float
+    suv_peak_local: float | None
+    suv_peak_global: float | None
     volume_ml: float
-    long_axis_mm: float
+    long_axis_mm: float | None
     ratio_to_reference: float | None = None
+    excluded: bool | None = None
+    suggested_exclusion: bool = False
 
 
 @dataclass(frozen=True)
@@ -151,6 +207,11 @@ class ScanContext:
         The SUVpeak of ``ratio_to_reference`` (numerator and denominator).
     time_point : str
         The scan's time point, e.g. ``"tracer-only 120 h"``.
+    nuclide : str or None
+        The canonical nuclide of the scan (``"89Zr"``, ``"18F"``): its CID 4020 code is stated
+        in every group (nothing when None or not in :data:`NUCLIDE_CODES`).
+    radiopharmaceutical : Code or None
+        Its CID 4021 code, when known (:data:`FDG_RADIOPHARMACEUTICAL` for FDG scans).
     """
 
     pseudonym: str
@@ -160,6 +221,8 @@ class ScanContext:
     reference_organ: str = "blood_pool"
     peak: str = "local"
     time_point: str = ""
+    nuclide: str | None = None
+    radiopharmaceutical: Code | None = None
 
 
 def _local(value: str, meaning: str) -> hd.sr.CodedConcept:
@@ -198,6 +261,25 @@ def _measurements(values: VoiValues, context: ScanContext) -> list[hd.sr.Measure
                 derivation=derivation,
                 method=method,
             )
+        )
+    return out
+
+
+def _qualitative(values: VoiValues, context: ScanContext) -> list[hd.sr.QualitativeEvaluation]:
+    out = []
+    if values.segment.category.value == "49755003" and values.excluded is not None:
+        answer = codes.SCT.Yes if values.excluded else codes.SCT.No
+        name = _local(EXCLUDED, "Excluded from quantitative analysis")
+        out.append(hd.sr.QualitativeEvaluation(name=name, value=answer))
+        if values.suggested_exclusion and not values.excluded:
+            name = _local(SUGGESTED_EXCLUSION, "Exclusion suggested (spill-in), not applied")
+            out.append(hd.sr.QualitativeEvaluation(name=name, value=codes.SCT.Yes))
+    nuclide = NUCLIDE_CODES.get(context.nuclide or "")
+    if nuclide is not None:
+        out.append(hd.sr.QualitativeEvaluation(name=RADIONUCLIDE, value=nuclide))
+    if context.radiopharmaceutical is not None:
+        out.append(
+            hd.sr.QualitativeEvaluation(name=RADIOPHARMACEUTICAL, value=context.radiopharmaceutical)
         )
     return out
 
@@ -276,6 +358,7 @@ def build_sr(
                 finding_category=segment.category,
                 time_point_context=time_point,
                 measurements=_measurements(item, context),
+                qualitative_evaluations=_qualitative(item, context) or None,
             )
         )
     date, time = pet_date_time(series.header, source=series.label)

@@ -5,9 +5,11 @@ Layout (BIDS 1.10, PET datatype)::
     dataset_description.json  README  participants.tsv  participants.json
     sub-<p>/sub-<p>_sessions.tsv (+ .json)          one row per injection: body weight, cold mass
     sub-<p>/ses-<s>/sub-<p>_ses-<s>_scans.tsv (+ .json)   file -> nominal and actual hours p.i.
-    sub-<p>/ses-<s>/pet/sub-<p>_ses-<s>_rec-<acstat|nacstat>_run-<n>_pet.nii.gz (+ _pet.json)
+    sub-<p>/ses-<s>/pet/sub-<p>_ses-<s>_trc-<t>_rec-<acstat|nacstat>_run-<n>_pet.nii.gz (+ .json)
     sub-<p>/ses-<s>/pet/sub-<p>_ses-<s>_recording-manual_blood.tsv (+ _blood.json)
+    sub-<p>/ses-fdg/pet/sub-<p>_ses-fdg_trc-FDG_rec-<acstat|nacstat>_pet.nii.gz (+ .json)
     derivatives/immunopet/    measurements.tsv (+ .json), when measurements are given
+    derivatives/immunopet/    fdg_measurements.tsv (+ .json), when FDG measurements are given
 
 Choices, with the part of the specification behind each:
 
@@ -20,6 +22,16 @@ Choices, with the part of the specification behind each:
   numbered in order of nominal hours (1, 72, 120 h -> run-1, run-2, run-3); the
   ``_scans.tsv`` of the session maps each file to its nominal and actual hours.
 - **rec** takes the reserved values ``acstat`` (attenuation-corrected static) or ``nacstat``.
+- **trc** names the tracer of every PET file (PET-BIDS: ``trc-<label>``, "the tracer used";
+  e.g. ``trc-FDG``): the study's ``tracer`` (``89Zr-durvalumab`` -> ``trc-89Zrdurvalumab``),
+  else the header's (0018,0031) Radiopharmaceutical, else the nuclide (``trc-Zr89``). It tells
+  the study tracer's files from the baseline FDG scans' without reading a sidecar.
+- **The baseline FDG scan** (``[patients.fdg]``) is its own injection, so its own session
+  ``ses-fdg`` (with its own ``TimeZero`` = the FDG injection time, 18F decay and
+  ``TracerName`` ``FDG``, ``TracerRadionuclide`` ``F18``), one file without ``run`` (one scan
+  in the session), a row in ``_sessions.tsv`` (no unlabelled antibody: ``n/a``) and its
+  ``_scans.tsv``. Its lesion measurements (the results store's ``fdg_measurements``) go to
+  ``derivatives/immunopet/fdg_measurements.tsv`` with ``participant_id`` and ``session_id``.
 - **Times** are seconds relative to ``TimeZero`` = the injection time of day, so a scan five
   days after injection has ``ScanStart`` ~ 432000 s; no calendar date is written.
 - **Values** are activity concentration in Bq/mL as stored by the scanner (decay-corrected to
@@ -34,7 +46,8 @@ Choices, with the part of the specification behind each:
   antibody (``MetaboliteAvail`` false).
 - **Participants**: only ``age`` (years, 89 and older written as 89, as BIDS recommends for
   privacy), ``sex`` (from the clinical sheet, when given) and ``body_weight`` (kg, at the
-  first injection; PET-BIDS recommends it there, and per injection in ``sessions.tsv``).
+  first injection of the study tracer; PET-BIDS recommends it there, and per injection,
+  the FDG scan's included, in ``sessions.tsv``).
   No name, birth date, patient ID or DICOM UID is written anywhere.
 - **REQUIRED sidecar fields** that the data do not give are ``"n/a"`` only where the schema
   allows it (``InjectedMass``, ``InjectedMassUnits``, ``SpecificRadioactivity(Units)``);
@@ -68,40 +81,33 @@ from immunopet.image import ImageVolume, Unit
 from immunopet.io.bids import IMMUNOPET_KEY, pet_sidecar
 from immunopet.io.dicom import find_one_pet
 from immunopet.io.nifti import read_nifti, sidecar_path, write_nifti, write_sidecar
-from immunopet.study.model import ScanRef, Study
+from immunopet.study._bids_fields import (
+    REQUIRED_PET_DEFAULTS,
+    dicom_fields,
+    frame_duration_s,
+    header_text,
+    radiochemistry,
+)
+from immunopet.study.model import Injection, ScanRef, Study
 from immunopet.study.pipeline import merged_overrides
 from immunopet.suv.decay import elapsed_seconds
 from immunopet.suv.record import SuvOverrides
 from immunopet.suv.volume import read_activity_volume
 
-__all__ = ["BIDS_VERSION", "bids_label", "export_bids"]
+__all__ = ["BIDS_VERSION", "FDG_SESSION", "FDG_TRACER", "bids_label", "export_bids"]
 
 BIDS_VERSION = "1.10.0"
 """The BIDS version the export follows."""
 
+FDG_SESSION = "fdg"
+"""Session label of a patient's baseline FDG scan (``ses-fdg``)."""
+
+FDG_TRACER = "FDG"
+"""``TracerName`` and ``trc`` label of the baseline FDG scans."""
+
 _NIFTI_SUFFIXES = (".nii.gz", ".nii")
 _DROPPED_MEASUREMENT_COLUMNS = frozenset({"source", "warnings", "scan_id"})
 """Measurement columns not exported: file paths and free text may identify a patient."""
-
-_REQUIRED_PET_DEFAULTS: dict[str, Any] = {
-    "Manufacturer": "n/a",
-    "ManufacturersModelName": "n/a",
-    "TracerName": "n/a",
-    "TracerRadionuclide": "n/a",
-    "InjectedMass": "n/a",
-    "InjectedMassUnits": "n/a",
-    "SpecificRadioactivity": "n/a",
-    "SpecificRadioactivityUnits": "n/a",
-    "ModeOfAdministration": "bolus",
-    "AcquisitionMode": "static",
-    "ReconMethodName": "n/a",
-    "ReconMethodParameterLabels": ["none"],
-    "ReconMethodParameterUnits": ["none"],
-    "ReconMethodParameterValues": [0],
-    "ReconFilterType": "none",
-    "AttenuationCorrection": "n/a",
-}
-"""What a PET sidecar says when the source does not tell (values the schema accepts)."""
 
 
 # ---------------------------------------------------------------------------- labels
@@ -146,138 +152,6 @@ def _unique_labels(names: Sequence[str], what: str) -> dict[str, str]:
     return labels
 
 
-# ---------------------------------------------------------------------------- PET fields
-def _header_text(ds: Dataset, keyword: str) -> str:
-    value = ds.get(keyword)
-    if value is None:
-        return ""
-    if isinstance(value, str | bytes):
-        return str(value).strip()
-    return "\\".join(str(v).strip() for v in value)
-
-
-def _recon_parameters(method: str) -> dict[str, Any]:
-    """Iterations and subsets from (0054,1103) ReconstructionMethod, e.g. ``OSEM3D 3i21s``.
-
-    Examples
-    --------
-    >>> _recon_parameters("PSF+TOF 3i21s")["ReconMethodParameterValues"]
-    [21, 3]
-    >>> _recon_parameters("OSEM")["ReconMethodParameterLabels"]
-    ['none']
-    """
-    iterations = re.search(r"(\d+)\s*(?:iterations?|iter|it|i)(?![a-z])", method, re.IGNORECASE)
-    subsets = re.search(r"(\d+)\s*(?:subsets?|sub|s)(?![a-z])", method, re.IGNORECASE)
-    labels, values = [], []
-    if subsets:
-        labels.append("subsets")
-        values.append(int(subsets.group(1)))
-    if iterations:
-        labels.append("iterations")
-        values.append(int(iterations.group(1)))
-    if not labels:
-        return {
-            "ReconMethodParameterLabels": ["none"],
-            "ReconMethodParameterUnits": ["none"],
-            "ReconMethodParameterValues": [0],
-        }
-    return {
-        "ReconMethodParameterLabels": labels,
-        "ReconMethodParameterUnits": ["none"] * len(labels),
-        "ReconMethodParameterValues": values,
-    }
-
-
-def _recon_filter(kernel: str) -> tuple[dict[str, Any], str | None]:
-    """ReconFilterType/Size from (0018,1210) ConvolutionKernel (FWHM in mm).
-
-    Examples
-    --------
-    >>> _recon_filter("XYZ Gauss2.00")[0]
-    {'ReconFilterType': 'Gauss', 'ReconFilterSize': 2.0}
-    >>> _recon_filter("")[0]
-    {'ReconFilterType': 'none'}
-    """
-    text = kernel.strip()
-    if not text or text.lower() in ("none", "all-pass", "allpass"):
-        return {"ReconFilterType": "none"}, None
-    size = re.search(r"(\d+(?:\.\d+)?)", text)
-    name = re.sub(r"^XYZ\s*", "", text[: size.start()] if size else text).strip(" :-_") or text
-    if size is None:
-        note = f"(0018,1210) ConvolutionKernel {text!r} has no filter size; ReconFilterSize not set"
-        return {"ReconFilterType": name}, note
-    return {"ReconFilterType": name, "ReconFilterSize": float(size.group(1))}, None
-
-
-def _dicom_fields(ds: Dataset) -> tuple[dict[str, Any], list[str], bool]:
-    """Sidecar fields from the first PET header; returns (fields, notes, attenuation-corrected)."""
-    notes: list[str] = []
-    fields: dict[str, Any] = {}
-    model = _header_text(ds, "ManufacturerModelName")
-    fields["ManufacturersModelName"] = model or "n/a"
-    method = _header_text(ds, "ReconstructionMethod")
-    fields["ReconMethodName"] = method or "n/a"
-    fields.update(_recon_parameters(method))
-    filter_fields, note = _recon_filter(_header_text(ds, "ConvolutionKernel"))
-    fields.update(filter_fields)
-    if note:
-        notes.append(note)
-    corrected = {v.upper() for v in _header_text(ds, "CorrectedImage").split("\\") if v}
-    attenuation = _header_text(ds, "AttenuationCorrectionMethod")
-    attenuation_corrected = "ATTN" in corrected
-    if attenuation:
-        fields["AttenuationCorrection"] = attenuation
-    elif attenuation_corrected:
-        fields["AttenuationCorrection"] = (
-            "attenuation corrected ((0028,0051) CorrectedImage ATTN; method not recorded)"
-        )
-    else:
-        fields["AttenuationCorrection"] = "none"
-    body_part = _header_text(ds, "BodyPartExamined")
-    if body_part:
-        fields["BodyPart"] = body_part
-    return fields, notes, attenuation_corrected
-
-
-def _frame_duration_s(ds: Dataset, where: str) -> float:
-    value = ds.get("ActualFrameDuration")
-    try:
-        duration_s = float(value) / 1000.0 if value not in (None, "") else math.nan
-    except (TypeError, ValueError):
-        duration_s = math.nan
-    if not (math.isfinite(duration_s) and duration_s > 0):
-        raise InputError(
-            "PET-BIDS needs the frame duration",
-            file=where,
-            tag="(0018,1242) ActualFrameDuration",
-            value="missing" if value in (None, "") else value,
-            expected="milliseconds > 0",
-        )
-    return duration_s
-
-
-def _antibody(tracer: str) -> str:
-    """``"89Zr-durvalumab"`` -> ``"durvalumab"`` (the unlabelled drug of a tracer name)."""
-    return re.sub(r"^\s*\[?\d+\]?\s*[A-Z][a-z]?\s*[-\s]\s*", "", tracer).strip() or tracer
-
-
-def _radiochemistry(
-    injected_mbq: float, tracer_mass_mg: float | None, cold_mass_mg: float, tracer: str
-) -> dict[str, Any]:
-    fields: dict[str, Any] = {}
-    if tracer_mass_mg is not None:
-        fields["InjectedMass"] = tracer_mass_mg
-        fields["InjectedMassUnits"] = "mg"
-        fields["SpecificRadioactivity"] = injected_mbq / tracer_mass_mg
-        fields["SpecificRadioactivityUnits"] = "MBq/mg"
-    if cold_mass_mg > 0:
-        fields["PharmaceuticalName"] = f"unlabelled {_antibody(tracer)}" if tracer else "unlabelled"
-        fields["PharmaceuticalDoseAmount"] = cold_mass_mg
-        fields["PharmaceuticalDoseUnits"] = "mg"
-        fields["PharmaceuticalDoseRegimen"] = "single dose before the tracer injection"
-    return fields
-
-
 # ---------------------------------------------------------------------------- one scan
 @dataclass(frozen=True)
 class _LoadedScan:
@@ -315,12 +189,12 @@ def _load_dicom_scan(
     activity = read_activity_volume(series, overrides=overrides)
     derivation, reference, how = activity.derivation, activity.decay_reference, activity.how
     header = series.header
-    fields, notes, attenuation_corrected = _dicom_fields(header)
+    fields, notes, attenuation_corrected = dicom_fields(header)
     if not tracer:
         items = header.get("RadiopharmaceuticalInformationSequence") or [Dataset()]
-        tracer = _header_text(items[0], "Radiopharmaceutical")
+        tracer = header_text(items[0], "Radiopharmaceutical")
     fields.update(
-        _radiochemistry(
+        radiochemistry(
             derivation.injected_activity_bq / 1e6,
             tracer_mass_mg,
             ref.injection.unlabelled_mass_mg,
@@ -331,7 +205,7 @@ def _load_dicom_scan(
         derivation,
         units="Bq/mL",
         tracer_name=tracer or None,
-        frame_duration_s=_frame_duration_s(header, str(series.files[0])),
+        frame_duration_s=frame_duration_s(header, str(series.files[0])),
         decay_reference=reference,
         extra=fields,
     )
@@ -389,7 +263,7 @@ def _load_nifti_scan(
                 value="missing",
                 expected="a complete PET-BIDS time section",
             )
-    sidecar = {**_REQUIRED_PET_DEFAULTS, **given}
+    sidecar = {**REQUIRED_PET_DEFAULTS, **given}
     if tracer:
         sidecar["TracerName"] = tracer
     if overrides.injected_activity_bq is not None:
@@ -398,7 +272,7 @@ def _load_nifti_scan(
     activity = _number_or_none(sidecar.get("InjectedRadioactivity"))
     if activity is not None and sidecar.get("InjectedRadioactivityUnits") == "MBq":
         sidecar.update(
-            _radiochemistry(
+            radiochemistry(
                 activity,
                 tracer_mass_mg,
                 ref.injection.unlabelled_mass_mg,
@@ -430,12 +304,33 @@ def _load_nifti_scan(
     )
 
 
-def _load_scan(ref: ScanRef, study: Study, tracer_mass_mg: float | None) -> _LoadedScan:
+def _load_scan(
+    ref: ScanRef, study: Study, tracer_mass_mg: float | None, *, fdg: bool = False
+) -> _LoadedScan:
     pet = _resolve(study, ref.scan.pet)
     overrides = merged_overrides(ref)
+    tracer = FDG_TRACER if fdg else study.tracer
+    mass = None if fdg else tracer_mass_mg
     if pet.name.lower().endswith(_NIFTI_SUFFIXES):
-        return _load_nifti_scan(ref, pet, overrides, study.tracer, tracer_mass_mg)
-    return _load_dicom_scan(ref, pet, overrides, study.tracer, tracer_mass_mg)
+        return _load_nifti_scan(ref, pet, overrides, tracer, mass)
+    return _load_dicom_scan(ref, pet, overrides, tracer, mass)
+
+
+def _tracer_label(sidecar: Mapping[str, Any]) -> str:
+    """The ``trc`` label of a PET file: its TracerName, else its radionuclide.
+
+    Examples
+    --------
+    >>> _tracer_label({"TracerName": "89Zr-durvalumab", "TracerRadionuclide": "Zr89"})
+    '89Zrdurvalumab'
+    >>> _tracer_label({"TracerName": "n/a", "TracerRadionuclide": "Zr89"})
+    'Zr89'
+    """
+    for key in ("TracerName", "TracerRadionuclide"):
+        text = re.sub(r"[^0-9A-Za-z]", "", str(sidecar.get(key) or ""))
+        if text and text.lower() != "na":
+            return text
+    return "unknown"
 
 
 # ---------------------------------------------------------------------------- tables
@@ -458,11 +353,12 @@ class _Session:
     session: str
     patient: str
     series: str
-    unlabelled_mass_mg: float
+    unlabelled_mass_mg: float | None
     weight_kg: float | None = None
     time_zero: datetime | None = None
     scans: list[dict[str, Any]] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    fdg: bool = False
 
     @property
     def folder(self) -> Path:
@@ -621,18 +517,21 @@ _PARTICIPANT_COLUMNS: dict[str, dict[str, Any]] = {
         "Levels": {"M": "male", "F": "female", "O": "other"},
     },
     "body_weight": {
-        "Description": "Body weight at the first injection (used for SUV); the weight at "
-        "each injection is in sub-<label>_sessions.tsv",
+        "Description": "Body weight at the first injection of the study tracer (used for SUV); "
+        "the weight at each injection (the FDG scan's included) is in sub-<label>_sessions.tsv",
         "Units": "kg",
     },
 }
 
 _SESSION_COLUMNS: dict[str, dict[str, Any]] = {
-    "session_id": {"Description": "Session identifier: one session per tracer injection"},
+    "session_id": {
+        "Description": "Session identifier: one session per tracer injection (ses-fdg: the "
+        "baseline FDG PET/CT, its own 18F injection)"
+    },
     "body_weight": {"Description": "Body weight at this injection (used for SUV)", "Units": "kg"},
     "unlabelled_antibody_mass": {
         "Description": "Mass of unlabelled (cold) antibody given before the tracer at this "
-        "injection; 0 for tracer only",
+        "injection; 0 for tracer only, n/a for the FDG session",
         "Units": "mg",
     },
 }
@@ -656,7 +555,9 @@ def _write_participants(
     clinical = _read_clinical(study)
     rows = []
     for patient, subject in subjects.items():
-        first = next((s for s in sessions if s.patient == patient and s.weight_kg), None)
+        first = next(
+            (s for s in sessions if s.patient == patient and s.weight_kg and not s.fdg), None
+        )
         row: dict[str, Any] = {"participant_id": f"sub-{subject}"}
         if clinical:
             entry = clinical.get(patient, {})
@@ -717,7 +618,7 @@ def _readme(study: Study, sessions: Sequence[_Session], n_scans: int, has_blood:
         "",
         f"PET-BIDS dataset written by immunopet {__version__}.",
         f"Tracer: {study.tracer or 'see TracerName in the _pet.json files'}.",
-        f"{len(subjects)} participants, {len(sessions)} sessions (one per tracer injection), "
+        f"{len(subjects)} participants, {len(sessions)} sessions (one per injection), "
         f"{n_scans} PET scans.",
         "",
         "Conventions",
@@ -732,7 +633,15 @@ def _readme(study: Study, sessions: Sequence[_Session], n_scans: int, has_blood:
         "  after injection of each file.",
         "- Body weight: participants.tsv (first injection) and sub-<label>_sessions.tsv (each",
         "  injection, with the unlabelled antibody mass given before the tracer).",
+        "- The trc entity names the tracer of each PET file.",
     ]
+    n_fdg = sum(s.fdg for s in sessions)
+    if n_fdg:
+        lines += [
+            f"- {n_fdg} baseline FDG PET scans: session ses-fdg of each participant that had one",
+            "  (trc-FDG, TracerRadionuclide F18; TimeZero is the FDG injection, ScanStart about",
+            "  3600 s). Their lesions' SUVs: derivatives/immunopet/fdg_measurements.tsv.",
+        ]
     if has_blood:
         lines += [
             "- Blood: *_recording-manual_blood.tsv, venous samples counted in a well counter,",
@@ -828,15 +737,97 @@ def _write_measurements(
     return _write_tsv(out, folder / "measurements.tsv")
 
 
+_FDG_MEASUREMENT_UNITS = {"volume_ml": "mL", "hours_pi": "h"}
+
+
+def _check_fdg_measurements(table: pd.DataFrame, sessions: Mapping[str, str]) -> None:
+    """Refuse FDG measurements without patients, or of patients without an FDG session."""
+    if "patient" not in table.columns:
+        raise InputError(
+            "FDG measurements lack the patient column",
+            file="fdg_measurements",
+            tag="patient",
+            value="missing",
+            expected="the fdg_measurements table of the results store",
+        )
+    patients = table["patient"].astype(str)
+    unknown = sorted({p for p in patients if p not in sessions})
+    if unknown:
+        raise InputError(
+            "FDG measurements name patients without an FDG scan in the study",
+            file="fdg_measurements",
+            tag="patient",
+            value=unknown,
+            expected="pseudonyms with [patients.fdg] in the manifest",
+        )
+
+
+def _write_fdg_measurements(
+    outdir: Path,
+    study: Study,
+    table: pd.DataFrame,
+    subjects: Mapping[str, str],
+    sessions: Mapping[str, str],
+) -> Path:
+    """``derivatives/immunopet/fdg_measurements.tsv``: the FDG lesions by participant."""
+    patients = table["patient"].astype(str)
+    folder = outdir / "derivatives" / "immunopet"
+    folder.mkdir(parents=True, exist_ok=True)
+    _write_description(folder, study, derivative=True)
+    front = pd.DataFrame(
+        {
+            "participant_id": [f"sub-{subjects[p]}" for p in patients],
+            "session_id": [f"ses-{sessions[p]}" for p in patients],
+        },
+        index=table.index,
+    )
+    kept = [c for c in table.columns if c not in {"patient", *_DROPPED_MEASUREMENT_COLUMNS}]
+    out = pd.concat([front, table[kept]], axis=1)
+    suv_unit = "cm2/mL" if study.settings.normalisation == "bsa" else "g/mL"
+    described: dict[str, dict[str, Any]] = {
+        "participant_id": {"Description": "Participant (sub-<pseudonym>)"},
+        "session_id": {"Description": "Session of the baseline FDG PET/CT"},
+    }
+    for column in kept:
+        entry: dict[str, Any] = {"Description": column.replace("_", " ")}
+        if column.startswith("fdg_suv_"):
+            entry["Description"] = (
+                f"{column[4:].replace('_', ' ')} of the lesion on the FDG PET "
+                f"(SUV{study.settings.normalisation}, decay-corrected to the FDG injection)"
+            )
+            entry["Units"] = suv_unit
+        elif column in _FDG_MEASUREMENT_UNITS:
+            entry["Units"] = _FDG_MEASUREMENT_UNITS[column]
+        described[column] = entry
+    _write_json(described, folder / "fdg_measurements.json")
+    return _write_tsv(out, folder / "fdg_measurements.tsv")
+
+
 # ---------------------------------------------------------------------------- export
 def _plan(
     study: Study,
-) -> tuple[dict[str, str], list[_Session], list[tuple[_Session, ScanRef, int]]]:
+) -> tuple[dict[str, str], list[_Session], list[tuple[_Session, ScanRef, int | None]]]:
     subjects = _unique_labels([p.pseudonym for p in study.patients], "patient pseudonym")
     sessions: list[_Session] = []
-    work: list[tuple[_Session, ScanRef, int]] = []
+    work: list[tuple[_Session, ScanRef, int | None]] = []
     for patient in study.patients:
-        labels = _unique_labels([i.series for i in patient.injections], "series")
+        series_names = [i.series for i in patient.injections]
+        if patient.fdg is not None:  # its own injection: its own session, before the tracer's
+            labels = _unique_labels([FDG_SESSION, *series_names], "series")
+            fdg = patient.fdg
+            injection = Injection(series=FDG_SESSION, scans=(fdg,))
+            session = _Session(
+                subject=subjects[patient.pseudonym],
+                session=labels[FDG_SESSION],
+                patient=patient.pseudonym,
+                series=FDG_SESSION,
+                unlabelled_mass_mg=None,
+                fdg=True,
+            )
+            sessions.append(session)
+            ref = ScanRef(patient.pseudonym, FDG_SESSION, fdg.nominal_hours, fdg, injection)
+            work.append((session, ref, None))
+        labels = _unique_labels(series_names, "series")
         for injection in patient.injections:
             session = _Session(
                 subject=subjects[patient.pseudonym],
@@ -870,6 +861,7 @@ def export_bids(
     *,
     blood: pd.DataFrame | None = None,
     measurements: pd.DataFrame | None = None,
+    fdg_measurements: pd.DataFrame | None = None,
     tracer_mass_mg: float | None = None,
     overwrite: bool = False,
     progress: bool = False,
@@ -892,9 +884,14 @@ def export_bids(
         VOI measurements (the results store's table) written to ``derivatives/immunopet/``
         with ``participant_id``/``session_id``/``run`` instead of pseudonym and series; the
         columns ``source``, ``warnings`` and ``scan_id`` are left out (paths, free text).
+    fdg_measurements : pandas.DataFrame, optional
+        The lesions of the baseline FDG scans (the results store's ``fdg_measurements``,
+        :data:`immunopet.study.fdg.FDG_MEASUREMENT_COLUMNS`), written to
+        ``derivatives/immunopet/fdg_measurements.tsv`` with ``participant_id`` and
+        ``session_id`` (``ses-fdg``) instead of the pseudonym.
     tracer_mass_mg : float, mg, optional
-        Mass of labelled antibody per injection (``InjectedMass``; then
-        ``SpecificRadioactivity`` in MBq/mg). ``"n/a"`` when not given.
+        Mass of labelled antibody per injection of the study tracer (``InjectedMass``; then
+        ``SpecificRadioactivity`` in MBq/mg). ``"n/a"`` when not given, and for FDG.
     overwrite : bool
         Write into an ``outdir`` that already holds files (files of the same names are
         replaced, others left alone).
@@ -936,6 +933,9 @@ def export_bids(
         )
     blood_rows = _check_blood(blood) if blood is not None else None
     subjects, sessions, work = _plan(study)
+    fdg_sessions = {s.patient: s.session for s in sessions if s.fdg}
+    if fdg_measurements is not None:
+        _check_fdg_measurements(fdg_measurements, fdg_sessions)
     out.mkdir(parents=True, exist_ok=True)
     if blood is None and study.inputs.blood_samples is not None:
         warnings.warn(
@@ -946,9 +946,12 @@ def export_bids(
 
     runs: dict[tuple[str, str, float], int] = {}
     for session, ref, run in tqdm(work, desc="BIDS export", unit="scan", disable=not progress):
-        loaded = _load_scan(ref, study, tracer_mass_mg)
+        loaded = _load_scan(ref, study, tracer_mass_mg, fdg=session.fdg)
         rec = "acstat" if loaded.attenuation_corrected else "nacstat"
-        name = f"{session.stem}_rec-{rec}_run-{run}_pet.nii.gz"
+        entities = f"trc-{_tracer_label(loaded.sidecar)}_rec-{rec}"
+        if run is not None:
+            entities += f"_run-{run}"
+        name = f"{session.stem}_{entities}_pet.nii.gz"
         relative = session.folder / "pet" / name
         sidecar = dict(loaded.sidecar)
         own = dict(sidecar.get(IMMUNOPET_KEY) or {})
@@ -957,7 +960,8 @@ def export_bids(
         sidecar[IMMUNOPET_KEY] = own
         (out / relative).parent.mkdir(parents=True, exist_ok=True)
         write_nifti(loaded.volume, out / relative, sidecar=sidecar)
-        runs[(ref.patient, ref.series, float(ref.nominal_hours))] = run
+        if run is not None:
+            runs[(ref.patient, ref.series, float(ref.nominal_hours))] = run
         session.scans.append(
             {
                 "filename": f"pet/{name}",
@@ -972,7 +976,7 @@ def export_bids(
 
     has_blood = False
     if blood_rows is not None:
-        known = {(s.patient, s.series) for s in sessions}
+        known = {(s.patient, s.series) for s in sessions if not s.fdg}
         pairs = set(zip(blood_rows["patient"], blood_rows["series"], strict=True))
         for patient, series in sorted(pairs - known):
             warnings.warn(
@@ -981,13 +985,15 @@ def export_bids(
                 stacklevel=2,
             )
         for session in sessions:
+            if session.fdg:
+                continue
             rows = blood_rows[
                 (blood_rows["patient"] == session.patient)
                 & (blood_rows["series"] == session.series)
             ]
             has_blood |= _write_blood(session, rows, out) is not None
 
-    session_labels = {(s.patient, s.series): s.session for s in sessions}
+    session_labels = {(s.patient, s.series): s.session for s in sessions if not s.fdg}
     for subject in subjects.values():
         _write_sessions(out, subject, [s for s in sessions if s.subject == subject])
     for session in sessions:
@@ -998,4 +1004,6 @@ def export_bids(
     (out / "README").write_text(_readme(study, sessions, len(work), has_blood), encoding="utf-8")
     if measurements is not None:
         _write_measurements(out, study, measurements, subjects, session_labels, runs)
+    if fdg_measurements is not None:
+        _write_fdg_measurements(out, study, fdg_measurements, subjects, fdg_sessions)
     return out
