@@ -139,9 +139,12 @@ class HeaderTemplate:
             The file cannot be read.
         """
         wanted = len(self._bytes) + _SLACK
-        with open(path, "rb") as fp:
-            data = fp.read(wanted)
-            status = os.fstat(fp.fileno())
+        fd = os.open(path, os.O_RDONLY)  # a plain descriptor: one fstat, one read
+        try:
+            status = os.fstat(fd)
+            data = os.read(fd, min(wanted, status.st_size))
+        finally:
+            os.close(fd)
         size = status.st_size
         found = self._compare(data)
         if found is None:
