@@ -76,6 +76,19 @@ def register(subparsers: Any) -> argparse.ArgumentParser:
     return parser
 
 
+def _start_workers_early(*, report: bool) -> None:
+    """Start the fork server of the worker processes now: it imports what the workers need
+    (measuring, and drawing when a report follows) while this process reads the study."""
+    from immunopet.study._tasks import WORKER_PRELOAD, start_fork_server
+
+    preload = WORKER_PRELOAD
+    if report:
+        from immunopet.report.drawing import REPORT_PRELOAD
+
+        preload = (*WORKER_PRELOAD, *REPORT_PRELOAD)
+    start_fork_server(preload)
+
+
 def run(args: argparse.Namespace) -> int:
     """Run the study; print the summary unless ``--quiet``.
 
@@ -84,6 +97,8 @@ def run(args: argparse.Namespace) -> int:
     its problems are printed and nothing is run.
     """
     manifest = Path(args.manifest)
+    if args.scheduler is None and not args.dask and (args.workers is None or args.workers > 1):
+        _start_workers_early(report=not args.no_report)
     study = load_manifest(manifest)
     from immunopet.analysis.sheets import sheet_problems
 
