@@ -58,7 +58,8 @@ def test_one_and_two_workers_write_identical_results_and_figures(
     assert "fdg_measurements.csv" in tables
     assert any(name.startswith(f"{QC_DIR}/fig5_") for name in tables)
     assert any(name.startswith("fig5_") for name in pngs) and "biodistribution.png" in pngs
-    assert sum(name.startswith("qc_") for name in pngs) == len(list(load_manifest(manifest).scans()))
+    n_scans = len(list(load_manifest(manifest).scans()))
+    assert sum(name.startswith("qc_") for name in pngs) == n_scans
     assert outputs[2][0].keys() == tables.keys()
     assert [name for name in tables if outputs[2][0][name] != tables[name]] == []
     assert outputs[2][1].keys() == pngs.keys()
