@@ -133,9 +133,6 @@ def run(args: argparse.Namespace) -> int:
         from immunopet.analysis.kinetics import kinetics_step
         from immunopet.report.build import build_report
 
-        for note in kinetics_step(output, study):  # RESULTS_DIR/analysis/kinetics.csv
-            print(note, file=sys.stderr)
-
         report_dir = args.report if args.report is not None else manifest.parent / "report"
         built = build_report(
             output,
@@ -144,6 +141,9 @@ def run(args: argparse.Namespace) -> int:
             qc=not args.no_qc,
             progress=not args.quiet,
             workers=args.workers if args.scheduler is None else None,
+            # RESULTS_DIR/analysis/kinetics.csv (the report does not read it): done while
+            # the workers start drawing
+            alongside=lambda: kinetics_step(output, study),
         )
         for note in built.notes:
             print(note, file=sys.stderr)

@@ -8,6 +8,7 @@ quality-control page per scan) in worker processes and renders ``OUTDIR/index.ht
 from __future__ import annotations
 
 import os
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -55,6 +56,7 @@ def build_report(
     qc: bool = True,
     progress: bool = False,
     workers: int | None = None,
+    alongside: Callable[[], Sequence[str]] | None = None,
 ) -> BuiltReport:
     """Assemble the analysis of ``results_dir`` and write the report folder ``outdir``.
 
@@ -77,6 +79,10 @@ def build_report(
         process, after the analysis). With more, the QC pages and Fig 5 panels are drawn
         while this process assembles the analysis, then the study figures
         (:class:`~immunopet.report.drawing.FigureDrawer`); the files are the same.
+    alongside : callable, optional
+        Other work of the caller, independent of the report (``immunopet run``: the
+        kinetics step), done here while the workers start drawing, before the analysis is
+        assembled; the lines it returns open :attr:`BuiltReport.notes`.
     """
     results_dir, outdir = Path(results_dir), Path(outdir)
     figures_dir = outdir / "figures"
@@ -88,6 +94,7 @@ def build_report(
         drawer.add(fig5_jobs)
         qc_jobs = qc_page_jobs(results_dir, study, figures_dir) if qc and study else []
         drawer.add(qc_jobs)
+        notes = list(alongside()) if alongside is not None else []
         analysis = assemble_analysis(results_dir, study=study, progress=progress)
         write_analysis_tables(analysis, results_dir)
         if qc and study is None:  # the study only orders the QC pages
@@ -108,7 +115,7 @@ def build_report(
         analysis=analysis,
         n_figures=n_figures,
         n_qc_pages=len(qc_figures),
-        notes=(),
+        notes=tuple(notes),
     )
 
 
