@@ -186,6 +186,12 @@ def mp_context(preload: Sequence[str] = WORKER_PRELOAD) -> multiprocessing.conte
     return multiprocessing.get_context("spawn")
 
 
+WARM_UP_SECONDS = 1.0
+"""How long after :func:`start_fork_server` the server is taken to be still importing."""
+
+_server_started: list[float] = []
+
+
 def start_fork_server(preload: Sequence[str]) -> None:
     """Start the fork server now, importing ``preload``, while this process goes on.
 
@@ -199,6 +205,12 @@ def start_fork_server(preload: Sequence[str]) -> None:
 
     mp_context(preload)
     forkserver.ensure_running()
+    _server_started[:] = [time.monotonic()]
+
+
+def _server_warming_up() -> bool:
+    """True within :data:`WARM_UP_SECONDS` of :func:`start_fork_server` in this process."""
+    return bool(_server_started) and time.monotonic() - _server_started[0] < WARM_UP_SECONDS
 
 
 def in_process(pending: deque[Task]) -> Iterator[Outcome]:
@@ -233,8 +245,17 @@ def isolated(
             pool.shutdown(wait=True, cancel_futures=True)
 
 
-def local_pool(pending: deque[Task], workers: int) -> Iterator[Outcome]:
-    """Run the tasks of ``pending`` in a pool of ``workers`` processes (see the module notes)."""
+def local_pool(
+    pending: deque[Task], workers: int, *, here: Callable[[Task], bool] | None = None
+) -> Iterator[Outcome]:
+    """Run the tasks of ``pending`` in a pool of ``workers`` processes (see the module notes).
+
+    Starting a worker waits for the fork server to have imported its modules: while it is
+    still at it (:func:`start_fork_server` less than :data:`WARM_UP_SECONDS` ago), the tasks
+    at the head of ``pending`` for which ``here(task)`` is true are run in this process.
+    """
+    while here is not None and pending and here(pending[0]) and _server_warming_up():
+        yield run_task(pending.popleft())
     while pending:
         suspects: list[Task] = []
         pool = new_pool(workers, mp_context())
