@@ -4,23 +4,34 @@
 
 1. resolves the scans' paths against the study root and computes each scan's key
    (:mod:`immunopet.study.provenance`); scans whose stored results have the same key are
-   skipped unless ``force``;
-2. runs :func:`~immunopet.study.pipeline.process_scan` for the others:
+   skipped unless ``force``; likewise each patient's FDG reference scan
+   (:func:`~immunopet.study.fdg.fdg_key`);
+2. runs the jobs (:mod:`immunopet.study._tasks`): one per FDG scan
+   (:func:`~immunopet.study.fdg.measure_fdg_patient`), one per scan
+   (:func:`~immunopet.study.pipeline.process_scan`) and, once the FDG rows and the scans of
+   the reference series at the analysis time point are in, one per Fig 5 slice pair
+   (:func:`~immunopet.study.fig5.make_fig5_pair`), all in the same pool:
 
-   * ``workers=1`` (and no Dask): in this process, one scan after another;
+   * ``workers=1`` (and no Dask): in this process, one after another;
    * default: a :class:`concurrent.futures.ProcessPoolExecutor` of ``workers`` processes
      (default ``min(2, cpu_count)``), started with the ``forkserver`` method where available
-     (safe with the threads DuckDB and tqdm keep in this process), else ``spawn``;
+     (safe with the threads DuckDB and tqdm keep in this process), else ``spawn``; the FDG
+     jobs and the scans the Fig 5 choice needs go first, so that the pairs run beside the
+     other scans;
    * ``scheduler="tcp://HOST:PORT"``: the Dask cluster at that address
      (``distributed.Client(address)``);
    * ``backend="dask"`` without an address: a ``distributed.LocalCluster`` of ``workers``
      single-threaded worker processes;
 
 3. writes each result as it arrives, one transaction per scan (:class:`~immunopet.study.store.
-   ResultsStore`): only this process writes; workers only return rows;
-4. copies the clinical sheet (and the blood sample sheet) into the store, removes the rows of
-   scans no longer in the study, appends a provenance row and exports every table as CSV and
-   Parquet.
+   ResultsStore`; the Fig 5 pairs as files beside the QC images): only this process writes;
+   workers only return rows;
+4. copies the clinical sheet (and the blood sample sheet) into the store, writes the FDG rows
+   with their keys (one transaction), removes the rows of scans no longer in the study,
+   appends a provenance row and exports every table as CSV and Parquet.
+
+The tables and files are the same whatever the backend and the number of workers (the store
+orders its rows; notes keep the order of a sequential run).
 
 Failures
 --------
