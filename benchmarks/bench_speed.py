@@ -12,8 +12,9 @@ the load of a shared machine falls on both alike):
    and its pixel data taken with ``np.frombuffer`` (no parsing at all)
 4. ``immunopet run`` of the synthetic study, 2 workers / the same with 1 worker
    (whole process, ``--force``, measuring, analysis and report); followed by the ceiling
-   the machine allows just before and just after those runs: N copies of a CPU-bound loop run at once, time per
-   copy / one copy alone (other jobs on a shared machine take cores away from both)
+   the machine allows just before and just after those runs: N copies of a CPU-bound loop
+   run at once, time per copy / one copy alone (other jobs on a shared machine take cores
+   away from both)
 5. ``immunopet synth --preset study`` wall time      / the 60 s target
 
 Prints one line per row: subject and anchor medians (s), the ratio and the target. Nothing
