@@ -24,10 +24,12 @@ exception (a bug) into one with the traceback; only ``KeyboardInterrupt``/``Syst
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 import multiprocessing
 import multiprocessing.context
+import threading
 import time
 import traceback
 import uuid
@@ -186,12 +188,6 @@ def mp_context(preload: Sequence[str] = WORKER_PRELOAD) -> multiprocessing.conte
     return multiprocessing.get_context("spawn")
 
 
-WARM_UP_SECONDS = 1.0
-"""How long after :func:`start_fork_server` the server is taken to be still importing."""
-
-_server_started: list[float] = []
-
-
 def start_fork_server(preload: Sequence[str]) -> None:
     """Start the fork server now, importing ``preload``, while this process goes on.
 
@@ -205,12 +201,6 @@ def start_fork_server(preload: Sequence[str]) -> None:
 
     mp_context(preload)
     forkserver.ensure_running()
-    _server_started[:] = [time.monotonic()]
-
-
-def _server_warming_up() -> bool:
-    """True within :data:`WARM_UP_SECONDS` of :func:`start_fork_server` in this process."""
-    return bool(_server_started) and time.monotonic() - _server_started[0] < WARM_UP_SECONDS
 
 
 def in_process(pending: deque[Task]) -> Iterator[Outcome]:
@@ -245,23 +235,49 @@ def isolated(
             pool.shutdown(wait=True, cancel_futures=True)
 
 
+def _noop() -> None:
+    """A task that does nothing (starts a worker)."""
+
+
+def _start_in_background(pool: ProcessPoolExecutor) -> threading.Event:
+    """Start a worker of ``pool`` from a thread; the event is set once it runs.
+
+    Starting a worker waits until the fork server has imported its modules; meanwhile this
+    thread, not the caller, waits.
+    """
+    started = threading.Event()
+
+    def start() -> None:
+        with contextlib.suppress(Exception):  # a broken or stopped pool: the caller sees it
+            pool.submit(_noop)
+        started.set()
+
+    threading.Thread(target=start, name="immunopet-pool-start", daemon=True).start()
+    return started
+
+
 def local_pool(
     pending: deque[Task], workers: int, *, here: Callable[[Task], bool] | None = None
 ) -> Iterator[Outcome]:
     """Run the tasks of ``pending`` in a pool of ``workers`` processes (see the module notes).
 
-    Starting a worker waits for the fork server to have imported its modules: while it is
-    still at it (:func:`start_fork_server` less than :data:`WARM_UP_SECONDS` ago), the tasks
-    at the head of ``pending`` for which ``here(task)`` is true are run in this process.
+    Starting a worker waits for the fork server to have imported the workers' modules: until
+    the first worker runs, the tasks at the head of ``pending`` for which ``here(task)`` is
+    true are run in this process.
     """
-    while here is not None and pending and here(pending[0]) and _server_warming_up():
-        yield run_task(pending.popleft())
+    first = True
     while pending:
         suspects: list[Task] = []
         pool = new_pool(workers, mp_context())
         in_flight: dict[Future[Outcome], Task] = {}
         finished = False
         try:
+            if first and here is not None:
+                started = _start_in_background(pool)
+                while pending and here(pending[0]) and not started.is_set():
+                    yield run_task(pending.popleft())
+                started.wait()
+            first = False
             while pending or in_flight:
                 while pending and len(in_flight) < 2 * workers and not suspects:
                     task = pending.popleft()
@@ -270,6 +286,8 @@ def local_pool(
                     except BrokenProcessPool:
                         suspects.append(task)
                         break
+                if not in_flight:
+                    break
                 done, _ = wait(in_flight, return_when=FIRST_COMPLETED)
                 for future in done:
                     task = in_flight.pop(future)

@@ -200,8 +200,8 @@ def _executor(pending: deque[Task], n_workers: int, client: Any) -> Iterator[Out
         return on_dask(pending, client)
     if n_workers == 1:
         return in_process(pending)
-    # the FDG scans (measured in this process before they were jobs) are measured here while
-    # the fork server imports what the workers need (when the CLI started it early)
+    # the FDG scans (measured in this process before they were jobs) are measured here until
+    # the first worker runs (the fork server imports what the workers need meanwhile)
     return local_pool(pending, n_workers, here=lambda task: task.kind == "fdg")
 
 

@@ -273,7 +273,8 @@ class ResultsStore:
         new = not self.path.exists()
         with deferred_interrupts():
             try:
-                self._con = duckdb.connect(str(self.path))
+                # one thread: the store's writes are small, and the cores are the workers'
+                self._con = duckdb.connect(str(self.path), config={"threads": 1})
             except duckdb.Error as exc:
                 raise self._open_error(exc) from exc
             try:
