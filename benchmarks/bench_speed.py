@@ -12,8 +12,9 @@ the load of a shared machine falls on both alike):
    and its pixel data taken with ``np.frombuffer`` (no parsing at all)
 4. ``immunopet run`` of the synthetic study, 2 workers / the same with 1 worker
    (whole process, ``--force``, measuring, analysis and report); followed by the ceiling
-   the machine allows at that moment: N copies of a CPU-bound loop run at once, time per
-   copy / one copy alone (other jobs on a shared machine take cores away from both)
+   the machine allows just before and just after those runs: N copies of a CPU-bound loop
+   run at once, time per copy / one copy alone (other jobs on a shared machine take cores
+   away from both)
 5. ``immunopet synth --preset study`` wall time      / the 60 s target
 
 Prints one line per row: subject and anchor medians (s), the ratio and the target. Nothing
@@ -213,14 +214,22 @@ def row_study(
     def clear() -> None:
         shutil.rmtree(results, ignore_errors=True)
 
+    before = _ceiling(workers)
     many, one = alternate(run_with(workers), run_with(1), repeats, warm_up=False, prepare=clear)
     print_row(f"immunopet run ({preset}), {workers} workers", many, "1 worker", one, "<= 0.55")
-    together, alone = alternate(lambda: _spin(workers), lambda: _spin(1), 3)
+    after = _ceiling(workers)
     print(
         f"  (the machine's ceiling for that row now: {workers} CPU-bound processes at once "
-        f"{together:.2f} s vs 1 alone {alone:.2f} s = ratio {together / (workers * alone):.2f})",
+        f"vs 1 alone = ratio {before:.2f} before the runs, {after:.2f} after; load average "
+        f"{os.getloadavg()[0]:.2f})",
         flush=True,
     )
+
+
+def _ceiling(workers: int) -> float:
+    """Time per copy of ``workers`` CPU-bound loops at once over one alone, / ``workers``."""
+    together, alone = alternate(lambda: _spin(workers), lambda: _spin(1), 3)
+    return together / (workers * alone)
 
 
 _SPIN = "x = 0\nfor i in range(10_000_000):\n    x += i * i"

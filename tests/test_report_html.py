@@ -24,6 +24,7 @@ from immunopet.analysis.aggregates import PatientUptake
 from immunopet.analysis.lesions import LesionVisibility, TimePointChoice
 from immunopet.analysis.results import SplitSurvival, StudyAnalysis
 from immunopet.errors import InputError
+from immunopet.report.drawing import DrawJob
 from immunopet.report.html import SECTION_IDS, is_identifying, render_report
 from immunopet.stats.results import (
     BiomarkerComparison,
@@ -585,20 +586,22 @@ def test_cli_report_runs_assemble_draw_render(
         calls.append(f"assemble {Path(results_dir).name} study={study}")
         return hand_built_analysis()
 
-    def draw_all(analysis: StudyAnalysis, outdir: Path, *, progress: bool = False) -> dict:
+    def figure_jobs(analysis: StudyAnalysis, outdir: Path) -> list[DrawJob]:
         calls.append(f"draw {Path(outdir).relative_to(tmp_path)}")
-        return {"biodistribution": write_png(Path(outdir) / "biodistribution.png")}
+        path = Path(outdir) / "biodistribution.png"
+        return [DrawJob("biodistribution", write_png, path, "figure biodistribution")]
 
-    def qc_pages(source: Path, study: object, outdir: Path, *, progress: bool = False) -> dict:
+    def qc_page_jobs(*args: object, **kwargs: object) -> list[DrawJob]:
         calls.append("qc")  # must not run: --no-qc
-        return {}
+        return []
 
     monkeypatch.setattr(build, "assemble_analysis", assemble_analysis)
-    monkeypatch.setattr(build, "draw_all", draw_all)
-    monkeypatch.setattr(build, "qc_pages", qc_pages)
+    monkeypatch.setattr(build, "figure_jobs", figure_jobs)
+    monkeypatch.setattr(build, "qc_page_jobs", qc_page_jobs)
     parser = argparse.ArgumentParser()
     cli_report.register(parser.add_subparsers())
     argv = ["report", str(tmp_path / "results"), "-o", str(tmp_path / "out"), "--no-qc"]
+    argv += ["--workers", "1"]  # the fake figure is drawn here
     args = parser.parse_args(argv)
     assert args.func(args) == 0
     assert calls == ["assemble results study=None", "draw out/figures"]

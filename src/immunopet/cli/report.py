@@ -49,6 +49,13 @@ def register(subparsers: Any) -> argparse.ArgumentParser:
         action="store_true",
         help="leave out the per-scan quality-control pages (faster)",
     )
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=None,
+        metavar="N",
+        help="processes drawing the figures and QC pages (default: min(2, CPUs); 1 = here)",
+    )
     parser.set_defaults(func=run)
     return parser
 
@@ -58,7 +65,9 @@ def run(args: argparse.Namespace) -> int:
     from immunopet.report.build import build_report
 
     study = load_manifest(args.manifest) if args.manifest is not None else None
-    built = build_report(args.results, args.output, study=study, qc=not args.no_qc)
+    built = build_report(
+        args.results, args.output, study=study, qc=not args.no_qc, workers=args.workers
+    )
     for note in built.notes:
         print(note, file=sys.stderr)
     print(f"report written to {built.index}")

@@ -79,6 +79,19 @@ def register(subparsers: Any) -> argparse.ArgumentParser:
     return parser
 
 
+def _start_workers_early(*, report: bool) -> None:
+    """Start the fork server of the worker processes now: it imports what the workers need
+    (measuring, and drawing when a report follows) while this process reads the study."""
+    from immunopet.study._tasks import WORKER_PRELOAD, start_fork_server
+
+    preload = WORKER_PRELOAD
+    if report:
+        from immunopet.report.drawing import REPORT_PRELOAD
+
+        preload = (*WORKER_PRELOAD, *REPORT_PRELOAD)
+    start_fork_server(preload)
+
+
 def run(args: argparse.Namespace) -> int:
     """Run the study; print the summary unless ``--quiet``.
 
@@ -87,6 +100,8 @@ def run(args: argparse.Namespace) -> int:
     its problems are printed and nothing is run.
     """
     manifest = Path(args.manifest)
+    if args.scheduler is None and not args.dask and (args.workers is None or args.workers > 1):
+        _start_workers_early(report=not args.no_report)
     study = load_manifest(manifest)
     from immunopet.analysis.sheets import sheet_problems
 
@@ -126,9 +141,6 @@ def run(args: argparse.Namespace) -> int:
         from immunopet.analysis.kinetics import kinetics_step
         from immunopet.report.build import build_report
 
-        for note in kinetics_step(output, study):  # RESULTS_DIR/analysis/kinetics.csv
-            print(note, file=sys.stderr)
-
         report_dir = args.report if args.report is not None else manifest.parent / "report"
         built = build_report(
             output,
@@ -137,6 +149,9 @@ def run(args: argparse.Namespace) -> int:
             qc=not args.no_qc,
             progress=not args.quiet,
             workers=args.workers if args.scheduler is None else None,
+            # RESULTS_DIR/analysis/kinetics.csv (the report does not read it): done while
+            # the workers start drawing
+            alongside=lambda: kinetics_step(output, study),
         )
         for note in built.notes:
             print(note, file=sys.stderr)

@@ -1,20 +1,23 @@
 """One call from a results folder to a finished report folder.
 
 :func:`build_report` assembles the analysis once, draws its figures (and, optionally, one
-quality-control page per scan) and renders ``OUTDIR/index.html``. ``immunopet report``,
-``immunopet run`` and ``immunopet demo`` all end here.
+quality-control page per scan) in worker processes and renders ``OUTDIR/index.html``.
+``immunopet report``, ``immunopet run`` and ``immunopet demo`` all end here.
 """
 
 from __future__ import annotations
 
+import os
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from immunopet.analysis.assemble import assemble_analysis
 from immunopet.analysis.export import write_analysis_tables
 from immunopet.analysis.results import StudyAnalysis
-from immunopet.report.figures import draw_all, qc_pages
-from immunopet.report.figures_fdg import fig5_pages
+from immunopet.report.drawing import FigureDrawer
+from immunopet.report.figures import figure_jobs, qc_page_jobs
+from immunopet.report.figures_fdg import fig5_page_jobs
 from immunopet.report.html import render_report
 from immunopet.study.manifest import load_manifest
 from immunopet.study.model import Study
@@ -53,6 +56,7 @@ def build_report(
     qc: bool = True,
     progress: bool = False,
     workers: int | None = None,
+    alongside: Callable[[], Sequence[str]] | None = None,
 ) -> BuiltReport:
     """Assemble the analysis of ``results_dir`` and write the report folder ``outdir``.
 
@@ -71,24 +75,40 @@ def build_report(
     progress : bool
         Progress bars on stderr.
     workers : int, optional
-        Processes drawing the QC pages (default min(2, CPUs); 1 = in this process).
+        Processes drawing the figures and QC pages (default min(2, CPUs); 1 = in this
+        process, after the analysis). With more, the QC pages and Fig 5 panels are drawn
+        while this process assembles the analysis, then the study figures
+        (:class:`~immunopet.report.drawing.FigureDrawer`); the files are the same.
+    alongside : callable, optional
+        Other work of the caller, independent of the report (``immunopet run``: the
+        kinetics step), done here while the workers start drawing, before the analysis is
+        assembled; the lines it returns open :attr:`BuiltReport.notes`.
     """
     results_dir, outdir = Path(results_dir), Path(outdir)
-    analysis = assemble_analysis(results_dir, study=study, progress=progress)
-    write_analysis_tables(analysis, results_dir)
-    if study is None:
-        recorded = analysis.provenance.get("manifest_path")
-        study = _recorded_study(recorded_manifest(recorded, results_dir))
-    figures = draw_all(analysis, outdir / "figures", progress=progress)
-    figures.update(fig5_pages(results_dir, outdir / "figures"))  # none without FDG scans
+    figures_dir = outdir / "figures"
+    figures_dir.mkdir(parents=True, exist_ok=True)
+    n_workers = max(1, workers if workers is not None else min(2, os.cpu_count() or 1))
+    with FigureDrawer(n_workers, progress=progress) as drawer:
+        # what needs no analysis is drawn (by the workers) while this process assembles it
+        fig5_jobs = fig5_page_jobs(results_dir, figures_dir)  # none without FDG scans
+        drawer.add(fig5_jobs)
+        qc_jobs = qc_page_jobs(results_dir, study, figures_dir) if qc and study else []
+        drawer.add(qc_jobs)
+        notes = list(alongside()) if alongside is not None else []
+        analysis = assemble_analysis(results_dir, study=study, progress=progress)
+        write_analysis_tables(analysis, results_dir)
+        if qc and study is None:  # the study only orders the QC pages
+            recorded = analysis.provenance.get("manifest_path")
+            study = _recorded_study(recorded_manifest(recorded, results_dir))
+            qc_jobs = qc_page_jobs(results_dir, study, figures_dir)
+            drawer.add(qc_jobs)
+        study_jobs = figure_jobs(analysis, figures_dir)
+        drawer.add(study_jobs)
+        drawn = drawer.finish()
+    figures = {job.key: drawn[job.key] for job in study_jobs + fig5_jobs if job.key in drawn}
     n_figures = len(figures)
-    notes: list[str] = []
-    qc_figures = {}
-    if qc:  # drawn from the QC images the run stored; the study only orders them
-        qc_figures = qc_pages(
-            results_dir, study, outdir / "figures", progress=progress, workers=workers
-        )
-        figures.update(qc_figures)
+    qc_figures = {job.key: drawn[job.key] for job in qc_jobs if job.key in drawn}
+    figures.update(qc_figures)
     index = render_report(analysis, outdir, figures=figures)
     return BuiltReport(
         index=index,

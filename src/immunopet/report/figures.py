@@ -31,12 +31,9 @@ from __future__ import annotations
 
 import logging
 import math
-import multiprocessing
-import multiprocessing.context
 import os
 import re
-from collections.abc import Callable, Iterator, Mapping, Sequence
-from concurrent.futures import ProcessPoolExecutor
+from collections.abc import Callable, Mapping, Sequence
 from functools import partial
 from pathlib import Path
 from typing import Any, Final
@@ -56,6 +53,7 @@ from immunopet.analysis.lesions import TimePointChoice
 from immunopet.analysis.results import SplitSurvival, StudyAnalysis
 from immunopet.errors import ImmunoPETError, InputError
 from immunopet.image import ImageVolume
+from immunopet.report.drawing import DrawJob, FigureDrawer
 from immunopet.report.figures_heterogeneity import plot_lesion_uptake_by_type
 from immunopet.report.style import (
     EXCLUDED_COLOUR,
@@ -79,6 +77,7 @@ __all__ = [
     "FIGURE_KEYS",
     "draw_all",
     "draw_qc_page",
+    "figure_jobs",
     "plot_biodistribution",
     "plot_biomarkers",
     "plot_blood",
@@ -88,6 +87,7 @@ __all__ = [
     "plot_uptake_by_response",
     "plot_uptake_vs_cps",
     "qc_figure",
+    "qc_page_jobs",
     "qc_pages",
 ]
 
@@ -850,6 +850,35 @@ def qc_figure(
     return draw_qc_page(qc_images(volume, masks), title, path, vmax=vmax)
 
 
+def qc_page_jobs(
+    results_dir: str | Path,
+    study: Study | None,
+    outdir: str | Path,
+    *,
+    max_scans: int | None = None,
+) -> list[DrawJob]:
+    """The QC pages to draw (see :func:`qc_pages`), as jobs for a :class:`FigureDrawer`."""
+    results = Path(results_dir)
+    scans = read_results(results).get("scans", pd.DataFrame(columns=["scan_id"]))
+    done = [str(scan_id) for scan_id in scans["scan_id"]] if "scan_id" in scans.columns else []
+    if study is not None:
+        processed = set(done)
+        done = [ref.scan_id for ref in study.scans() if ref.scan_id in processed]
+    if max_scans is not None:
+        done = done[: max(0, max_scans)]
+    out = Path(outdir)
+    return [
+        DrawJob(
+            key=f"qc {scan_id}",
+            draw=partial(_qc_page, results / QC_DIR / qc_file_name(scan_id), scan_id),
+            path=out / _qc_file(scan_id),
+            what=f"QC page of {scan_id}",
+            tolerant=True,
+        )
+        for scan_id in done
+    ]
+
+
 def qc_pages(
     results_dir: str | Path,
     study: Study | None,
@@ -877,7 +906,8 @@ def qc_pages(
         A tqdm progress bar over scans.
     workers : int, optional
         Pages drawn in this many processes at once (default min(2, CPUs); 1 = here, one by
-        one). The pages are the same whatever the number.
+        one; :class:`~immunopet.report.drawing.FigureDrawer`). The pages are the same
+        whatever the number.
 
     Returns
     -------
@@ -885,43 +915,10 @@ def qc_pages(
         ``"qc <scan id>"`` -> page. A scan without stored QC images (results of an older
         version: run again) is skipped (logged).
     """
-    results = Path(results_dir)
-    scans = read_results(results).get("scans", pd.DataFrame(columns=["scan_id"]))
-    done = [str(scan_id) for scan_id in scans["scan_id"]] if "scan_id" in scans.columns else []
-    if study is not None:
-        processed = set(done)
-        done = [ref.scan_id for ref in study.scans() if ref.scan_id in processed]
-    if max_scans is not None:
-        done = done[: max(0, max_scans)]
-    out = Path(outdir)
-    jobs = [
-        (results / QC_DIR / qc_file_name(scan_id), scan_id, out / _qc_file(scan_id))
-        for scan_id in done
-    ]
-    n_workers = _qc_workers(workers, len(jobs))
-    if n_workers == 1 or not jobs:
-        outcomes: Iterator[tuple[Path | None, str]] = (_qc_page(*job) for job in jobs)
-        executor = None
-    else:  # each page reads its small file and draws alone: independent CPU-bound work
-        executor = ProcessPoolExecutor(max_workers=n_workers, mp_context=_qc_context())
-        outcomes = executor.map(_qc_page, *zip(*jobs, strict=True))
-    pages: dict[str, Path] = {}
-    try:
-        for scan_id, (page, problem) in tqdm(
-            zip(done, outcomes, strict=True),
-            total=len(done),
-            desc="QC pages",
-            unit="scan",
-            disable=not progress,
-        ):
-            if page is None:
-                _LOG.warning("QC page of %s not drawn: %s", scan_id, problem)
-            else:
-                pages[f"qc {scan_id}"] = page
-    finally:
-        if executor is not None:
-            executor.shutdown(wait=True, cancel_futures=True)
-    return pages
+    jobs = qc_page_jobs(results_dir, study, outdir, max_scans=max_scans)
+    with FigureDrawer(_qc_workers(workers, len(jobs)), progress=progress) as drawer:
+        drawer.add(jobs)
+        return drawer.finish()
 
 
 def _qc_workers(workers: int | None, n_jobs: int) -> int:
@@ -930,23 +927,11 @@ def _qc_workers(workers: int | None, n_jobs: int) -> int:
     return max(1, min(wanted, n_jobs))
 
 
-def _qc_context() -> multiprocessing.context.BaseContext:
-    if "forkserver" in multiprocessing.get_all_start_methods():
-        context = multiprocessing.get_context("forkserver")
-        context.set_forkserver_preload(["immunopet.report.figures"])
-        return context
-    return multiprocessing.get_context("spawn")
-
-
-def _qc_page(source: Path, scan_id: str, path: Path) -> tuple[Path | None, str]:
-    """One QC page (in a worker process or here): (page, "") or (None, why not)."""
+def _qc_page(source: Path, scan_id: str, path: Path) -> Path:
+    """One QC page from its stored images (in a worker process or here)."""
     if not source.is_file():
-        return None, "no QC images stored for this scan (run the study again to store them)"
-    try:
-        images = read_qc_images(source)
-        return draw_qc_page(images, f"{scan_id} (coronal MIP)", path), ""
-    except (ImmunoPETError, OSError, ValueError) as exc:
-        return None, str(exc)
+        raise InputError("no QC images stored for this scan (run the study again to store them)")
+    return draw_qc_page(read_qc_images(source), f"{scan_id} (coronal MIP)", path)
 
 
 def _qc_file(scan_id: str) -> str:
@@ -980,34 +965,10 @@ def _marker_figures(analysis: StudyAnalysis) -> list[tuple[str, Callable[[Path],
     return jobs
 
 
-def draw_all(
-    analysis: StudyAnalysis,
-    outdir: str | Path,
-    *,
-    pet_images: Mapping[str, tuple[ImageVolume, Mapping[str, np.ndarray]]] | None = None,
-    progress: bool = False,
-) -> dict[str, Path]:
-    """Draw every figure the analysis allows.
-
-    Parameters
-    ----------
-    analysis : StudyAnalysis
-    outdir : path-like
-        Created if needed; files ``<key>.png`` and ``qc_<scan id>.png``.
-    pet_images : mapping of scan id to (ImageVolume, masks), optional
-        SUV volumes with their VOI masks, one QC page each (:func:`qc_pages` draws them
-        from the QC images a study run stored).
-    progress : bool
-        A tqdm progress bar over the figures.
-
-    Returns
-    -------
-    dict of str to Path
-        Keys of :data:`FIGURE_KEYS` (those drawn) and ``"qc <scan id>"``. A figure whose part
-        is missing is left out; one that fails is left out and logged.
-    """
+def figure_jobs(analysis: StudyAnalysis, outdir: str | Path) -> list[DrawJob]:
+    """The study figures the analysis allows (see :func:`draw_all`), as jobs for a
+    :class:`~immunopet.report.drawing.FigureDrawer`, in the report's order."""
     out = Path(outdir)
-    out.mkdir(parents=True, exist_ok=True)
     a = analysis
     jobs: list[tuple[str, Callable[[Path], Path]]] = []
     if a.organ_uptake is not None:
@@ -1038,15 +999,47 @@ def draw_all(
         jobs.append(("biomarkers", partial(plot_biomarkers, a.biomarkers)))
     if a.heterogeneity is not None:
         jobs.append(("heterogeneity", partial(plot_lesion_uptake_by_type, a.heterogeneity)))
+    return [DrawJob(key, draw, out / f"{key}.png", f"figure {key}") for key, draw in jobs]
+
+
+def draw_all(
+    analysis: StudyAnalysis,
+    outdir: str | Path,
+    *,
+    pet_images: Mapping[str, tuple[ImageVolume, Mapping[str, np.ndarray]]] | None = None,
+    progress: bool = False,
+) -> dict[str, Path]:
+    """Draw every figure the analysis allows, here, one after another.
+
+    Parameters
+    ----------
+    analysis : StudyAnalysis
+    outdir : path-like
+        Created if needed; files ``<key>.png`` and ``qc_<scan id>.png``.
+    pet_images : mapping of scan id to (ImageVolume, masks), optional
+        SUV volumes with their VOI masks, one QC page each (:func:`qc_pages` draws them
+        from the QC images a study run stored).
+    progress : bool
+        A tqdm progress bar over the figures.
+
+    Returns
+    -------
+    dict of str to Path
+        Keys of :data:`FIGURE_KEYS` (those drawn) and ``"qc <scan id>"``. A figure whose part
+        is missing is left out; one that fails is left out and logged.
+    """
+    out = Path(outdir)
+    out.mkdir(parents=True, exist_ok=True)
+    jobs = figure_jobs(analysis, out)
     for scan_id, (volume, masks) in (pet_images or {}).items():
         title = f"{scan_id} (coronal MIP)"
-        jobs.append((f"qc {scan_id}", partial(qc_figure, volume, masks, title)))
+        draw = partial(qc_figure, volume, masks, title)
+        jobs.append(DrawJob(f"qc {scan_id}", draw, out / _qc_file(scan_id), f"figure qc {scan_id}"))
 
     drawn: dict[str, Path] = {}
-    for key, draw in tqdm(jobs, desc="figures", unit="figure", disable=not progress):
-        name = _qc_file(key[3:]) if key.startswith("qc ") else f"{key}.png"
+    for job in tqdm(jobs, desc="figures", unit="figure", disable=not progress):
         try:
-            drawn[key] = draw(out / name)
+            drawn[job.key] = job.draw(job.path)
         except ImmunoPETError as exc:  # a figure its data do not allow; a bug propagates
-            _LOG.warning("figure %s not drawn: %s", key, exc)
+            _LOG.warning("%s not drawn: %s", job.what, exc)
     return drawn

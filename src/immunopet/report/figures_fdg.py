@@ -9,6 +9,7 @@ extents and the tops of the colour scales come from the stored file.
 
 from __future__ import annotations
 
+from functools import partial
 from pathlib import Path
 from typing import Final
 
@@ -16,6 +17,7 @@ import numpy as np
 from matplotlib.axes import Axes
 
 from immunopet.errors import ImmunoPETError
+from immunopet.report.drawing import DrawJob
 from immunopet.report.style import (
     LESION_COLOUR,
     PET_COLOURMAP,
@@ -26,7 +28,7 @@ from immunopet.report.style import (
 from immunopet.study.fig5 import FIG5_PREFIX, Fig5Slices, read_fig5_slices
 from immunopet.study.qc import QC_DIR
 
-__all__ = ["FIG5_KEY_PREFIX", "draw_fig5_pair", "fig5_pages"]
+__all__ = ["FIG5_KEY_PREFIX", "draw_fig5_pair", "fig5_page_jobs", "fig5_pages"]
 
 FIG5_KEY_PREFIX: Final = "fig5 "
 """Figure keys of the panels: ``"fig5 <patient> <lesion>"``."""
@@ -97,8 +99,36 @@ def draw_fig5_pair(pair: Fig5Slices, path: str | Path) -> Path:
     return save_figure(figure, path)
 
 
+def _fig5_page(source: Path, path: Path) -> Path:
+    """Draw one stored pair (in a worker process or here)."""
+    return draw_fig5_pair(read_fig5_slices(source), path)
+
+
+def fig5_page_jobs(results_dir: str | Path, outdir: str | Path) -> list[DrawJob]:
+    """The Fig 5 panels to draw (see :func:`fig5_pages`), largest lesion first, as jobs for a
+    :class:`~immunopet.report.drawing.FigureDrawer`."""
+    folder = Path(results_dir) / QC_DIR
+    if not folder.is_dir():
+        return []
+    pairs = []
+    for source in sorted(folder.glob(f"{FIG5_PREFIX}*.npz")):
+        try:
+            pairs.append((source, read_fig5_slices(source)))
+        except ImmunoPETError:
+            continue
+    pairs.sort(key=lambda item: -item[1].volume_ml)
+    out = Path(outdir)
+    out.mkdir(parents=True, exist_ok=True)
+    jobs = []
+    for source, pair in pairs:
+        key = f"{FIG5_KEY_PREFIX}{pair.patient} {pair.lesion}"
+        draw = partial(_fig5_page, source)
+        jobs.append(DrawJob(key, draw, out / (source.stem + ".png"), f"figure {key}"))
+    return jobs
+
+
 def fig5_pages(results_dir: str | Path, outdir: str | Path) -> dict[str, Path]:
-    """Draw every stored Fig 5 pair of a results folder.
+    """Draw every stored Fig 5 pair of a results folder (here, one after another).
 
     Parameters
     ----------
@@ -113,21 +143,4 @@ def fig5_pages(results_dir: str | Path, outdir: str | Path) -> dict[str, Path]:
         ``"fig5 <patient> <lesion>"`` -> panel, largest lesion first (the stored volume);
         a file that cannot be read is left out.
     """
-    folder = Path(results_dir) / QC_DIR
-    if not folder.is_dir():
-        return {}
-    pairs = []
-    for source in sorted(folder.glob(f"{FIG5_PREFIX}*.npz")):
-        try:
-            pairs.append((source, read_fig5_slices(source)))
-        except ImmunoPETError:
-            continue
-    pairs.sort(key=lambda item: -item[1].volume_ml)
-    out = Path(outdir)
-    out.mkdir(parents=True, exist_ok=True)
-    return {
-        f"{FIG5_KEY_PREFIX}{pair.patient} {pair.lesion}": draw_fig5_pair(
-            pair, out / (source.stem + ".png")
-        )
-        for source, pair in pairs
-    }
+    return {job.key: job.draw(job.path) for job in fig5_page_jobs(results_dir, outdir)}

@@ -9,24 +9,43 @@ turns them into FDG positivity (:mod:`immunopet.analysis.fdg`).
 
 A patient whose FDG scan cannot be measured gets a note (one line, paths redacted), never a
 stopped run: the FDG scan is a reference, not the study's measurement.
+
+A study run measures each patient's FDG scan as one job (:func:`measure_fdg_patient`) in the
+same worker pool as the 89Zr scans, and keeps each patient's rows with a key
+(:func:`fdg_key`: the inputs' fingerprint, the scan entry, the settings that enter, the
+version), so that a rerun reuses the rows whose key has not changed.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 import math
+from collections.abc import Iterable
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Final
 
 import pandas as pd
 
+from immunopet import __version__
 from immunopet.errors import ImmunoPETError
 from immunopet.metrics import describe_voi
-from immunopet.study.model import Study
+from immunopet.study.model import AnalysisSettings, Injection, Scan, ScanRef, Study, VoiSource
 from immunopet.study.privacy import PathRedactor
+from immunopet.study.provenance import _plain, scan_inputs
 from immunopet.suv.volume import read_suv_volume
 from immunopet.voi.sources import load_vois
 
-__all__ = ["FDG_MEASUREMENT_COLUMNS", "measure_fdg_lesions"]
+__all__ = [
+    "FDG_MEASUREMENT_COLUMNS",
+    "FdgResult",
+    "fdg_inputs",
+    "fdg_key",
+    "fdg_table",
+    "measure_fdg_lesions",
+    "measure_fdg_patient",
+]
 
 FDG_MEASUREMENT_COLUMNS: Final = (
     "patient",
@@ -47,10 +66,140 @@ def _absolute(path: Path, root: Path) -> Path:
     return path if path.is_absolute() else root / path
 
 
+@dataclass(frozen=True)
+class FdgResult:
+    """The lesions one patient's FDG scan gave (one job of a study run).
+
+    Attributes
+    ----------
+    patient : str
+        The pseudonym.
+    rows : tuple of dict
+        One row per lesion measured, keys :data:`FDG_MEASUREMENT_COLUMNS`.
+    note : str
+        Why the scan (or part of it) could not be measured, "" when it was; paths not yet
+        redacted (the orchestrator redacts).
+    """
+
+    patient: str
+    rows: tuple[dict[str, Any], ...] = ()
+    note: str = ""
+
+
+def fdg_inputs(scan: Scan, root: Path) -> tuple[Path, ...]:
+    """The files the FDG job of ``scan`` reads: its PET and every non-organ VOI source.
+
+    Relative paths are taken relative to ``root``; a NIfTI PET brings its JSON sidecar and a
+    NIfTI label map its name table (as :func:`~immunopet.study.provenance.scan_inputs`).
+    """
+    vois = tuple(
+        VoiSource(_absolute(source.path, root), source.kind)
+        for source in scan.vois
+        if source.kind != "organ"
+    )
+    absolute = replace(scan, pet=_absolute(scan.pet, root), vois=vois)
+    return scan_inputs(ScanRef("", "fdg", 0.0, absolute, Injection("fdg")))
+
+
+def fdg_key(patient: str, scan: Scan, settings: AnalysisSettings, inputs_fingerprint: str) -> str:
+    """The key of a patient's FDG rows: inputs, scan entry, the settings that enter, version.
+
+    A stored FDG result with the same key is current (a rerun reuses its rows).
+    """
+    document = {
+        "inputs": inputs_fingerprint,
+        "patient": patient,
+        "pet": scan.pet,
+        "vois": scan.vois,
+        "overrides": scan.overrides,
+        "settings": {
+            "normalisation": settings.normalisation,
+            "peak": settings.peak,
+            "peak_radius_mm": settings.peak_radius_mm,
+        },
+        "version": __version__,
+    }
+    text = json.dumps(_plain(document), sort_keys=True)
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def measure_fdg_patient(
+    patient: str, scan: Scan, settings: AnalysisSettings, root: str | Path
+) -> FdgResult:
+    """SUV metrics of every lesion VOI of one patient's FDG reference scan (writes nothing).
+
+    Parameters
+    ----------
+    patient : str
+        The pseudonym.
+    scan : Scan
+        The patient's ``fdg`` scan; relative paths are taken relative to ``root``.
+    settings : AnalysisSettings
+        Normalisation, SUVpeak kind and radius.
+    root : path-like
+        The study root.
+
+    Returns
+    -------
+    FdgResult
+        The rows, and a note (instead of an exception) when an input problem stopped the
+        measurement: the rows of the lesions measured before it are kept.
+    """
+    root = Path(root)
+    rows: list[dict[str, Any]] = []
+    try:
+        suv = read_suv_volume(
+            _absolute(scan.pet, root),
+            overrides=scan.overrides,
+            normalisation=settings.normalisation,
+        )
+        derivation = suv.derivation
+        start, scanned = derivation.injection_datetime, derivation.scan_datetime
+        hours = math.nan
+        if start is not None and scanned is not None:
+            hours = (scanned - start).total_seconds() / 3600.0
+        for source in scan.vois:
+            if source.kind == "organ":
+                continue
+            for voi in load_vois(_absolute(source.path, root), reference=suv.volume, kind="lesion"):
+                described = describe_voi(
+                    suv.volume,
+                    voi.mask,
+                    voi_name=f"{patient}/fdg lesion {voi.name}",
+                    peak_radius_mm=settings.peak_radius_mm,
+                )
+                m = described.metrics
+                rows.append(
+                    {
+                        "patient": patient,
+                        "lesion": voi.name,
+                        "fdg_suv_max": m.max,
+                        "fdg_suv_peak": m.peak_local if settings.peak == "local" else m.peak_global,
+                        "fdg_suv_mean": m.mean,
+                        "volume_ml": m.volume_ml,
+                        "n_voxels": m.n_voxels,
+                        "nuclide": derivation.nuclide,
+                        "hours_pi": hours,
+                    }
+                )
+    except ImmunoPETError as error:
+        return FdgResult(patient, tuple(rows), f"{patient}/fdg not measured: {error}")
+    return FdgResult(patient, tuple(rows))
+
+
+def fdg_table(results: Iterable[FdgResult]) -> pd.DataFrame:
+    """The ``fdg_measurements`` table of some results, in their order."""
+    rows = [row for result in results for row in result.rows]
+    return pd.DataFrame(rows, columns=list(FDG_MEASUREMENT_COLUMNS))
+
+
 def measure_fdg_lesions(
     study: Study, redactor: PathRedactor | None = None
 ) -> tuple[pd.DataFrame, list[str]]:
     """SUV metrics of every lesion VOI of every patient's FDG reference scan.
+
+    One :func:`measure_fdg_patient` after another (a study run gives each patient's scan
+    to its worker pool instead).
 
     Parameters
     ----------
@@ -69,53 +218,10 @@ def measure_fdg_lesions(
         One line per FDG scan that could not be measured.
     """
     redactor = PathRedactor.for_study(study) if redactor is None else redactor
-    root = Path(study.root)
-    settings = study.settings
-    rows: list[dict[str, Any]] = []
-    notes: list[str] = []
-    for patient in study.patients:
-        scan = patient.fdg
-        if scan is None:
-            continue
-        try:
-            suv = read_suv_volume(
-                _absolute(scan.pet, root),
-                overrides=scan.overrides,
-                normalisation=settings.normalisation,
-            )
-            derivation = suv.derivation
-            start, scanned = derivation.injection_datetime, derivation.scan_datetime
-            hours = math.nan
-            if start is not None and scanned is not None:
-                hours = (scanned - start).total_seconds() / 3600.0
-            for source in scan.vois:
-                if source.kind == "organ":
-                    continue
-                for voi in load_vois(
-                    _absolute(source.path, root), reference=suv.volume, kind="lesion"
-                ):
-                    described = describe_voi(
-                        suv.volume,
-                        voi.mask,
-                        voi_name=f"{patient.pseudonym}/fdg lesion {voi.name}",
-                        peak_radius_mm=settings.peak_radius_mm,
-                    )
-                    m = described.metrics
-                    rows.append(
-                        {
-                            "patient": patient.pseudonym,
-                            "lesion": voi.name,
-                            "fdg_suv_max": m.max,
-                            "fdg_suv_peak": m.peak_local
-                            if settings.peak == "local"
-                            else m.peak_global,
-                            "fdg_suv_mean": m.mean,
-                            "volume_ml": m.volume_ml,
-                            "n_voxels": m.n_voxels,
-                            "nuclide": derivation.nuclide,
-                            "hours_pi": hours,
-                        }
-                    )
-        except ImmunoPETError as error:
-            notes.append(redactor.redact(f"{patient.pseudonym}/fdg not measured: {error}"))
-    return pd.DataFrame(rows, columns=list(FDG_MEASUREMENT_COLUMNS)), notes
+    results = [
+        measure_fdg_patient(patient.pseudonym, patient.fdg, study.settings, study.root)
+        for patient in study.patients
+        if patient.fdg is not None
+    ]
+    notes = [redactor.redact(result.note) for result in results if result.note]
+    return fdg_table(results), notes

@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Final
 
@@ -35,10 +35,11 @@ import pandas as pd
 
 from immunopet.errors import ImmunoPETError, InputError
 from immunopet.image import ImageVolume
-from immunopet.study.model import Study, VoiSource
+from immunopet.study.model import Scan, ScanRef, Study, VoiSource
 from immunopet.study.pipeline import merged_overrides
 from immunopet.study.privacy import PathRedactor
 from immunopet.study.qc import QC_DIR, _axis_roles, qc_file_name, save_npz_atomically
+from immunopet.suv.record import Normalisation
 from immunopet.suv.volume import read_suv_volume
 from immunopet.voi.sources import load_vois
 
@@ -46,11 +47,17 @@ __all__ = [
     "CROP_MM",
     "FIG5_PREFIX",
     "N_LESIONS",
+    "Fig5Request",
     "Fig5Slices",
     "fig5_file_name",
+    "fig5_note",
+    "fig5_requests",
     "fig5_slices",
+    "is_fig5_scan",
     "largest_fdg_positive_lesions",
+    "make_fig5_pair",
     "read_fig5_slices",
+    "remove_fig5_slices",
     "store_fig5_slices",
     "write_fig5_slices",
 ]
@@ -262,6 +269,144 @@ def _lesion_mask(
     raise InputError("lesion VOI not found", tag="lesion", value=name)
 
 
+@dataclass(frozen=True)
+class Fig5Request:
+    """What one Fig 5 pair needs: both scans (absolute paths) and the lesion (a job's input).
+
+    Attributes
+    ----------
+    patient, lesion : str
+    zirconium : ScanRef
+        The 89Zr scan, paths absolute, overrides as given (completed by its injection's).
+    fdg : Scan
+        The patient's FDG scan, paths absolute.
+    normalisation : str
+    volume_ml : float, mL
+        The lesion's 89Zr volume that ranked it.
+    """
+
+    patient: str
+    lesion: str
+    zirconium: ScanRef
+    fdg: Scan
+    normalisation: Normalisation
+    volume_ml: float
+
+
+def is_fig5_scan(ref: ScanRef, study: Study) -> bool:
+    """True when the Fig 5 choice reads ``ref``'s lesions (reference series, analysis hours)."""
+    return ref.series == study.plan.reference_series and bool(
+        np.isclose(float(ref.nominal_hours), study.settings.analysis_hours)
+    )
+
+
+def _absolute_scan(scan: Scan, root: Path) -> Scan:
+    def absolute(path: Path) -> Path:
+        return path if Path(path).is_absolute() else root / path
+
+    vois = tuple(VoiSource(absolute(source.path), source.kind) for source in scan.vois)
+    return replace(scan, pet=absolute(scan.pet), vois=vois)
+
+
+def fig5_requests(
+    study: Study, measurements: pd.DataFrame, fdg: pd.DataFrame, *, n: int = N_LESIONS
+) -> list[Fig5Request]:
+    """The pairs to make: the ``n`` largest FDG-positive lesions, largest first.
+
+    Parameters
+    ----------
+    study : Study
+    measurements : pandas.DataFrame
+        The ``measurements`` table; rows of scans no longer in the study are left out.
+    fdg : pandas.DataFrame
+        The ``fdg_measurements`` table.
+    n : int
+    """
+    settings, plan = study.settings, study.plan
+    refs = {ref.scan_id: ref for ref in study.scans()}
+    if not measurements.empty:
+        measurements = measurements[measurements["scan_id"].astype(str).isin(set(refs))]
+    chosen = largest_fdg_positive_lesions(
+        measurements,
+        fdg,
+        series=plan.reference_series,
+        hours=settings.analysis_hours,
+        threshold=plan.fdg_positive_suv_max,
+        n=n,
+    )
+    root = Path(study.root)
+    patients = {patient.pseudonym: patient for patient in study.patients}
+    requests = []
+    for row in chosen.itertuples(index=False):
+        ref = refs[str(row.scan_id)]
+        scan = patients[str(row.patient)].fdg
+        if scan is None:  # a measured FDG lesion implies an FDG scan
+            continue
+        zr_scan = _absolute_scan(ref.scan, root)
+        requests.append(
+            Fig5Request(
+                patient=str(row.patient),
+                lesion=str(row.lesion),
+                zirconium=replace(ref, scan=zr_scan, injection=replace(ref.injection, scans=())),
+                fdg=_absolute_scan(scan, root),
+                normalisation=settings.normalisation,
+                volume_ml=float(row.volume_ml),
+            )
+        )
+    return requests
+
+
+def make_fig5_pair(request: Fig5Request) -> Fig5Slices:
+    """Read both SUV images and cut the pair of one lesion (writes nothing).
+
+    Raises
+    ------
+    ImmunoPETError
+        When a scan cannot be read or the lesion's VOI is missing or empty.
+    """
+    ref, scan = request.zirconium, request.fdg
+    zr = read_suv_volume(
+        ref.scan.pet, overrides=merged_overrides(ref), normalisation=request.normalisation
+    ).volume
+    fdg_volume = read_suv_volume(
+        scan.pet, overrides=scan.overrides, normalisation=request.normalisation
+    ).volume
+    root = Path()  # the requests' paths are absolute
+    fdg_image, zr_image, fdg_outline, zr_outline, extent, z_mm = fig5_slices(
+        zr,
+        _lesion_mask(ref.scan.vois, root, zr, request.lesion),
+        fdg_volume,
+        _lesion_mask(scan.vois, root, fdg_volume, request.lesion),
+    )
+    return Fig5Slices(
+        patient=request.patient,
+        lesion=request.lesion,
+        fdg=fdg_image,
+        zirconium=zr_image,
+        fdg_outline=fdg_outline,
+        zirconium_outline=zr_outline,
+        extent_mm=extent,
+        z_mm=z_mm,
+        unit=str(zr.unit),
+        fdg_display_max=_top(fdg_image),
+        zirconium_display_max=_top(zr_image),
+        hours=float(ref.nominal_hours),
+        volume_ml=request.volume_ml,
+    )
+
+
+def fig5_note(request: Fig5Request, error: object) -> str:
+    """The note of a pair that could not be made (paths not yet redacted)."""
+    return f"{request.patient}/{request.lesion} Fig 5 slices not made: {error}"
+
+
+def remove_fig5_slices(results_dir: str | Path) -> None:
+    """Remove the ``fig5_*.npz`` files of a results folder (before a run stores its own)."""
+    folder = Path(results_dir) / QC_DIR
+    for old in folder.glob(f"{FIG5_PREFIX}*.npz") if folder.is_dir() else []:
+        old.unlink(missing_ok=True)
+
+
 def store_fig5_slices(
     study: Study,
     measurements: pd.DataFrame,
@@ -271,10 +416,11 @@ def store_fig5_slices(
     *,
     n: int = N_LESIONS,
 ) -> tuple[list[Path], list[str]]:
-    """Compute and store the pairs of the ``n`` largest FDG-positive lesions.
+    """Compute and store the pairs of the ``n`` largest FDG-positive lesions, one by one.
 
     Earlier ``fig5_*.npz`` files of the results folder are removed first, so that the folder
-    holds the pairs of this run only.
+    holds the pairs of this run only. (A study run makes the pairs of
+    :func:`fig5_requests` with :func:`make_fig5_pair` in its worker pool.)
 
     Returns
     -------
@@ -284,64 +430,19 @@ def store_fig5_slices(
         One line per lesion whose pair could not be made (paths redacted).
     """
     redactor = PathRedactor.for_study(study) if redactor is None else redactor
+    remove_fig5_slices(results_dir)
     folder = Path(results_dir) / QC_DIR
-    for old in folder.glob(f"{FIG5_PREFIX}*.npz") if folder.is_dir() else []:
-        old.unlink(missing_ok=True)
-    settings, plan = study.settings, study.plan
-    chosen = largest_fdg_positive_lesions(
-        measurements,
-        fdg,
-        series=plan.reference_series,
-        hours=settings.analysis_hours,
-        threshold=plan.fdg_positive_suv_max,
-        n=n,
-    )
-    if chosen.empty:
-        return [], []
-    root = Path(study.root)
-    refs = {ref.scan_id: ref for ref in study.scans()}
-    patients = {patient.pseudonym: patient for patient in study.patients}
     paths: list[Path] = []
     notes: list[str] = []
-    for row in chosen.itertuples(index=False):
-        patient, lesion = str(row.patient), str(row.lesion)
+    for request in fig5_requests(study, measurements, fdg, n=n):
         try:
-            ref = refs[str(row.scan_id)]
-            scan = patients[patient].fdg
-            if scan is None:  # a measured FDG lesion implies an FDG scan
-                continue
-            pet = ref.scan.pet if ref.scan.pet.is_absolute() else root / ref.scan.pet
-            zr = read_suv_volume(
-                pet, overrides=merged_overrides(ref), normalisation=settings.normalisation
-            ).volume
-            fdg_pet = scan.pet if scan.pet.is_absolute() else root / scan.pet
-            fdg_volume = read_suv_volume(
-                fdg_pet, overrides=scan.overrides, normalisation=settings.normalisation
-            ).volume
-            fdg_image, zr_image, fdg_outline, zr_outline, extent, z_mm = fig5_slices(
-                zr,
-                _lesion_mask(ref.scan.vois, root, zr, lesion),
-                fdg_volume,
-                _lesion_mask(scan.vois, root, fdg_volume, lesion),
-            )
-            pair = Fig5Slices(
-                patient=patient,
-                lesion=lesion,
-                fdg=fdg_image,
-                zirconium=zr_image,
-                fdg_outline=fdg_outline,
-                zirconium_outline=zr_outline,
-                extent_mm=extent,
-                z_mm=z_mm,
-                unit=str(zr.unit),
-                fdg_display_max=_top(fdg_image),
-                zirconium_display_max=_top(zr_image),
-                hours=float(ref.nominal_hours),
-                volume_ml=float(row.volume_ml),
-            )
-            paths.append(write_fig5_slices(pair, folder / fig5_file_name(patient, lesion)))
+            pair = make_fig5_pair(request)
         except ImmunoPETError as error:
-            notes.append(redactor.redact(f"{patient}/{lesion} Fig 5 slices not made: {error}"))
+            notes.append(redactor.redact(fig5_note(request, error)))
+            continue
+        paths.append(
+            write_fig5_slices(pair, folder / fig5_file_name(request.patient, request.lesion))
+        )
     return paths, notes
 
 

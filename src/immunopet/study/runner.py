@@ -4,23 +4,34 @@
 
 1. resolves the scans' paths against the study root and computes each scan's key
    (:mod:`immunopet.study.provenance`); scans whose stored results have the same key are
-   skipped unless ``force``;
-2. runs :func:`~immunopet.study.pipeline.process_scan` for the others:
+   skipped unless ``force``; likewise each patient's FDG reference scan
+   (:func:`~immunopet.study.fdg.fdg_key`);
+2. runs the jobs (:mod:`immunopet.study._tasks`): one per FDG scan
+   (:func:`~immunopet.study.fdg.measure_fdg_patient`), one per scan
+   (:func:`~immunopet.study.pipeline.process_scan`) and, once the FDG rows and the scans of
+   the reference series at the analysis time point are in, one per Fig 5 slice pair
+   (:func:`~immunopet.study.fig5.make_fig5_pair`), all in the same pool:
 
-   * ``workers=1`` (and no Dask): in this process, one scan after another;
+   * ``workers=1`` (and no Dask): in this process, one after another;
    * default: a :class:`concurrent.futures.ProcessPoolExecutor` of ``workers`` processes
      (default ``min(2, cpu_count)``), started with the ``forkserver`` method where available
-     (safe with the threads DuckDB and tqdm keep in this process), else ``spawn``;
+     (safe with the threads DuckDB and tqdm keep in this process), else ``spawn``; the FDG
+     jobs and the scans the Fig 5 choice needs go first, so that the pairs run beside the
+     other scans;
    * ``scheduler="tcp://HOST:PORT"``: the Dask cluster at that address
      (``distributed.Client(address)``);
    * ``backend="dask"`` without an address: a ``distributed.LocalCluster`` of ``workers``
      single-threaded worker processes;
 
 3. writes each result as it arrives, one transaction per scan (:class:`~immunopet.study.store.
-   ResultsStore`): only this process writes; workers only return rows;
-4. copies the clinical sheet (and the blood sample sheet) into the store, removes the rows of
-   scans no longer in the study, appends a provenance row and exports every table as CSV and
-   Parquet.
+   ResultsStore`; the Fig 5 pairs as files beside the QC images): only this process writes;
+   workers only return rows;
+4. copies the clinical sheet (and the blood sample sheet) into the store, writes the FDG rows
+   with their keys (one transaction), removes the rows of scans no longer in the study,
+   appends a provenance row and exports every table as CSV and Parquet.
+
+The tables and files are the same whatever the backend and the number of workers (the store
+orders its rows; notes keep the order of a sequential run).
 
 Failures
 --------
@@ -37,17 +48,12 @@ from __future__ import annotations
 
 import json
 import logging
-import math
-import multiprocessing
 import os
 import re
 import time
-import traceback
 import uuid
 from collections import deque
 from collections.abc import Generator, Iterator, Mapping, Sequence
-from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
-from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
@@ -57,11 +63,21 @@ import pandas as pd
 from tqdm import tqdm
 
 from immunopet import __version__
-from immunopet.errors import ImmunoPETError, InputError, ManifestError
+from immunopet.errors import InputError, ManifestError
 from immunopet.study import pipeline
-from immunopet.study._lifeline import new_pool, stop_pool
-from immunopet.study.fdg import measure_fdg_lesions
-from immunopet.study.fig5 import store_fig5_slices
+from immunopet.study._tasks import Outcome, Task, in_process, local_pool, on_dask
+from immunopet.study.fdg import FdgResult, fdg_inputs, fdg_key, fdg_table, measure_fdg_patient
+from immunopet.study.fig5 import (
+    Fig5Request,
+    Fig5Slices,
+    fig5_file_name,
+    fig5_note,
+    fig5_requests,
+    is_fig5_scan,
+    make_fig5_pair,
+    remove_fig5_slices,
+    write_fig5_slices,
+)
 from immunopet.study.model import AnalysisSettings, Exclusion, ScanRef, Study, VoiSource
 from immunopet.study.pipeline import ScanResult
 from immunopet.study.privacy import PathRedactor
@@ -74,6 +90,7 @@ from immunopet.study.provenance import (
     scan_key,
     settings_json,
 )
+from immunopet.study.qc import QC_DIR
 from immunopet.study.store import ResultsStore
 
 __all__ = ["IDENTIFYING_COLUMN_PATTERN", "Backend", "RunSummary", "ScanFailure", "run_study"]
@@ -85,8 +102,6 @@ IDENTIFYING_COLUMN_PATTERN = re.compile(
 )
 """Column names (lower-cased, non-alphanumerics removed) that are dropped from study sheets."""
 
-WORKER_CRASH = "WorkerCrash"
-"""``error_type`` of a scan whose worker process died."""
 
 _LOG = logging.getLogger(__name__)
 
@@ -172,153 +187,28 @@ class RunSummary:
         return "\n".join(lines)
 
 
-@dataclass(frozen=True)
-class _Outcome:
-    scan_id: str
-    result: ScanResult | None
-    error_type: str = ""
-    message: str = ""
-    detail: str = ""
-    seconds: float = math.nan
+# ---------------------------------------------------------------------------- the jobs
+def _scan_job(
+    ref: ScanRef, settings: AnalysisSettings, exclusions: Sequence[Exclusion]
+) -> ScanResult:
+    """One scan's job (in a worker): :func:`~immunopet.study.pipeline.process_scan`."""
+    return pipeline.process_scan(ref, settings, exclusions=exclusions)
 
 
-# ---------------------------------------------------------------------------- the job
-def _run_job(ref: ScanRef, settings: AnalysisSettings, exclusions: Sequence[Exclusion]) -> _Outcome:
-    """Run one scan's job where it is called (a worker); never raises for a scan's problem."""
-    start = time.perf_counter()
-    try:
-        result = pipeline.process_scan(ref, settings, exclusions=exclusions)
-    except ImmunoPETError as exc:
-        return _Outcome(
-            ref.scan_id,
-            None,
-            type(exc).__name__,
-            str(exc),
-            seconds=time.perf_counter() - start,
-        )
-    except Exception as exc:  # a bug: recorded with its traceback, the run goes on
-        return _Outcome(
-            ref.scan_id,
-            None,
-            type(exc).__name__,
-            f"unexpected error ({type(exc).__name__}): {exc}",
-            traceback.format_exc(),
-            time.perf_counter() - start,
-        )
-    return _Outcome(ref.scan_id, result, seconds=time.perf_counter() - start)
+def _executor(pending: deque[Task], n_workers: int, client: Any) -> Iterator[Outcome]:
+    if client is not None:
+        return on_dask(pending, client)
+    if n_workers == 1:
+        return in_process(pending)
+    # the FDG scans (measured in this process before they were jobs) are measured here until
+    # the first worker runs (the fork server imports what the workers need meanwhile)
+    return local_pool(pending, n_workers, here=lambda task: task.kind == "fdg")
 
 
-def _crash(ref: ScanRef, what: str) -> _Outcome:
-    return _Outcome(
-        ref.scan_id,
-        None,
-        WORKER_CRASH,
-        f"the worker process died while processing this scan ({what}): a crash in a "
-        "compiled library, running out of memory, or a kill",
-    )
-
-
-_Job = tuple[ScanRef, AnalysisSettings, tuple[Exclusion, ...]]
-
-
-def _in_process(jobs: Sequence[_Job]) -> Iterator[_Outcome]:
-    for job in jobs:
-        yield _run_job(*job)
-
-
-def _mp_context() -> multiprocessing.context.BaseContext:
-    if "forkserver" in multiprocessing.get_all_start_methods():
-        context = multiprocessing.get_context("forkserver")
-        context.set_forkserver_preload(["immunopet.study.pipeline"])
-        return context
-    return multiprocessing.get_context("spawn")
-
-
-def _isolated(jobs: Sequence[_Job]) -> Iterator[_Outcome]:
-    """Run jobs one at a time in a single-worker pool, restarted after each crash."""
-    pool: ProcessPoolExecutor | None = None
-    try:
-        for job in jobs:
-            if pool is None:
-                pool = new_pool(1, _mp_context())
-            try:
-                outcome = pool.submit(_run_job, *job).result()
-            except BrokenProcessPool:
-                outcome = _crash(job[0], "it failed again when run alone")
-                pool.shutdown(wait=True, cancel_futures=True)
-                pool = None
-            yield outcome
-    except BaseException:  # interrupted (Ctrl-C, SIGTERM) or closed early: stop now
-        if pool is not None:
-            stop_pool(pool)
-            pool = None
-        raise
-    finally:
-        if pool is not None:
-            pool.shutdown(wait=True, cancel_futures=True)
-
-
-def _local_pool(jobs: Sequence[_Job], workers: int) -> Iterator[_Outcome]:
-    pending = deque(jobs)
-    while pending:
-        suspects: list[_Job] = []
-        pool = new_pool(workers, _mp_context())
-        in_flight: dict[Future[_Outcome], _Job] = {}
-        finished = False
-        try:
-            while pending or in_flight:
-                while pending and len(in_flight) < 2 * workers and not suspects:
-                    job = pending.popleft()
-                    try:
-                        in_flight[pool.submit(_run_job, *job)] = job
-                    except BrokenProcessPool:
-                        suspects.append(job)
-                        break
-                done, _ = wait(in_flight, return_when=FIRST_COMPLETED)
-                for future in done:
-                    job = in_flight.pop(future)
-                    try:
-                        outcome = future.result()
-                    except BrokenProcessPool:
-                        suspects.append(job)
-                        continue
-                    yield outcome
-                if suspects and not in_flight:
-                    break
-            finished = True
-        finally:
-            if finished:
-                pool.shutdown(wait=True, cancel_futures=True)
-            else:  # interrupted (Ctrl-C, SIGTERM) or closed early: stop the workers now
-                stop_pool(pool)
-        if suspects:
-            _LOG.warning("a worker process died; rerunning %d scan(s) one by one", len(suspects))
-            yield from _isolated(suspects)
-
-
-def _dask(jobs: Sequence[_Job], client: Any) -> Iterator[_Outcome]:
-    from distributed import as_completed
-    from distributed.scheduler import KilledWorker
-
-    futures = {
-        client.submit(_run_job, *job, key=f"immunopet-{uuid.uuid4().hex}"): job for job in jobs
-    }
-    for future in as_completed(futures):
-        job = futures[future]
-        try:
-            outcome = future.result()
-        except KilledWorker:
-            outcome = _crash(job[0], "Dask KilledWorker")
-        except Exception as exc:  # cancelled, lost, communication errors
-            outcome = _Outcome(job[0].scan_id, None, type(exc).__name__, f"Dask task failed: {exc}")
-        future.release()
-        yield outcome
-
-
-def _redacted(outcome: _Outcome, redactor: PathRedactor) -> _Outcome:
+def _redacted(outcome: Outcome, redactor: PathRedactor) -> Outcome:
     """The outcome with every path of the study rewritten (:mod:`~immunopet.study.privacy`)."""
     result = outcome.result
-    if result is not None:
+    if isinstance(result, ScanResult):
         result = replace(
             result,
             scan=redactor.redact_row(result.scan),
@@ -331,6 +221,119 @@ def _redacted(outcome: _Outcome, redactor: PathRedactor) -> _Outcome:
         message=redactor.redact(outcome.message),
         detail=redactor.redact(outcome.detail),
     )
+
+
+# ---------------------------------------------------------------------------- FDG and Fig 5
+class _ReferenceScans:
+    """The FDG jobs of a run and the Fig 5 pairs that follow them.
+
+    Each patient's FDG scan is one job; its rows are stored with a key
+    (:func:`~immunopet.study.fdg.fdg_key`) and reused while the key holds (unless ``force``).
+    Once every FDG result is in and every scan of the reference series at the analysis time
+    point is stored, :meth:`fig5_tasks` returns (once) one job per Fig 5 pair
+    (:func:`~immunopet.study.fig5.fig5_requests`); each pair is written as it arrives.
+    Notes keep the order of a sequential run: patients', then the pairs' ranks.
+    """
+
+    def __init__(
+        self,
+        study: Study,
+        store: ResultsStore,
+        results_dir: str | Path,
+        *,
+        force: bool,
+        todo: Sequence[ScanRef],
+    ) -> None:
+        self.study = study
+        self.store = store
+        self.folder = Path(results_dir) / QC_DIR
+        self.results_dir = Path(results_dir)
+        root = Path(study.root)
+        self.scans = {p.pseudonym: p.fdg for p in study.patients if p.fdg is not None}
+        self.keys = {
+            patient: fdg_key(
+                patient, scan, study.settings, fingerprint_inputs(fdg_inputs(scan, root))
+            )
+            for patient, scan in self.scans.items()
+        }
+        stored = {} if force or not self.scans else store.stored_fdg()
+        self.results: dict[str, FdgResult] = {
+            patient: FdgResult(patient, tuple(rows))
+            for patient, (key, rows) in stored.items()
+            if self.keys.get(patient) == key
+        }
+        self.waiting = {ref.scan_id for ref in todo if is_fig5_scan(ref, study)}
+        self.requests: list[Fig5Request] | None = None
+        self.fig5_problems: dict[int, str] = {}
+
+    def fdg_tasks(self) -> list[Task]:
+        """One job per FDG scan whose stored rows are not current."""
+        return [
+            Task(
+                "fdg",
+                patient,
+                measure_fdg_patient,
+                (patient, scan, self.study.settings, Path(self.study.root)),
+            )
+            for patient, scan in self.scans.items()
+            if patient not in self.results
+        ]
+
+    def scan_done(self, scan_id: str) -> None:
+        """A scan's outcome is stored."""
+        self.waiting.discard(scan_id)
+
+    def take(self, outcome: Outcome) -> None:
+        """An FDG or Fig 5 outcome."""
+        if outcome.kind == "fdg":
+            result = outcome.result
+            if not isinstance(result, FdgResult):  # a bug or a dead worker: no rows
+                result = FdgResult(
+                    outcome.label, (), f"{outcome.label}/fdg not measured: {outcome.message}"
+                )
+            self.results[outcome.label] = result
+            return
+        index = int(outcome.label.split(" ", 1)[0])
+        request = (self.requests or [])[index]
+        pair = outcome.result
+        if isinstance(pair, Fig5Slices):
+            write_fig5_slices(pair, self.folder / fig5_file_name(request.patient, request.lesion))
+        else:
+            self.fig5_problems[index] = fig5_note(request, outcome.message)
+
+    def fdg_frame(self) -> pd.DataFrame:
+        """The ``fdg_measurements`` table, patients in the study's order."""
+        return fdg_table(self.results[p] for p in self.scans if p in self.results)
+
+    def fig5_tasks(self) -> list[Task]:
+        """The Fig 5 jobs, once their inputs are stored (then never again)."""
+        if self.requests is not None or not self.scans or self.waiting:
+            return []
+        if len(self.results) < len(self.scans):
+            return []
+        fdg = self.fdg_frame()
+        measured = self.store.read_table("measurements") if not fdg.empty else fdg.iloc[:0]
+        self.requests = fig5_requests(self.study, measured, fdg)
+        remove_fig5_slices(self.results_dir)  # the folder holds this run's pairs only
+        return [
+            Task("fig5", f"{k} {request.patient}/{request.lesion}", make_fig5_pair, (request,))
+            for k, request in enumerate(self.requests)
+        ]
+
+    def finish(self, redactor: PathRedactor) -> list[str]:
+        """Store the FDG rows and keys; the notes of this part of the run (paths redacted)."""
+        if not self.scans:
+            remove_fig5_slices(self.results_dir)
+            return []
+        ordered = [self.results[p] for p in self.scans]
+        keys = pd.DataFrame(
+            [{"patient": r.patient, "key": self.keys[r.patient]} for r in ordered if not r.note],
+            columns=["patient", "key"],
+        )
+        self.store.write_tables({"fdg_measurements": self.fdg_frame(), "fdg_keys": keys})
+        notes = [r.note for r in ordered if r.note]
+        notes += [self.fig5_problems[k] for k in sorted(self.fig5_problems)]
+        return [redactor.redact(note) for note in notes]
 
 
 # ---------------------------------------------------------------------------- study inputs
@@ -532,8 +535,16 @@ def run_study(
         ]
         todo_ids = {ref.scan_id for ref in todo}
         skipped = tuple(ref.scan_id for ref in refs if ref.scan_id not in todo_ids)
-        jobs = [(ref, settings, exclusions) for ref in todo]
         by_id = {ref.scan_id: ref for ref in refs}
+        references = _ReferenceScans(study, store, results_dir, force=force, todo=todo)
+        scan_tasks = [
+            Task("scan", ref.scan_id, _scan_job, (ref, settings, exclusions)) for ref in todo
+        ]
+        if n_workers > 1 or scheduler is not None or backend == "dask":
+            # the scans the Fig 5 choice needs first: its pairs then run beside the others
+            scan_tasks.sort(key=lambda task: task.label not in references.waiting)
+        pending = deque([*references.fdg_tasks(), *scan_tasks])
+        pending.extendleft(reversed(references.fig5_tasks()))  # all inputs current already
 
         processed: list[str] = []
         failures: list[ScanFailure] = []
@@ -546,7 +557,7 @@ def run_study(
             disable=not progress,
         )
         client: Any = None
-        outcomes: Iterator[_Outcome] = iter(())
+        outcomes: Iterator[Outcome] = iter(())
         cluster: Any = None
         try:
             if scheduler is not None or backend == "dask":
@@ -566,18 +577,18 @@ def run_study(
                     )
                     client = Client(cluster)
                     label = "dask-local"
-                outcomes = _dask(jobs, client)
-            elif n_workers == 1:
-                label = "in-process"
-                outcomes = _in_process(jobs)
             else:
-                label = "local"
-                outcomes = _local_pool(jobs, n_workers)
+                label = "in-process" if n_workers == 1 else "local"
+            outcomes = _executor(pending, n_workers, client)
 
             for outcome in outcomes:
+                if outcome.kind != "scan":
+                    references.take(outcome)
+                    pending.extendleft(reversed(references.fig5_tasks()))
+                    continue
                 outcome = _redacted(outcome, redactor)
-                ref = by_id[outcome.scan_id]
-                job_seconds[outcome.scan_id] = outcome.seconds
+                ref = by_id[outcome.label]
+                job_seconds[ref.scan_id] = outcome.seconds
                 if outcome.result is not None:
                     store.write_scan(outcome.result, keys[ref.scan_id], run_id=run_id)
                     processed.append(ref.scan_id)
@@ -598,6 +609,8 @@ def run_study(
                     failures.append(ScanFailure(ref.scan_id, outcome.error_type, outcome.message))
                     bar.set_postfix(failed=len(failures))
                 bar.update(1)
+                references.scan_done(ref.scan_id)
+                pending.extendleft(reversed(references.fig5_tasks()))
         finally:
             bar.close()
             if isinstance(outcomes, Generator):  # ended early (an error, Ctrl-C): stop workers
@@ -610,14 +623,7 @@ def run_study(
         for table, frame in sheets.items():
             if frame is not None:
                 store.write_table(table, frame)
-        fdg, fdg_notes = measure_fdg_lesions(study, redactor)
-        notes.extend(fdg_notes)
-        if any(patient.fdg is not None for patient in study.patients):
-            store.write_table("fdg_measurements", fdg)
-        # Fig 5-style FDG vs 89Zr slices (none without FDG scans; earlier ones removed)
-        measured = store.read_table("measurements") if not fdg.empty else fdg.iloc[:0]
-        _, fig5_notes = store_fig5_slices(study, measured, fdg, results_dir, redactor)
-        notes.extend(fig5_notes)
+        notes.extend(references.finish(redactor))
         stale = store.prune(by_id)
         if stale:
             notes.append(f"results of scans no longer in the study removed: {', '.join(stale)}")

@@ -11,6 +11,7 @@
 ``blood``               blood samples (written by whoever computes them; free schema)
 ``fdg_measurements``    lesions of the FDG reference scans (:mod:`immunopet.study.fdg`)
 ``scan_keys``           internal: the key each stored scan was computed with
+``fdg_keys``            internal: the key each patient's stored FDG rows were computed with
 ======================  ======================================================================
 
 Only one process writes (the orchestrator; workers return results). :meth:`ResultsStore.
@@ -272,7 +273,8 @@ class ResultsStore:
         new = not self.path.exists()
         with deferred_interrupts():
             try:
-                self._con = duckdb.connect(str(self.path))
+                # one thread: the store's writes are small, and the cores are the workers'
+                self._con = duckdb.connect(str(self.path), config={"threads": 1})
             except duckdb.Error as exc:
                 raise self._open_error(exc) from exc
             try:
@@ -500,22 +502,37 @@ class ResultsStore:
         InputError
             When ``name`` is not a lower-case identifier or is one of the managed tables.
         """
-        if not _NAME.match(name) or name in _SCHEMAS:
-            raise InputError(
-                "not a table that can be written",
-                tag="name",
-                value=name,
-                expected="a lower-case identifier other than " + ", ".join(_SCHEMAS),
-            )
+        self.write_tables({name: frame})
+
+    def write_tables(self, frames: Mapping[str, pd.DataFrame]) -> None:
+        """Replace several free-schema tables in one transaction (all or none of them).
+
+        Raises
+        ------
+        InputError
+            When a name is not a lower-case identifier or is one of the managed tables.
+        """
+        for name in frames:
+            if not _NAME.match(name) or name in _SCHEMAS:
+                raise InputError(
+                    "not a table that can be written",
+                    tag="name",
+                    value=name,
+                    expected="a lower-case identifier other than " + ", ".join(_SCHEMAS),
+                )
+        views = {name: f"_immunopet_frame_{k}" for k, name in enumerate(frames)}
 
         def work() -> None:
-            self._con.execute(f"CREATE OR REPLACE TABLE {name} AS SELECT * FROM _immunopet_frame")
+            for name, view in views.items():
+                self._con.execute(f"CREATE OR REPLACE TABLE {name} AS SELECT * FROM {view}")
 
-        self._con.register("_immunopet_frame", frame)
+        for name, view in views.items():
+            self._con.register(view, frames[name])
         try:
             self._transaction(work)
         finally:
-            self._con.unregister("_immunopet_frame")
+            for view in views.values():
+                self._con.unregister(view)
 
     # ------------------------------------------------------------------ reading
     def is_current(self, scan_id: str, key: str, *, with_qc: bool = False) -> bool:
@@ -530,6 +547,24 @@ class ResultsStore:
             ).fetchall()  # fetchall: a half-read result would block the connection
         current = bool(found) and found[0][0] == key
         return current and (not with_qc or self.qc_path(scan_id).is_file())
+
+    def stored_fdg(self) -> dict[str, tuple[str, list[dict[str, Any]]]]:
+        """Pseudonym -> (key, rows) of every patient whose FDG rows were stored with a key.
+
+        The rows are those of the ``fdg_measurements`` table (as dicts, in stored order); a
+        patient without a key (a scan that could not be measured) is not listed.
+        """
+        if not {"fdg_keys", "fdg_measurements"} <= set(self.tables()):
+            return {}
+        keys = self.read_table("fdg_keys")
+        rows = self.read_table("fdg_measurements")
+        by_patient: dict[str, list[dict[str, Any]]] = {}
+        for row in rows.to_dict("records"):
+            by_patient.setdefault(str(row["patient"]), []).append(row)
+        return {
+            str(patient): (str(key), by_patient.get(str(patient), []))
+            for patient, key in zip(keys["patient"], keys["key"], strict=True)
+        }
 
     def stored_keys(self) -> dict[str, str]:
         """Scan id -> key of every scan with stored results."""
