@@ -143,7 +143,8 @@ def _lesion_rows(measurements: pd.DataFrame, extra: Sequence[str] = ()) -> pd.Da
     rows = measurements[measurements["kind"].astype(str) == "lesion"].copy()
     rows["patient"] = rows["patient"].astype(str)
     rows["series"] = rows["series"].astype(str)
-    rows["lesion"] = [_lesion_id(v) for v in rows["voi"]]
+    # object even when empty (every scan failed), so that it merges with the lesion table
+    rows["lesion"] = pd.Series([_lesion_id(v) for v in rows["voi"]], index=rows.index, dtype=object)
     rows["nominal_hours"] = pd.to_numeric(rows["nominal_hours"]).astype("float64")
     rows["hours_pi"] = pd.to_numeric(rows["hours_pi"]).astype("float64")
     if rows["nominal_hours"].isna().any():

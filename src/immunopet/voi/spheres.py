@@ -53,7 +53,7 @@ from typing import Literal
 
 import numpy as np
 import numpy.typing as npt
-from scipy import ndimage, signal
+from scipy import ndimage
 
 from immunopet.errors import GeometryError, InputError
 from immunopet.image import ImageVolume
@@ -315,6 +315,8 @@ def sphere_means(
         sums = ndimage.correlate(filled, weights, mode="constant", cval=0.0)[inner]
         counts = ndimage.correlate(finite.astype(np.float64), weights, mode="constant")[inner]
     else:
+        from scipy import signal  # imported here: ~0.4 s that every run would pay at start
+
         sums = signal.fftconvolve(filled, weights, mode="same")[inner]
         counts = np.rint(signal.fftconvolve(finite.astype(np.float64), weights, mode="same"))[inner]
     with np.errstate(invalid="ignore", divide="ignore"):
