@@ -224,3 +224,17 @@ def test_problems_of_both_kinds_are_all_listed(
     fdg_line, tracer_line = _problems(manifest, capsys, expected=2)
     assert "patients[0].fdg.pet: P01/fdg PET" in fdg_line
     assert "patients[0].injections[0].scans[0].pet: P01/tracer-only/120h PET" in tracer_line
+
+
+def test_run_measures_no_lesion_of_an_89zr_series_listed_as_fdg(tmp_path: Path) -> None:
+    """What validate refuses, run does not measure with the wrong half-life: a note, no rows."""
+    from immunopet.study.fdg import measure_fdg_patient
+
+    study = load_manifest(_study(tmp_path, nuclide="89Zr"))
+    patient = study.patients[0]
+    assert patient.fdg is not None
+    result = measure_fdg_patient("P01", patient.fdg, study.settings, tmp_path)
+    assert result.rows == ()
+    assert result.note is not None
+    assert "P01/fdg not measured" in result.note and "89Zr" in result.note
+    assert "must be an 18F PET" in result.note

@@ -29,11 +29,13 @@ from typing import Any, Final
 import pandas as pd
 
 from immunopet import __version__
-from immunopet.errors import ImmunoPETError
+from immunopet.errors import ImmunoPETError, InputError
 from immunopet.metrics import describe_voi
 from immunopet.study.model import AnalysisSettings, Injection, Scan, ScanRef, Study, VoiSource
 from immunopet.study.privacy import PathRedactor
 from immunopet.study.provenance import _plain, scan_inputs
+from immunopet.suv.nuclides import NUCLIDES
+from immunopet.suv.record import SuvDerivation
 from immunopet.suv.volume import read_suv_volume
 from immunopet.voi.sources import load_vois
 
@@ -60,6 +62,37 @@ FDG_MEASUREMENT_COLUMNS: Final = (
 )
 """Columns of the ``fdg_measurements`` table (SUV in g/mL for ``bw``; hours after the FDG
 injection; ``nuclide`` as the header names it)."""
+
+
+FDG_NUCLIDE = "18F"
+"""The nuclide of a baseline FDG scan (``[patients.fdg]``)."""
+
+_HALF_LIFE_AGREEMENT = 0.01
+"""Relative agreement of a header half-life with 18F's when no nuclide is named."""
+
+
+def check_fdg_nuclide(derivation: SuvDerivation, pet: Path) -> None:
+    """Refuse a PET whose header names another nuclide than 18F for an FDG scan."""
+    fluorine = NUCLIDES[FDG_NUCLIDE]
+    nuclide = derivation.nuclide
+    if nuclide == FDG_NUCLIDE:
+        return
+    if nuclide is None and (
+        abs(derivation.half_life_s / fluorine.half_life_s - 1.0) <= _HALF_LIFE_AGREEMENT
+    ):
+        return
+    found = nuclide if nuclide is not None else f"half-life {derivation.half_life_s:g} s"
+    tag = derivation.sources.get("nuclide") or derivation.sources.get(
+        "half_life_s", "(0018,1075) RadionuclideHalfLife"
+    )
+    raise InputError(
+        "an FDG reference scan ([patients.fdg]) must be an 18F PET; this series is not "
+        "(a tracer scan belongs under [[patients.injections.scans]])",
+        file=pet,
+        tag=tag,
+        value=found,
+        expected=f"{FDG_NUCLIDE} (half-life {fluorine.half_life_s:g} s)",
+    )
 
 
 def _absolute(path: Path, root: Path) -> Path:
@@ -154,6 +187,7 @@ def measure_fdg_patient(
             normalisation=settings.normalisation,
         )
         derivation = suv.derivation
+        check_fdg_nuclide(derivation, _absolute(scan.pet, root))  # not an 18F PET: no rows
         start, scanned = derivation.injection_datetime, derivation.scan_datetime
         hours = math.nan
         if start is not None and scanned is not None:

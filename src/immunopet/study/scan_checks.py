@@ -40,23 +40,17 @@ from immunopet.io.dicom import check_series, find_one_series
 from immunopet.io.jsonfile import read_json_object
 from immunopet.io.nifti import sidecar_path
 from immunopet.study._toml_lines import Key, LineIndex
+from immunopet.study.fdg import FDG_NUCLIDE, check_fdg_nuclide
 from immunopet.study.manifest import Problem
 from immunopet.study.model import Scan, ScanRef, Study
 from immunopet.study.pipeline import merged_overrides
 from immunopet.study.privacy import PathRedactor
 from immunopet.study.timepoints import check_nominal_hours
 from immunopet.suv.factors import derive_suv
-from immunopet.suv.nuclides import NUCLIDES
 from immunopet.suv.record import SuvDerivation, SuvOverrides
 from immunopet.suv.sidecar import derive_suv_from_sidecar
 
 __all__ = ["FDG_NUCLIDE", "ScanReview", "review_scans"]
-
-FDG_NUCLIDE = "18F"
-"""The nuclide of a baseline FDG scan (``[patients.fdg]``)."""
-
-_HALF_LIFE_AGREEMENT = 0.01
-"""Relative agreement of a half-life with the 18F table value when no nuclide is named."""
 
 
 @dataclass(frozen=True)
@@ -165,30 +159,6 @@ def _header_derivation(
         )
 
 
-def _check_fdg_nuclide(derivation: SuvDerivation, pet: Path) -> None:
-    """Refuse a PET whose header names another nuclide than 18F for an FDG scan."""
-    fluorine = NUCLIDES[FDG_NUCLIDE]
-    nuclide = derivation.nuclide
-    if nuclide == FDG_NUCLIDE:
-        return
-    if nuclide is None and (
-        abs(derivation.half_life_s / fluorine.half_life_s - 1.0) <= _HALF_LIFE_AGREEMENT
-    ):
-        return
-    found = nuclide if nuclide is not None else f"half-life {derivation.half_life_s:g} s"
-    tag = derivation.sources.get("nuclide") or derivation.sources.get(
-        "half_life_s", "(0018,1075) RadionuclideHalfLife"
-    )
-    raise InputError(
-        "an FDG reference scan ([patients.fdg]) must be an 18F PET; this series is not "
-        "(a tracer scan belongs under [[patients.injections.scans]])",
-        file=pet,
-        tag=tag,
-        value=found,
-        expected=f"{FDG_NUCLIDE} (half-life {fluorine.half_life_s:g} s)",
-    )
-
-
 def review_scans(study: Study, manifest: str | Path) -> ScanReview:
     """Check every scan's images from their headers, as the analysis will.
 
@@ -233,7 +203,7 @@ def review_scans(study: Study, manifest: str | Path) -> ScanReview:
             if fdg or pet.is_dir():
                 derivation = _header_derivation(pet, overrides, found, scan_id)
                 if fdg:
-                    _check_fdg_nuclide(derivation, pet)
+                    check_fdg_nuclide(derivation, pet)
                     found.extend(f"{scan_id}: {warning}" for warning in derivation.warnings)
                 actual = derivation.hours_after_injection
             else:
