@@ -7,9 +7,6 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from immunopet.study.manifest import load_manifest
-from immunopet.study.runner import run_study
-
 __all__ = ["register", "run"]
 
 
@@ -102,6 +99,10 @@ def run(args: argparse.Namespace) -> int:
     manifest = Path(args.manifest)
     if args.scheduler is None and not args.dask and (args.workers is None or args.workers > 1):
         _start_workers_early(report=not args.no_report)
+    # imported after the fork server has started, which imports the workers' modules meanwhile
+    from immunopet.study.manifest import load_manifest
+    from immunopet.study.runner import run_study
+
     study = load_manifest(manifest)
     from immunopet.analysis.sheets import sheet_problems
 

@@ -49,6 +49,7 @@ from immunopet.study._tasks import (
 __all__ = ["REPORT_PRELOAD", "DrawJob", "FigureDrawer", "draw_job"]
 
 REPORT_PRELOAD: Final = (
+    "immunopet.study._forkserver_exit",  # the server ends at once with the report's process
     "immunopet.report.drawing",
     "immunopet.report.figures",
     "immunopet.report.figures_fdg",
