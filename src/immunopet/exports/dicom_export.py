@@ -42,6 +42,7 @@ from typing import Any
 import highdicom as hd
 import pandas as pd
 from pydicom.dataset import Dataset
+from pydicom.sr.coding import Code
 
 from immunopet.errors import InputError
 from immunopet.exports.dicom_seg import SegmentInfo, build_seg
@@ -119,6 +120,29 @@ class DicomExport:
         n_vois = sum(s.n_vois for s in self.scans)
         text = f"DICOM export: {len(self.scans)} scans, {n_vois} VOIs (one SEG + one SR per scan)"
         return text + (f"; {len(self.notes)} skipped" if self.notes else "")
+
+
+def _context(
+    study: Study,
+    pseudonym: str,
+    hours_pi: float | None,
+    time_point: str,
+    nuclide: str | None,
+    *,
+    radiopharmaceutical: Code | None = None,
+) -> ScanContext:
+    """The SR context of one scan: the study's settings and the scan's own values."""
+    return ScanContext(
+        pseudonym=pseudonym,
+        normalisation=study.settings.normalisation,
+        hours_pi=hours_pi,
+        peak_radius_mm=study.settings.peak_radius_mm,
+        reference_organ=study.settings.reference_organ,
+        peak=study.settings.peak,
+        time_point=time_point,
+        nuclide=nuclide,
+        radiopharmaceutical=radiopharmaceutical,
+    )
 
 
 def _number(row: Mapping[str, Any], column: str) -> float | None:
@@ -329,15 +353,12 @@ def export_study_dicom(
         series = find_one_pet(ref.scan.pet)
         measured, nuclide = _scan_vois(ref, series, study)
         vois, kept = _matched(ref, measured, rows, str(ref.scan.pet))
-        context = ScanContext(
-            pseudonym=ref.patient,
-            normalisation=study.settings.normalisation,
-            hours_pi=_number(kept[0], "hours_pi"),
-            peak_radius_mm=study.settings.peak_radius_mm,
-            reference_organ=study.settings.reference_organ,
-            peak=study.settings.peak,
-            time_point=f"{ref.series} {ref.nominal_hours:g} h",
-            nuclide=nuclide,
+        context = _context(
+            study,
+            ref.patient,
+            _number(kept[0], "hours_pi"),
+            f"{ref.series} {ref.nominal_hours:g} h",
+            nuclide,
         )
         seg, sr = export_scan(series, vois, kept, context)
         folder = out / _part(ref.patient) / _part(ref.series) / f"{ref.nominal_hours:g}h"
@@ -430,15 +451,12 @@ def _export_fdg(
                 excluded=segment.label in excluded,
             )
         )
-    context = ScanContext(
-        pseudonym=patient.pseudonym,
-        normalisation=study.settings.normalisation,
-        hours_pi=_number(records[0], "hours_pi"),
-        peak_radius_mm=study.settings.peak_radius_mm,
-        reference_organ=study.settings.reference_organ,
-        peak=study.settings.peak,
-        time_point=f"FDG baseline {scan.nominal_hours:g} h",
-        nuclide=nuclide,
+    context = _context(
+        study,
+        patient.pseudonym,
+        _number(records[0], "hours_pi"),
+        f"FDG baseline {scan.nominal_hours:g} h",
+        nuclide,
         radiopharmaceutical=FDG_RADIOPHARMACEUTICAL if nuclide == "18F" else None,
     )
     sr = build_sr(seg, values, series, context)

@@ -23,7 +23,7 @@ from typing import Any, Final
 from pydicom import dcmread
 
 from immunopet.errors import describe_problem
-from immunopet.study._toml_lines import Key, LineIndex
+from immunopet.study._toml_lines import Key, LineIndex, dotted
 
 __all__ = [
     "Checker",
@@ -79,16 +79,6 @@ class Problem:
         )
 
 
-def _dotted(key: Key) -> str:
-    text = ""
-    for part in key:
-        if isinstance(part, int):
-            text += f"[{part}]"
-        else:
-            text += f".{part}" if text else part
-    return text
-
-
 # ----------------------------------------------------------------------------- checking
 _MISSING = object()
 
@@ -104,7 +94,7 @@ class Checker:
 
     def add(self, key: Key, message: str, value: Any = None, expected: str | None = None) -> None:
         self.problems.append(
-            Problem(self.file, self.index.line_of(key), _dotted(key), message, value, expected)
+            Problem(self.file, self.index.line_of(key), dotted(key), message, value, expected)
         )
 
     # -- structure

@@ -179,3 +179,20 @@ class LineIndex:
                 self._is(stop) for stop in (",", "]", "}")
             ):
                 self._pos += 1
+
+
+def dotted(key: Key) -> str:
+    """A manifest key as written in messages: ``patients[0].fdg.pet``.
+
+    Examples
+    --------
+    >>> dotted(("patients", 0, "fdg", "pet"))
+    'patients[0].fdg.pet'
+    """
+    text = ""
+    for part in key:
+        if isinstance(part, int):
+            text += f"[{part}]"
+        else:
+            text += f".{part}" if text else part
+    return text

@@ -39,7 +39,7 @@ from immunopet.errors import ImmunoPETError, InputError, describe_problem
 from immunopet.io.dicom import check_series, find_one_series
 from immunopet.io.jsonfile import read_json_object
 from immunopet.io.nifti import sidecar_path
-from immunopet.study._toml_lines import Key, LineIndex
+from immunopet.study._toml_lines import Key, LineIndex, dotted
 from immunopet.study.fdg import FDG_NUCLIDE, check_fdg_nuclide
 from immunopet.study.manifest import Problem
 from immunopet.study.model import Scan, ScanRef, Study
@@ -193,7 +193,7 @@ def review_scans(study: Study, manifest: str | Path) -> ScanReview:
             message = f"{label}: {message}"
         if isinstance(value, str):
             value = redactor.redact(value)
-        problems.append(Problem(file, index.line_of(key), _dotted(key), message, value, expected))
+        problems.append(Problem(file, index.line_of(key), dotted(key), message, value, expected))
 
     def review(key: Key, scan_id: str, scan: Scan, overrides: SuvOverrides, fdg: bool) -> None:
         pet = _absolute(scan.pet, root)
@@ -236,13 +236,3 @@ def review_scans(study: Study, manifest: str | Path) -> ScanReview:
     for fdg_key, fdg_id, fdg_scan in _fdg_before(study, None, fdg_done):
         review(fdg_key, fdg_id, fdg_scan, fdg_scan.overrides, fdg=True)
     return ScanReview(problems=tuple(problems), notes=tuple(notes), hours_after_injection=hours)
-
-
-def _dotted(key: Key) -> str:
-    text = ""
-    for part in key:
-        if isinstance(part, int):
-            text += f"[{part}]"
-        else:
-            text += f".{part}" if text else part
-    return text
