@@ -47,24 +47,30 @@ class SameAsBefore:
     """Whether an element of a slice is stored exactly as in the slice checked before it.
 
     A series' slices mostly repeat their header: an element whose stored bytes (unconverted,
-    same VR) equal those of the previous slice, which passed its checks, holds the same value
-    and need not be converted and checked again. Call once per slice and tag, in slice order.
+    same VR and character set) equal those of the previous slice, which passed its checks,
+    holds the same value and need not be converted and checked again. An element absent in
+    both is the same too; one already converted (or unreadable) is never "the same": its
+    value must be compared. Call once per slice and tag, in slice order.
     """
 
-    _ABSENT = ("", b"")
+    _ABSENT = ("", b"", "")
 
     def __init__(self) -> None:
-        self._previous: dict[int, tuple[str, bytes] | None] = {}
+        self._previous: dict[int, tuple[str, bytes, object] | None] = {}
 
     def __call__(self, header: Dataset, tag: int) -> bool:
-        element = header.get_item(tag)
-        stored: tuple[str, bytes] | None
+        element: object
+        try:
+            element = header.get_item(tag)
+        except Exception:  # pydicom raises many types on damaged elements
+            element = False  # unreadable: never the same
+        stored: tuple[str, bytes, object] | None
         if element is None:
             stored = self._ABSENT  # absent here and in the slice before: the same
         elif isinstance(element, RawDataElement) and isinstance(element.value, bytes):
-            stored = (str(element.VR), element.value)
+            stored = (str(element.VR), element.value, header.original_character_set)
         else:
-            stored = None  # converted already: compare values instead
+            stored = None  # converted already (or unreadable): compare values instead
         same = stored is not None and self._previous.get(tag) == stored
         self._previous[tag] = stored
         return same

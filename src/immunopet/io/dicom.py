@@ -48,6 +48,7 @@ from immunopet.io._dicom_values import SameAsBefore, element_text
 __all__ = [
     "DicomInventory",
     "DicomSeries",
+    "SameAsBefore",
     "SeriesGeometry",
     "SkippedFile",
     "check_series",

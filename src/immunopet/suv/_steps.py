@@ -14,9 +14,9 @@ from datetime import date, datetime, timedelta
 from typing import Any
 
 from pydicom import Dataset
-from pydicom.dataelem import RawDataElement
 
 from immunopet.errors import InputError
+from immunopet.io.dicom import SameAsBefore
 from immunopet.suv._header import (
     _float,
     _Log,
@@ -128,26 +128,6 @@ compared as numbers, so that "75" and "75.0" agree; the tag whose stored bytes h
 the element itself, or the whole radiopharmaceutical sequence)."""
 
 
-_ABSENT = ("absent",)
-
-
-def stored(ds: Dataset, tag: int) -> tuple[Any, ...] | None:
-    """An element's VR, stored bytes and character set while pydicom has not converted it.
-
-    A marker when absent (absent in two slices is the same), None when already converted
-    (then the value itself must be compared).
-    """
-    try:
-        element = ds.get_item(tag)
-    except Exception:  # pydicom raises many types on damaged elements
-        return None
-    if element is None:
-        return _ABSENT
-    if not isinstance(element, RawDataElement):
-        return None
-    return element.VR, element.value, ds.original_character_set
-
-
 def _comparable(value: Any, numeric: bool) -> Any:
     if value is None:
         return None
@@ -179,12 +159,11 @@ def check_slices_agree(headers: Sequence[Dataset], names: Sequence[str], log: _L
     for tag, read, numeric, stored_tag in SLICE_VALUES:
         first_raw = read(headers[0])
         first = _comparable(first_raw, numeric)
-        previous = stored(headers[0], stored_tag)
+        unchanged = SameAsBefore()
+        unchanged(headers[0], stored_tag)
         for name, ds in zip(names[1:], headers[1:], strict=True):
-            current = stored(ds, stored_tag)
-            if current is not None and current == previous:
+            if unchanged(ds, stored_tag):
                 continue  # stored as in the slice before, which agreed: no need to convert
-            previous = current
             raw = read(ds)
             if not _same(first, _comparable(raw, numeric)):
                 shown = ["missing" if v is None else _text(v) for v in (first_raw, raw)]

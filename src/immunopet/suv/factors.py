@@ -83,6 +83,7 @@ from typing import Literal
 from pydicom import Dataset
 
 from immunopet.errors import SuvError
+from immunopet.io.dicom import SameAsBefore
 from immunopet.suv import _steps as steps
 from immunopet.suv._header import TAG_ACQ_DT as _TAG_ACQ_DT
 from immunopet.suv._header import (
@@ -436,13 +437,11 @@ _ACQUISITION_TAGS = (0x00080022, 0x00080032, 0x0008002A)  # AcquisitionDate, -Ti
 def _acquisitions(headers: Sequence[Dataset], log: _Log) -> list[datetime | None]:
     scanner = _scanner_offset(headers[0], log)
     out: list[datetime | None] = []
-    previous: tuple[object, ...] | None = None
+    unchanged = SameAsBefore()
     for ds in headers:
-        key = tuple(steps.stored(ds, tag) for tag in _ACQUISITION_TAGS)
-        if out and None not in key and key == previous:
+        if all([unchanged(ds, tag) for tag in _ACQUISITION_TAGS]) and out:  # a list: all called
             out.append(out[-1])  # stored as in the slice before: the same moment
             continue
-        previous = key
         moment = _acquisition_datetime(ds, log)
         if moment is None:
             precise = _value(ds, "AcquisitionDateTime")
