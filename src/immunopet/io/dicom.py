@@ -352,6 +352,8 @@ def _read_header(
         found = templates.read(path) if templates is not None else None
     except OSError as exc:
         return None, None, f"unreadable: {exc.strerror or exc}"
+    except Exception:  # a file the fast path cannot follow: pydicom reads it and words why
+        found = None
     if found is not None:
         return _judged(*found, None)
     header, location, problem = _parse_header(path)
