@@ -8,7 +8,10 @@ expected (see :func:`describe_problem`).
 
 from __future__ import annotations
 
+import contextlib
 import errno
+import warnings
+from collections.abc import Iterator
 from os import PathLike
 from typing import Any
 
@@ -23,6 +26,7 @@ __all__ = [
     "StorageError",
     "SuvError",
     "SuvWarning",
+    "collect_warnings",
     "describe_os_error",
     "describe_problem",
 ]
@@ -168,3 +172,34 @@ class SuvWarning(ImmunoPETWarning):
 
 class GeometryWarning(ImmunoPETWarning):
     """A geometric fallback was used (e.g. a mask resampled onto the PET grid)."""
+
+
+@contextlib.contextmanager
+def collect_warnings() -> Iterator[list[str]]:
+    """Collect the :class:`ImmunoPETWarning` messages raised inside the block, each once.
+
+    The caller records them with its result (and shows them its own way); they are not shown
+    by Python. Other warnings pass on as they were raised.
+
+    Examples
+    --------
+    >>> with collect_warnings() as notes:
+    ...     warnings.warn("weight read as grams", SuvWarning)
+    ...     warnings.warn("weight read as grams", SuvWarning)
+    >>> notes
+    ['weight read as grams']
+    """
+    notes: list[str] = []
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", ImmunoPETWarning)
+        try:
+            yield notes
+        finally:
+            notes.extend(
+                dict.fromkeys(
+                    str(w.message) for w in caught if issubclass(w.category, ImmunoPETWarning)
+                )
+            )
+    for other in caught:
+        if not issubclass(other.category, ImmunoPETWarning):
+            warnings.warn_explicit(other.message, other.category, other.filename, other.lineno)

@@ -19,6 +19,7 @@ from immunopet.analysis.blood import (
     read_blood_samples,
     read_counter_calibration,
 )
+from immunopet.cli._display import redact_study
 from immunopet.errors import InputError
 from immunopet.study.bids_export import export_bids
 
@@ -88,6 +89,7 @@ def run(args: argparse.Namespace) -> int:
     from immunopet.study.manifest import load_manifest  # written separately; import late
 
     study = load_manifest(args.study)
+    redact_study(study)
     blood = None
     inputs = study.inputs
     if inputs.blood_samples is not None:

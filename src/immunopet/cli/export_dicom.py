@@ -13,6 +13,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from immunopet.cli._display import redact_study
+
 __all__ = ["register", "run"]
 
 
@@ -54,6 +56,7 @@ def run(args: argparse.Namespace) -> int:
 
     manifest = Path(args.manifest)
     study = load_manifest(manifest)
+    redact_study(study)
     results = args.results if args.results is not None else manifest.parent / "results"
     done = export_study_dicom(study, results, args.outdir)
     if not args.quiet:

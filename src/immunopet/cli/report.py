@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from immunopet.cli._display import redact_study
 from immunopet.study.manifest import load_manifest
 
 __all__ = ["register", "run"]
@@ -65,6 +66,8 @@ def run(args: argparse.Namespace) -> int:
     from immunopet.report.build import build_report
 
     study = load_manifest(args.manifest) if args.manifest is not None else None
+    if study is not None:
+        redact_study(study)
     built = build_report(
         args.results, args.output, study=study, qc=not args.no_qc, workers=args.workers
     )

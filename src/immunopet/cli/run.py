@@ -7,6 +7,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from immunopet.cli._display import redact_study
+
 __all__ = ["register", "run"]
 
 
@@ -104,6 +106,7 @@ def run(args: argparse.Namespace) -> int:
     from immunopet.study.runner import run_study
 
     study = load_manifest(manifest)
+    redact_study(study)
     from immunopet.analysis.sheets import sheet_problems
 
     rejected = sheet_problems(study)

@@ -10,14 +10,20 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from immunopet.cli.inspect import add_override_arguments, overrides_from
+from immunopet.errors import collect_warnings
 from immunopet.io.bids import pet_sidecar
 from immunopet.io.dicom import find_one_pet
 from immunopet.io.nifti import write_nifti
 from immunopet.suv.sidecar import SUV_SIDECAR_UNITS
 from immunopet.suv.volume import read_activity_volume, read_suv_volume
+
+if TYPE_CHECKING:
+    from immunopet.image import ImageVolume
+    from immunopet.io.dicom import DicomSeries
+    from immunopet.suv.record import SuvDerivation, SuvOverrides
 
 
 def register(subparsers: Any) -> None:
@@ -66,6 +72,26 @@ def run(args: argparse.Namespace) -> int:
     items = header.get("RadiopharmaceuticalInformationSequence") or []
     tracer = _header_text(items[0].get("Radiopharmaceutical")) if items else None
     frame_duration_s = _frame_duration_s(header)
+    with collect_warnings() as raised:  # printed below, once, with the derivation's
+        volume, derivation, sidecar = _convert(series, args, overrides, tracer, frame_duration_s)
+    output.parent.mkdir(parents=True, exist_ok=True)
+    path = write_nifti(volume, output, sidecar=sidecar)
+    print(f"wrote {path} ({volume.unit}, {derivation.hours_after_injection:.1f} h p.i.)")
+    shown = list(derivation.warnings)
+    shown += [w for w in raised if not any(w.endswith(f": {own}") for own in shown)]
+    for warning in shown:
+        print(f"warning: {warning}")
+    return 0
+
+
+def _convert(
+    series: DicomSeries,
+    args: argparse.Namespace,
+    overrides: SuvOverrides | None,
+    tracer: str | None,
+    frame_duration_s: float | None,
+) -> tuple[ImageVolume, SuvDerivation, dict[str, Any]]:
+    """The SUV (or activity) volume, its derivation and its PET-BIDS sidecar."""
     if args.activity:
         activity = read_activity_volume(series, overrides=overrides)
         volume, derivation = activity.volume, activity.derivation
@@ -86,9 +112,4 @@ def run(args: argparse.Namespace) -> int:
             tracer_name=tracer,
             frame_duration_s=frame_duration_s,
         )
-    output.parent.mkdir(parents=True, exist_ok=True)
-    path = write_nifti(volume, output, sidecar=sidecar)
-    print(f"wrote {path} ({volume.unit}, {derivation.hours_after_injection:.1f} h p.i.)")
-    for warning in derivation.warnings:
-        print(f"warning: {warning}")
-    return 0
+    return volume, derivation, sidecar

@@ -21,6 +21,7 @@ import argparse
 from pathlib import Path
 from typing import Any
 
+from immunopet.cli._display import redact_study
 from immunopet.study.manifest import load_manifest, validate_manifest
 from immunopet.study.scan_checks import review_scans
 
@@ -57,6 +58,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"{args.manifest}: {count}")
         return 2
     study = load_manifest(args.manifest)
+    redact_study(study)
     from immunopet.analysis.sheets import sheet_problems
 
     review = review_scans(study, args.manifest)

@@ -29,7 +29,7 @@ from typing import Any, Final
 import pandas as pd
 
 from immunopet import __version__
-from immunopet.errors import ImmunoPETError, InputError
+from immunopet.errors import ImmunoPETError, InputError, collect_warnings
 from immunopet.metrics import describe_voi
 from immunopet.study.model import AnalysisSettings, Injection, Scan, ScanRef, Study, VoiSource
 from immunopet.study.privacy import PathRedactor
@@ -45,6 +45,7 @@ __all__ = [
     "fdg_inputs",
     "fdg_key",
     "fdg_table",
+    "fdg_warning_notes",
     "measure_fdg_lesions",
     "measure_fdg_patient",
 ]
@@ -112,11 +113,15 @@ class FdgResult:
     note : str
         Why the scan (or part of it) could not be measured, "" when it was; paths not yet
         redacted (the orchestrator redacts).
+    warnings : tuple of str
+        What was assumed or repaired while reading the scan (the SUV derivation's and the
+        VOIs' warnings), each once; paths not yet redacted.
     """
 
     patient: str
     rows: tuple[dict[str, Any], ...] = ()
     note: str = ""
+    warnings: tuple[str, ...] = ()
 
 
 def fdg_inputs(scan: Scan, root: Path) -> tuple[Path, ...]:
@@ -180,6 +185,16 @@ def measure_fdg_patient(
     """
     root = Path(root)
     rows: list[dict[str, Any]] = []
+    # the warnings are returned with the rows: a worker's own display would show raw paths
+    with collect_warnings() as notes:
+        note = _measure_fdg_scan(patient, scan, settings, root, rows)
+    return FdgResult(patient, tuple(rows), note, tuple(notes))
+
+
+def _measure_fdg_scan(
+    patient: str, scan: Scan, settings: AnalysisSettings, root: Path, rows: list[dict[str, Any]]
+) -> str:
+    """Append one row per lesion of ``scan`` to ``rows``; the note of a problem, else ""."""
     try:
         suv = read_suv_volume(
             _absolute(scan.pet, root),
@@ -217,8 +232,8 @@ def measure_fdg_patient(
                     }
                 )
     except ImmunoPETError as error:
-        return FdgResult(patient, tuple(rows), f"{patient}/fdg not measured: {error}")
-    return FdgResult(patient, tuple(rows))
+        return f"{patient}/fdg not measured: {error}"
+    return ""
 
 
 def fdg_table(results: Iterable[FdgResult]) -> pd.DataFrame:
@@ -249,7 +264,8 @@ def measure_fdg_lesions(
         :data:`FDG_MEASUREMENT_COLUMNS`, one row per lesion; SUVpeak is the study's
         ``settings.peak`` kind with ``settings.peak_radius_mm``.
     notes : list of str
-        One line per FDG scan that could not be measured.
+        One line per FDG scan that could not be measured, then each warning of a scan read
+        (``<patient>/fdg: <warning>``).
     """
     redactor = PathRedactor.for_study(study) if redactor is None else redactor
     results = [
@@ -258,4 +274,10 @@ def measure_fdg_lesions(
         if patient.fdg is not None
     ]
     notes = [redactor.redact(result.note) for result in results if result.note]
+    notes += [redactor.redact(note) for note in fdg_warning_notes(results)]
     return fdg_table(results), notes
+
+
+def fdg_warning_notes(results: Iterable[FdgResult]) -> list[str]:
+    """``<patient>/fdg: <warning>`` for every warning of the results (paths not redacted)."""
+    return [f"{result.patient}/fdg: {warning}" for result in results for warning in result.warnings]

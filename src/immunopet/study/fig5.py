@@ -25,6 +25,7 @@ them (:mod:`immunopet.report.figures_fdg`).
 from __future__ import annotations
 
 import math
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -33,7 +34,7 @@ from typing import Final
 import numpy as np
 import pandas as pd
 
-from immunopet.errors import ImmunoPETError, InputError
+from immunopet.errors import ImmunoPETError, ImmunoPETWarning, InputError
 from immunopet.image import ImageVolume
 from immunopet.study.model import Scan, ScanRef, Study, VoiSource
 from immunopet.study.pipeline import merged_overrides
@@ -365,12 +366,16 @@ def make_fig5_pair(request: Fig5Request) -> Fig5Slices:
         When a scan cannot be read or the lesion's VOI is missing or empty.
     """
     ref, scan = request.zirconium, request.fdg
-    zr = read_suv_volume(
-        ref.scan.pet, overrides=merged_overrides(ref), normalisation=request.normalisation
-    ).volume
-    fdg_volume = read_suv_volume(
-        scan.pet, overrides=scan.overrides, normalisation=request.normalisation
-    ).volume
+    with warnings.catch_warnings():
+        # the scan's and the FDG job's own readings record these warnings; shown from a
+        # worker they would be printed a second time, with the inputs' paths
+        warnings.simplefilter("ignore", ImmunoPETWarning)
+        zr = read_suv_volume(
+            ref.scan.pet, overrides=merged_overrides(ref), normalisation=request.normalisation
+        ).volume
+        fdg_volume = read_suv_volume(
+            scan.pet, overrides=scan.overrides, normalisation=request.normalisation
+        ).volume
     root = Path()  # the requests' paths are absolute
     fdg_image, zr_image, fdg_outline, zr_outline, extent, z_mm = fig5_slices(
         zr,

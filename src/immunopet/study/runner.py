@@ -66,7 +66,14 @@ from immunopet import __version__
 from immunopet.errors import InputError, ManifestError
 from immunopet.study import pipeline
 from immunopet.study._tasks import Outcome, Task, in_process, local_pool, on_dask
-from immunopet.study.fdg import FdgResult, fdg_inputs, fdg_key, fdg_table, measure_fdg_patient
+from immunopet.study.fdg import (
+    FdgResult,
+    fdg_inputs,
+    fdg_key,
+    fdg_table,
+    fdg_warning_notes,
+    measure_fdg_patient,
+)
 from immunopet.study.fig5 import (
     Fig5Request,
     Fig5Slices,
@@ -332,6 +339,7 @@ class _ReferenceScans:
         )
         self.store.write_tables({"fdg_measurements": self.fdg_frame(), "fdg_keys": keys})
         notes = [r.note for r in ordered if r.note]
+        notes += fdg_warning_notes(ordered)
         notes += [self.fig5_problems[k] for k in sorted(self.fig5_problems)]
         return [redactor.redact(note) for note in notes]
 
