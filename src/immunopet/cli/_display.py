@@ -1,12 +1,13 @@
-"""How the command line shows immunopet's warnings and errors: one line each, study paths redacted.
+"""How the command line shows immunopet's warnings: one line each, the study's paths redacted.
 
 Python's default display of a warning is two lines naming our source file and line, and the
 message as raised (with the absolute paths of the study's inputs). On the command line an
 :class:`~immunopet.errors.ImmunoPETWarning` is shown instead as one line,
 ``immunopet <command>: warning: <message>``, once per message; other warnings keep Python's
 display. A command that has read a study manifest calls :func:`redact_with` with the study's
-redactor: from then on its warnings and its error line show no path of the study's inputs
-(the patients' folders may carry names or hospital IDs).
+redactor: from then on its warnings show no path of the study's inputs (the patients' folders
+may carry names or hospital IDs). The error line that ends a command is not redacted: it names
+the folder or file the user has to act on (an output folder, say), as the command wrote it.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from immunopet.errors import ImmunoPETWarning
 if TYPE_CHECKING:
     from immunopet.study.model import Study
 
-__all__ = ["install", "redact", "redact_study", "redact_with"]
+__all__ = ["install", "redact_study", "redact_with"]
 
 
 class _State:
@@ -32,18 +33,18 @@ class _State:
 
 
 def redact_with(redactor: Callable[[str], str] | None) -> None:
-    """Redact the command's warnings and error line with ``redactor`` (None: as they are)."""
+    """Redact the command's warnings with ``redactor`` (None: as they are)."""
     _State.redactor = redactor
 
 
 def redact_study(study: Study) -> None:
-    """Redact the command's warnings and error line with the study's path redactor."""
+    """Redact the command's warnings with the study's path redactor."""
     from immunopet.study.privacy import PathRedactor
 
     redact_with(PathRedactor.for_study(study).redact)
 
 
-def redact(text: str) -> str:
+def _redact(text: str) -> str:
     """``text`` with the study's paths redacted when a redactor is set."""
     return text if _State.redactor is None else _State.redactor(text)
 
@@ -59,7 +60,7 @@ def _show(
     if not issubclass(category, ImmunoPETWarning):
         _State.python_display(message, category, filename, lineno, file, line)
         return
-    text = redact(str(message))
+    text = _redact(str(message))
     if text in _State.shown:
         return
     _State.shown.add(text)

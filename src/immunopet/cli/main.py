@@ -86,7 +86,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not getattr(args, "func", None):
         parser.print_help()
         return 1
-    from immunopet.cli._display import install, redact
+    from immunopet.cli._display import install
     from immunopet.study._lifeline import Terminated, install_interrupt_handlers
 
     restore = install_interrupt_handlers()
@@ -94,7 +94,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return int(args.func(args))
     except ImmunoPETError as error:
-        print(f"immunopet {args.command}: error: {redact(str(error))}", file=sys.stderr)
+        print(f"immunopet {args.command}: error: {error}", file=sys.stderr)
         return 2
     except Terminated:
         print(f"immunopet {args.command}: terminated (SIGTERM)", file=sys.stderr)
@@ -106,8 +106,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         _silence_stdout()
         return 141
     except OSError as error:
-        message = redact(describe_os_error(error))
-        print(f"immunopet {args.command}: error: {message}", file=sys.stderr)
+        print(f"immunopet {args.command}: error: {describe_os_error(error)}", file=sys.stderr)
         return 2
     finally:
         restore_display()
