@@ -257,7 +257,10 @@ def _summary(
         r_value=pd.to_numeric(fits["r"], errors="coerce"),
     )
     keys = sorted(
-        {(str(k), str(g), str(s)) for k, g, s in zip(frame["kind"], frame["group"], frame["series"], strict=True)},
+        {
+            (str(k), str(g), str(s))
+            for k, g, s in zip(frame["kind"], frame["group"], frame["series"], strict=True)
+        },
         key=lambda t: (_organ_rank(t[1]), _series_rank(t[2], reference, comparison)),
     )
     rows = []
@@ -301,8 +304,20 @@ def _paired(
     present = sorted({str(v) for v in organs["voi"]}, key=_organ_rank)
     for voi in present:
         part = organs[organs["voi"] == voi]
-        ref = dict(zip(part.loc[part["series"] == reference, "patient"], part.loc[part["series"] == reference, "ki"], strict=True))
-        com = dict(zip(part.loc[part["series"] == comparison, "patient"], part.loc[part["series"] == comparison, "ki"], strict=True))
+        ref = dict(
+            zip(
+                part.loc[part["series"] == reference, "patient"],
+                part.loc[part["series"] == reference, "ki"],
+                strict=True,
+            )
+        )
+        com = dict(
+            zip(
+                part.loc[part["series"] == comparison, "patient"],
+                part.loc[part["series"] == comparison, "ki"],
+                strict=True,
+            )
+        )
         patients = sorted(set(ref) & set(com))
         a = np.array([float(ref[p]) for p in patients])
         b = np.array([float(com[p]) for p in patients])
@@ -366,9 +381,7 @@ def _residence_summary(
         return pd.DataFrame(columns=list(RESIDENCE_SUMMARY_COLUMNS))
     tails = {
         (str(p), str(s), str(v)): float(t)
-        for p, s, v, t in tia[["patient", "series", "voi", "tail_fraction"]].itertuples(
-            index=False
-        )
+        for p, s, v, t in tia[["patient", "series", "voi", "tail_fraction"]].itertuples(index=False)
     }
     keys = sorted(
         {(str(o), str(s)) for o, s in zip(residence["organ"], residence["series"], strict=True)},
@@ -406,8 +419,8 @@ def target_engagement(
     blood: pd.DataFrame | None = None,
     reference_series: str = "tracer-only",
     comparison_series: str = "predose",
-    settings: KineticsSettings = KineticsSettings(),
-    dosimetry: DosimetrySettings = DosimetrySettings(),
+    settings: KineticsSettings | None = None,
+    dosimetry: DosimetrySettings | None = None,
     min_pairs: int = MIN_PAIRS,
 ) -> TargetEngagement:
     """Patlak fits, their summaries and the time-integrated activity of a study.
@@ -423,8 +436,10 @@ def target_engagement(
         plasma input; without it the image-derived input).
     reference_series, comparison_series : str
         Tracer-only and predose series (the analysis plan's).
-    settings : KineticsSettings
-    dosimetry : DosimetrySettings
+    settings : KineticsSettings, optional
+        Default :class:`~immunopet.analysis.kinetics.KineticsSettings` ().
+    dosimetry : DosimetrySettings, optional
+        Default :class:`~immunopet.analysis.dosimetry.DosimetrySettings` ().
     min_pairs : int
         Fewest pairs for the signed-rank test (:data:`MIN_PAIRS`).
 
@@ -439,6 +454,8 @@ def target_engagement(
         time-integrated activity only (no weight or activity of a series) leaves its tables
         empty and says why in ``notes``.
     """
+    settings = settings if settings is not None else KineticsSettings()
+    dosimetry = dosimetry if dosimetry is not None else DosimetrySettings()
     fits, points = patlak_fits(measurements, blood=blood, scans=scans, settings=settings)
     pairs, paired, tests = _paired(fits, reference_series, comparison_series, min_pairs)
     notes: list[str] = []
@@ -457,9 +474,7 @@ def target_engagement(
         notes.append(f"kinetics: time-integrated activity not computed ({text})")
         tia = pd.DataFrame(columns=list(TIA_COLUMNS))
         residence = pd.DataFrame(columns=list(RESIDENCE_COLUMNS))
-    inputs = {
-        str(k): int(v) for k, v in fits["input"].astype(str).value_counts(sort=False).items()
-    }
+    inputs = {str(k): int(v) for k, v in fits["input"].astype(str).value_counts(sort=False).items()}
     return TargetEngagement(
         fits=fits,
         points=points,
@@ -469,9 +484,7 @@ def target_engagement(
         flagged=_flagged(fits),
         tia=tia,
         residence=residence,
-        residence_summary=_residence_summary(
-            residence, tia, reference_series, comparison_series
-        ),
+        residence_summary=_residence_summary(residence, tia, reference_series, comparison_series),
         settings=settings,
         dosimetry=dosimetry,
         reference_series=reference_series,
@@ -497,9 +510,6 @@ def kinetics_tables(part: TargetEngagement | None) -> dict[str, pd.DataFrame]:
         "kinetics_summary": part.summary.reset_index(drop=True),
         "kinetics_paired": part.paired.reset_index(drop=True),
         "kinetics_flagged": part.flagged.reset_index(drop=True),
-        "patlak_points": part.points.reindex(columns=list(POINT_COLUMNS)).reset_index(
-            drop=True
-        ),
+        "patlak_points": part.points.reindex(columns=list(POINT_COLUMNS)).reset_index(drop=True),
         "residence_time_summary": part.residence_summary.reset_index(drop=True),
     }
-
