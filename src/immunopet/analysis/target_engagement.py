@@ -411,6 +411,32 @@ def _residence_summary(
     return pd.DataFrame(rows, columns=list(RESIDENCE_SUMMARY_COLUMNS))
 
 
+POOR_LESION_SHARE: Final = 0.2
+"""Lesion Ki is called poor when more than this share of the lesion fits has r below the
+limit or a Ki <= 0."""
+
+
+def _lesion_quality(fits: pd.DataFrame, settings: KineticsSettings) -> list[str]:
+    """A note when the lesion fits are poor (many with a low r or a Ki <= 0)."""
+    lesions = fits[fits["kind"] == "lesion"]
+    ki = pd.to_numeric(lesions["ki_ul_per_g_per_h"], errors="coerce").to_numpy(np.float64)
+    r = pd.to_numeric(lesions["r"], errors="coerce").to_numpy(np.float64)
+    fitted = np.isfinite(ki)
+    n_fitted = int(fitted.sum())
+    if n_fitted == 0:
+        return []
+    low_r = int((fitted & ~(r >= settings.min_r)).sum())
+    not_positive = int((fitted & (ki <= 0)).sum())
+    poor = int((fitted & (~(r >= settings.min_r) | (ki <= 0))).sum())
+    if poor <= POOR_LESION_SHARE * n_fitted:
+        return []
+    return [
+        f"kinetics: lesion Ki is poor on these data: of {n_fitted} lesion fits, {low_r} have "
+        f"r < {settings.min_r:g} and {not_positive} a Ki <= 0 (small or invisible lesions are "
+        "1 mL spheres of noise and blood); read lesion Ki with caution"
+    ]
+
+
 # ---------------------------------------------------------------------------- the part
 def target_engagement(
     measurements: pd.DataFrame,
@@ -466,6 +492,7 @@ def target_engagement(
             f"kinetics: no Patlak fit: every VOI has fewer than {settings.min_points} time "
             f"points after one injection (at most {most}) or no plasma input"
         )
+    notes.extend(_lesion_quality(fits, settings))
     try:
         tia = time_integrated_activity(measurements, scans, dosimetry)
         residence = residence_times(tia, dosimetry)
