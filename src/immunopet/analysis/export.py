@@ -27,6 +27,7 @@ heterogeneity          level, variance, share, icc, n (variance components of lo
 kinetics_summary,      Patlak target engagement and residence times, when computed
 kinetics_paired,       (:func:`~immunopet.analysis.target_engagement.kinetics_tables`)
 kinetics_flagged,
+kinetics_flag_summary,
 patlak_points,
 residence_time_summary
 =====================  ==================================================================

@@ -18,6 +18,7 @@ kinetics_paired          per organ: the patients with a fitted Ki in both series
                          when there are enough pairs (else why not)
 kinetics_flagged         the VOIs without a Ki (and why) or with a flag (r below the limit,
                          a fallback plasma input)
+kinetics_flag_summary    those reasons counted per kind of VOI
 patlak_points            every point of every Patlak plot with its fitted line
 residence_time_summary   residence time (h) and cumulated activity (MBq·h) per organ and
                          series: n, median, range
@@ -57,6 +58,7 @@ from immunopet.stats.results import TestResult
 
 __all__ = [
     "FLAGGED_COLUMNS",
+    "FLAG_SUMMARY_COLUMNS",
     "JAUW_NONSPECIFIC_KI",
     "LESIONS",
     "MIN_PAIRS",
@@ -139,6 +141,10 @@ FLAGGED_COLUMNS: Final = (
 )
 """Columns of :attr:`TargetEngagement.flagged`."""
 
+FLAG_SUMMARY_COLUMNS: Final = ("kind", "reason", "fitted", "n")
+"""Columns of :attr:`TargetEngagement.flag_summary`: how many VOIs (organ or lesion rows)
+carry each reason (a row with two reasons counts under both)."""
+
 RESIDENCE_SUMMARY_COLUMNS: Final = (
     "organ",
     "source_organ",
@@ -174,6 +180,8 @@ class TargetEngagement:
         The signed-rank tests computed, keyed by organ.
     flagged : DataFrame
         VOIs without a Ki or with a flag, :data:`FLAGGED_COLUMNS`.
+    flag_summary : DataFrame
+        The reasons of ``flagged`` counted, :data:`FLAG_SUMMARY_COLUMNS`.
     tia : DataFrame
         Time-integrated activity per VOI (:data:`~immunopet.analysis.dosimetry.TIA_COLUMNS`).
     residence : DataFrame
@@ -200,6 +208,7 @@ class TargetEngagement:
     pairs: pd.DataFrame
     paired: pd.DataFrame
     flagged: pd.DataFrame
+    flag_summary: pd.DataFrame
     tia: pd.DataFrame
     residence: pd.DataFrame
     residence_summary: pd.DataFrame
@@ -374,6 +383,21 @@ def _flagged(fits: pd.DataFrame) -> pd.DataFrame:
     return out.reindex(columns=list(FLAGGED_COLUMNS)).reset_index(drop=True)
 
 
+def _flag_summary(flagged: pd.DataFrame) -> pd.DataFrame:
+    counts: dict[tuple[str, str, bool], int] = {}
+    for kind, fitted, flag in flagged[["kind", "fitted", "flag"]].itertuples(index=False):
+        for reason in str(flag).split("; ") if str(flag) else ["(none)"]:
+            key = (str(kind), reason, bool(fitted))
+            counts[key] = counts.get(key, 0) + 1
+    rows = [
+        {"kind": k, "reason": r, "fitted": f, "n": n}
+        for (k, r, f), n in sorted(
+            counts.items(), key=lambda kv: (kv[0][0] != "organ", kv[0][2], -kv[1])
+        )
+    ]
+    return pd.DataFrame(rows, columns=list(FLAG_SUMMARY_COLUMNS))
+
+
 def _residence_summary(
     residence: pd.DataFrame, tia: pd.DataFrame, reference: str, comparison: str
 ) -> pd.DataFrame:
@@ -501,14 +525,17 @@ def target_engagement(
         notes.append(f"kinetics: time-integrated activity not computed ({text})")
         tia = pd.DataFrame(columns=list(TIA_COLUMNS))
         residence = pd.DataFrame(columns=list(RESIDENCE_COLUMNS))
-    inputs = {str(k): int(v) for k, v in fits["input"].astype(str).value_counts(sort=False).items()}
+    flagged = _flagged(fits)
+    counted = fits["input"].astype(str).value_counts(sort=False)
+    inputs = {str(k): int(v) for k, v in counted.items()}
     return TargetEngagement(
         fits=fits,
         points=points,
         summary=_summary(fits, settings, reference_series, comparison_series),
         pairs=pairs,
         paired=paired,
-        flagged=_flagged(fits),
+        flagged=flagged,
+        flag_summary=_flag_summary(flagged),
         tia=tia,
         residence=residence,
         residence_summary=_residence_summary(residence, tia, reference_series, comparison_series),
@@ -537,6 +564,7 @@ def kinetics_tables(part: TargetEngagement | None) -> dict[str, pd.DataFrame]:
         "kinetics_summary": part.summary.reset_index(drop=True),
         "kinetics_paired": part.paired.reset_index(drop=True),
         "kinetics_flagged": part.flagged.reset_index(drop=True),
+        "kinetics_flag_summary": part.flag_summary.reset_index(drop=True),
         "patlak_points": part.points.reindex(columns=list(POINT_COLUMNS)).reset_index(drop=True),
         "residence_time_summary": part.residence_summary.reset_index(drop=True),
     }

@@ -27,6 +27,8 @@ from typing import Final
 
 import numpy as np
 import pandas as pd
+from matplotlib.artist import Artist
+from matplotlib.lines import Line2D
 
 from immunopet.analysis.results import StudyAnalysis
 from immunopet.analysis.target_engagement import LESIONS, TargetEngagement
@@ -233,14 +235,14 @@ def plot_ki_baselines(part: TargetEngagement, path: str | Path) -> Path:
         ax.set_yscale("log")
         ax.set_xticks(range(len(groups)), [_label(g) for g in groups], rotation=20)
         ax.set_ylabel("Ki (µL·g⁻¹·h⁻¹, log scale)")
-        handles = [
+        handles: list[Artist] = [
             ax.scatter([], [], marker=series_marker(s), color=series_colour(s), label=s, s=16)
             for s in series_all
         ]
         handles += [
-            ax.hlines([], 0, 0, color="black", lw=2.0, label="median"),
-            ax.hlines([], 0, 0, color=_BASELINE_COLOUR, lw=1.2, linestyles="dashed",
-                      label="non-specific (Jauw 2019)"),
+            Line2D([], [], color="black", lw=2.0, label="median"),
+            Line2D([], [], color=_BASELINE_COLOUR, lw=1.2, ls="--",
+                   label="non-specific (Jauw 2019)"),
         ]  # fmt: skip
         ax.legend(handles=handles, fontsize=7, loc="best")
         ax.set_title("Patlak Ki by organ and series (grey: same patient)", fontsize=10)

@@ -111,7 +111,7 @@ def _paired_table(part: TargetEngagement) -> Table | None:
         return None
     reference, comparison = part.reference_series, part.comparison_series
     rows = []
-    notes = []
+    notes: dict[str, list[str]] = {}
     for record in part.paired.to_dict("records"):
         tested = not is_missing(record["p_value"])
         rows.append(
@@ -132,7 +132,7 @@ def _paired_table(part: TargetEngagement) -> Table | None:
             )
         )
         if record["note"]:
-            notes.append(f"{_voi(record['voi'])}: {record['note']}")
+            notes.setdefault(str(record["note"]), []).append(_voi(record["voi"]))
     return text_table(
         [
             "Organ",
@@ -150,7 +150,7 @@ def _paired_table(part: TargetEngagement) -> Table | None:
         "patients with a fitted Ki in both series (Wilcoxon signed-rank, two-sided; "
         f"difference = {comparison} \u2212 {reference}; at least {part.min_pairs} pairs for "
         "a test).",
-        notes=list(dict.fromkeys(notes)),
+        notes=[f"{', '.join(organs)}: {note}" for note, organs in notes.items()],
     )
 
 
@@ -161,9 +161,10 @@ def _residence_table(part: TargetEngagement) -> Table | None:
     rows = []
     for record in summary.to_dict("records"):
         median = format_cell(record["residence_time_h_median"])
+        organ, source = organ_label(str(record["organ"])), str(record["source_organ"])
         rows.append(
             (
-                f"{organ_label(str(record['organ']))} ({record['source_organ']})",
+                organ if organ == source else f"{organ} ({source})",
                 record["series"],
                 Cell(format_cell(record["n"], "n"), numeric=True),
                 Cell(median, numeric=True),
@@ -209,7 +210,7 @@ def _input_text(part: TargetEngagement) -> str:
     return "; ".join(used) or DASH
 
 
-def _caveats(part: TargetEngagement, analysis: StudyAnalysis) -> list[str]:
+def _caveats(part: TargetEngagement) -> list[str]:
     settings = part.settings
     baselines = ", ".join(f"{v:g} {organ_label(k).lower()}" for k, v in part.baselines.items())
     caveats = [
@@ -232,11 +233,7 @@ def _caveats(part: TargetEngagement, analysis: StudyAnalysis) -> list[str]:
         "an upper bound). The share after the last scan says how much of the number is "
         "extrapolated.",
     ]
-    lesion_notes = [n for n in analysis.notes if n.startswith("kinetics: lesion Ki")]
-    for note in lesion_notes:
-        text = note.removeprefix("kinetics: ")
-        caveats.append(text[:1].upper() + text[1:] + ".")
-    return caveats
+    return caveats  # the analysis' own notes (poor lesion fits ...) follow the section
 
 
 def kinetics_body(analysis: StudyAnalysis, figures: list[Figure]) -> dict[str, Any] | None:
@@ -266,7 +263,7 @@ def kinetics_body(analysis: StudyAnalysis, figures: list[Figure]) -> dict[str, A
     flagged = part.flagged
     return {
         "sentence": sentence,
-        "caveats": _caveats(part, analysis),
+        "caveats": _caveats(part),
         "patlak_figures": [by_name[k] for k in ("patlak", "ki_baselines") if k in by_name],
         "summary": _summary_table(part) if fitted > 0 else None,
         "paired": _paired_table(part),
@@ -274,6 +271,15 @@ def kinetics_body(analysis: StudyAnalysis, figures: list[Figure]) -> dict[str, A
         if has_rows(part.paired)
         else f"No organ has a fitted Ki in both the {part.reference_series} and the "
         f"{part.comparison_series} series of one patient: no paired comparison.",
+        "flag_summary": frame_table(
+            part.flag_summary,
+            caption="Why VOIs have no Ki or are flagged: VOIs (patient, series, organ or "
+            "lesion) per reason.",
+            headers={"reason": "Reason", "fitted": "Ki computed", "n": "VOIs"},
+            collapsed=False,
+        )
+        if has_rows(part.flag_summary)
+        else None,
         "flagged": frame_table(
             flagged,
             caption=f"VOIs without a Ki or with a flag ({len(flagged)}), with the reason.",
