@@ -109,7 +109,9 @@ FIGURE_KEYS: Final = (
     "heterogeneity",
 )
 """Keys of the study figures of :func:`draw_all` under the default plan (QC pages follow as
-``"qc <scan id>"``; each IHC marker of the plan draws ``uptake_vs_<column without _percent>``)."""
+``"qc <scan id>"``; each IHC marker of the plan draws ``uptake_vs_<column without _percent>``;
+the kinetics figures :data:`~immunopet.report.figures_kinetics.KINETICS_FIGURE_KEYS` follow
+when the analysis allows them)."""
 
 _WIDE: Final = (9.0, 4.0)
 _STANDARD: Final = (7.0, 4.5)
