@@ -341,8 +341,9 @@ def analysis_tables(analysis: StudyAnalysis) -> dict[str, pd.DataFrame]:
     -------
     dict of str to DataFrame
         ``lesion_uptake``, ``patient_uptake``, ``tests``, ``survival``, ``biodistribution``
-        (each present, possibly empty), ``biomarkers``, ``heterogeneity`` and
-        ``fdg_lesions`` when computed.
+        (each present, possibly empty), ``biomarkers``, ``heterogeneity``,
+        ``fdg_lesions`` and the kinetics tables
+        (:func:`~immunopet.analysis.target_engagement.kinetics_tables`) when computed.
     """
     tables = {
         "lesion_uptake": _lesion_uptake(analysis),

@@ -251,8 +251,9 @@ def kinetics_body(analysis: StudyAnalysis, figures: list[Figure]) -> dict[str, A
     by_name = {f.name: f for f in figures}
     fitted = part.n_fitted
     sentence = (
-        f"Patlak analysis of {len(part.fits)} VOI series (organ or lesion, patient, "
-        f"injection): {fitted} fitted."
+        f"Patlak analysis of {len(part.fits)} VOIs (one per organ or lesion, patient and "
+        f"injection): {fitted} fitted (at least {part.settings.min_points} time points and "
+        "a plasma input)."
     )
     if fitted == 0:
         sentence += (
