@@ -317,4 +317,18 @@ def kinetics_body(analysis: StudyAnalysis, figures: list[Figure]) -> dict[str, A
         )
         if has_rows(part.residence)
         else None,
+        "tia_all": frame_table(
+            part.tia,
+            caption="Time-integrated activity coefficient per mL of every organ and lesion VOI "
+            "(h/mL; time_integrated_activity.csv).",
+            collapsed=True,
+            headers={
+                "voi": "VOI",
+                "tiac_h_per_ml": "TIAC (h/mL)",
+                "cumulated_activity_mbq_h_per_ml": "Cumulated activity (MBq\u00b7h/mL)",
+                "tail_fraction": "Share after the last scan",
+            },
+        )
+        if has_rows(part.tia)
+        else None,
     }
