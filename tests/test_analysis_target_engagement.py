@@ -312,3 +312,20 @@ def test_report_section_shows_the_analysis_numbers(tmp_path: Path) -> None:
     payload = json.loads((folder / "analysis.json").read_text(encoding="utf-8"))
     assert payload["kinetics_paired"][0]["p_value"] == pytest.approx(2 / 64)
     assert (folder / "kinetics_summary.csv").is_file()
+
+
+def test_kinetics_figures_are_drawn_by_the_workers(tmp_path: Path) -> None:
+    import pickle
+
+    from immunopet.report.figures_kinetics import kinetics_figure_jobs
+
+    tracer = (6.0, 7.0, 8.0, 7.5, 6.5, 9.0)
+    ki = {(f"P{i}", "tracer-only"): v for i, v in enumerate(tracer)}
+    ki |= {(f"P{i}", "predose"): v / 3 for i, v in enumerate(tracer)}
+    analysis = _analysis(_study(ki))
+    assert analysis.target_engagement is not None and analysis.target_engagement.tests
+    jobs = kinetics_figure_jobs(analysis, tmp_path)
+    assert [job.key for job in jobs] == ["patlak", "ki_baselines", "residence"]
+    for job in jobs:
+        pickle.dumps(job)  # a job that cannot be pickled is drawn in the main process
+        assert job.draw(job.path).stat().st_size > 5000
