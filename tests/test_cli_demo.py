@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import json
 from pathlib import Path
 
 import pandas as pd
@@ -96,3 +97,35 @@ def test_demo_rerun_reuses_and_foreign_folder_is_refused(
     assert main(["demo", str(foreign), "--preset", "tiny"]) == 2
     assert "not made by 'immunopet demo'" in capsys.readouterr().err
     assert (foreign / "thesis.docx").read_text() == "precious"
+
+
+@pytest.mark.slow
+def test_demo_report_has_the_kinetics_section(demo: tuple[Path, int, str]) -> None:
+    outdir, code, _ = demo
+    assert code == 0
+    analysis_dir = outdir / "results" / "analysis"
+    for name in (
+        "kinetics_summary",
+        "kinetics_paired",
+        "kinetics_flagged",
+        "kinetics_flag_summary",
+        "patlak_points",
+        "residence_time_summary",
+    ):
+        assert (analysis_dir / f"{name}.csv").is_file(), name
+    payload = json.loads((analysis_dir / "analysis.json").read_text(encoding="utf-8"))
+    assert len(payload["residence_time_summary"]) == 12  # 6 organs x 2 series
+    html = (outdir / "report" / "index.html").read_text(encoding="utf-8")
+    start = html.index('<section id="kinetics"')
+    section = html[start : html.index("</section>", start)]
+    assert "Target engagement (Patlak) and time-integrated activity" in section
+    # tiny: two scans per series, so no fit; the section says so and lists why
+    assert "fewer than 3 time points" in section
+    assert "no Ki or VT" in section
+    assert "no paired comparison" in section
+    # the residence times as the analysis computed them (2 decimals)
+    summary = pd.read_csv(analysis_dir / "residence_time_summary.csv")
+    liver = summary[(summary["organ"] == "liver") & (summary["series"] == "tracer-only")]
+    assert f"{float(liver['residence_time_h_median'].iloc[0]):.2f}" in section
+    assert (outdir / "report" / "figures" / "residence.png").is_file()
+    assert not (outdir / "report" / "figures" / "patlak.png").exists()

@@ -213,7 +213,8 @@ def test_trial_figures_and_qc_pages(
         assert alone[key].read_bytes() == page.read_bytes()
     volume, _ = _sphere_volume(head_first=False)
     drawn = draw_all(trial_analysis, tmp_path / "figures", pet_images={"P09/x/1h": (volume, {})})
-    assert set(drawn) == {*FIGURE_KEYS, "qc P09/x/1h"}
+    # two scans per series: no Patlak fit, so of the kinetics figures only the residence times
+    assert set(drawn) == {*FIGURE_KEYS, "residence", "qc P09/x/1h"}
     assert drawn["qc P09/x/1h"].name == "qc_P09_x_1h.png"
     # two series, two time points: the biodistribution figure has two panels
     assert _pixels(drawn["biodistribution"]) == _expected((4.0 * 2 + 1.6, 4.0))

@@ -44,6 +44,9 @@ heterogeneity          :func:`~immunopet.analysis.heterogeneity.uptake_heterogen
                        variance components of log lesion uptake of ``uptake``
 fdg_lesions            :func:`~immunopet.analysis.fdg.fdg_positivity` of the stored
                        ``fdg_measurements`` (SUVmax > ``plan.fdg_positive_suv_max`` vs reader)
+target_engagement      :func:`~immunopet.analysis.target_engagement.target_engagement`:
+                       Patlak Ki/VT (sampled plasma input when the blood samples are usable,
+                       else the image), time-integrated activity and residence times
 tables                 the machine-readable tables (:mod:`~immunopet.analysis.export`)
 =====================  ======================================================================
 
@@ -103,6 +106,7 @@ from immunopet.analysis.lesions import (
 from immunopet.analysis.outcome import NotApplicableError
 from immunopet.analysis.results import SplitSurvival, StudyAnalysis
 from immunopet.analysis.tables import adverse_event_table, baseline_summary, baseline_table
+from immunopet.analysis.target_engagement import target_engagement
 from immunopet.errors import ImmunoPETError, InputError
 from immunopet.stats.results import SurvivalSummary, TestResult
 from immunopet.study.manifest import load_manifest
@@ -537,6 +541,19 @@ def assemble_analysis(
             )
             blood_means = steps.run("blood summary", lambda: blood_summary(blood, cohorts, plan))
 
+        engagement = steps.run(
+            "kinetics",
+            lambda: target_engagement(
+                measurements,
+                scans,
+                blood=blood,
+                reference_series=plan.reference_series,
+                comparison_series=plan.comparison_series,
+            ),
+        )
+        if engagement is not None:
+            notes.extend(engagement.notes)
+
         visibility = visibility_extra = None
         if lesions is not None:
             visibility = steps.run(
@@ -724,6 +741,7 @@ def assemble_analysis(
         blood_summary=blood_means,
         biodistribution_cohort=cohorts,
         visibility_extra=visibility_extra,
+        target_engagement=engagement,
         warnings=_collect_warnings(tables, provenance, uptake),
         provenance=provenance,
         notes=list(dict.fromkeys(notes)),

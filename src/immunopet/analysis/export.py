@@ -24,6 +24,12 @@ biomarkers             candidate, endpoint, tumour_type, n, auc_or_c, ci_lower, 
                        computed
 heterogeneity          level, variance, share, icc, n (variance components of log lesion
                        uptake), when computed
+kinetics_summary,      Patlak target engagement and residence times, when computed
+kinetics_paired,       (:func:`~immunopet.analysis.target_engagement.kinetics_tables`)
+kinetics_flagged,
+kinetics_flag_summary,
+patlak_points,
+residence_time_summary
 =====================  ==================================================================
 
 The Mann-Whitney ``statistic`` is the smaller of U1 and U2, as SPSS prints it. Survival times
@@ -42,6 +48,7 @@ import pandas as pd
 
 from immunopet.analysis.outcome import AGGREGATE_COLUMNS
 from immunopet.analysis.results import StudyAnalysis
+from immunopet.analysis.target_engagement import kinetics_tables
 from immunopet.stats.results import TestResult
 
 __all__ = [
@@ -334,8 +341,9 @@ def analysis_tables(analysis: StudyAnalysis) -> dict[str, pd.DataFrame]:
     -------
     dict of str to DataFrame
         ``lesion_uptake``, ``patient_uptake``, ``tests``, ``survival``, ``biodistribution``
-        (each present, possibly empty), ``biomarkers``, ``heterogeneity`` and
-        ``fdg_lesions`` when computed.
+        (each present, possibly empty), ``biomarkers``, ``heterogeneity``,
+        ``fdg_lesions`` and the kinetics tables
+        (:func:`~immunopet.analysis.target_engagement.kinetics_tables`) when computed.
     """
     tables = {
         "lesion_uptake": _lesion_uptake(analysis),
@@ -350,6 +358,7 @@ def analysis_tables(analysis: StudyAnalysis) -> dict[str, pd.DataFrame]:
         tables["heterogeneity"] = analysis.heterogeneity.table.reset_index(drop=True)
     if analysis.fdg_lesions is not None:
         tables["fdg_lesions"] = analysis.fdg_lesions.reset_index(drop=True)
+    tables.update(kinetics_tables(analysis.target_engagement))
     return tables
 
 

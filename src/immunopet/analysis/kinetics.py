@@ -59,12 +59,14 @@ from immunopet.suv.samples import percent_ia_per_l_to_suv_bw
 
 __all__ = [
     "KINETICS_COLUMNS",
+    "POINT_COLUMNS",
     "KineticsSettings",
     "PatlakFit",
     "PlasmaInput",
     "fit_patlak",
     "image_plasma_input",
     "kinetics_step",
+    "patlak_fits",
     "patlak_table",
     "sampled_plasma_input",
     "write_kinetics",
@@ -545,6 +547,41 @@ def patlak_table(
     InputError
         When a required measurement column is missing.
     """
+    return patlak_fits(measurements, blood=blood, scans=scans, settings=settings)[0]
+
+
+POINT_COLUMNS = ("patient", "series", "voi", "kind", "hours_pi", "x_h", "y", "y_fit")
+"""Columns of the Patlak plot points of :func:`patlak_fits`: ``x_h`` =
+:math:`\\int_0^t C_p / C_p(t)` (hours), ``y`` = :math:`C_T(t)/C_p(t)` (mL plasma per mL
+tissue) and ``y_fit`` the fitted line at ``x_h`` (NaN where no line was fitted)."""
+
+
+def patlak_fits(
+    measurements: pd.DataFrame,
+    *,
+    blood: pd.DataFrame | None = None,
+    scans: pd.DataFrame | None = None,
+    settings: KineticsSettings = KineticsSettings(),
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The Patlak table (:func:`patlak_table`) and the points of every Patlak plot.
+
+    Parameters
+    ----------
+    measurements, blood, scans, settings
+        As :func:`patlak_table`.
+
+    Returns
+    -------
+    (table, points)
+        ``table`` with columns :data:`KINETICS_COLUMNS`; ``points`` one row per VOI and scan
+        with a plasma input, columns :data:`POINT_COLUMNS` (per mL of tissue, before the
+        density), sorted like ``table`` then by time.
+
+    Raises
+    ------
+    InputError
+        When a required measurement column is missing.
+    """
     required = ("patient", "series", "hours_pi", "voi", "kind")
     metrics = {settings.organ_metric, settings.lesion_metric}
     missing = [c for c in (*required, *sorted(metrics)) if c not in measurements.columns]
@@ -565,6 +602,7 @@ def patlak_table(
         )
     inputs = _inputs(frame, blood, scans, settings)
     rows: list[dict[str, Any]] = []
+    points: list[dict[str, Any]] = []
     tissue_rows = frame[~((frame["kind"] == "organ") & (frame["voi"] == settings.blood_voi))]
     groups = tissue_rows.groupby(["patient", "series", "kind", "voi"], sort=False)
     for (patient, series, kind, voi), group in groups:
@@ -591,26 +629,42 @@ def patlak_table(
         flags = []
         if plasma is None:
             flags.append("no plasma input (no blood samples, no blood-pool VOI)")
-        elif row["n_points"] < settings.min_points:
-            flags.append(f"fewer than {settings.min_points} time points")
         else:
             fit = fit_patlak(hours, tissue, plasma, min_points=settings.min_points)
-            density = settings.tissue_density_g_per_ml
-            row.update(
-                ki_ul_per_g_per_h=fit.ki_ul_per_g_per_h(density),
-                vt_ml_per_g=fit.vt_ml_per_g(density),
-                r=fit.r,
-            )
-            if not (math.isfinite(fit.r) and fit.r >= settings.min_r):
-                flags.append(f"r < {settings.min_r:g}")
-            if plasma.warning:
-                flags.append(plasma.warning)
+            for t, x, y in zip(fit.hours, fit.x, fit.y, strict=True):
+                points.append(
+                    {
+                        "patient": patient,
+                        "series": series,
+                        "voi": voi,
+                        "kind": kind,
+                        "hours_pi": t,
+                        "x_h": x,
+                        "y": y,
+                        "y_fit": fit.intercept + fit.slope_per_h * x,
+                    }
+                )
+            if row["n_points"] < settings.min_points:
+                flags.append(f"fewer than {settings.min_points} time points")
+            else:
+                density = settings.tissue_density_g_per_ml
+                row.update(
+                    ki_ul_per_g_per_h=fit.ki_ul_per_g_per_h(density),
+                    vt_ml_per_g=fit.vt_ml_per_g(density),
+                    r=fit.r,
+                )
+                if not (math.isfinite(fit.r) and fit.r >= settings.min_r):
+                    flags.append(f"r < {settings.min_r:g}")
+                if plasma.warning:
+                    flags.append(plasma.warning)
         row["flag"] = "; ".join(flags)
         rows.append(row)
+    keys = ["patient", "series", "kind", "voi"]
     out = pd.DataFrame(rows, columns=list(KINETICS_COLUMNS))
-    return out.sort_values(["patient", "series", "kind", "voi"], kind="stable").reset_index(
-        drop=True
-    )
+    out = out.sort_values(keys, kind="stable").reset_index(drop=True)
+    plot = pd.DataFrame(points, columns=list(POINT_COLUMNS))
+    plot = plot.sort_values([*keys, "hours_pi"], kind="stable").reset_index(drop=True)
+    return out, plot
 
 
 # ---------------------------------------------------------------------------- the run

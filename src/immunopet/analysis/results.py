@@ -18,6 +18,7 @@ import pandas as pd
 from immunopet.analysis.aggregates import PatientUptake
 from immunopet.analysis.heterogeneity import UptakeHeterogeneity
 from immunopet.analysis.lesions import LesionVisibility, TimePointChoice
+from immunopet.analysis.target_engagement import TargetEngagement
 from immunopet.stats import KaplanMeier
 from immunopet.stats.results import (
     BiomarkerComparison,
@@ -126,6 +127,11 @@ class StudyAnalysis:
         The patients of the organ and blood curves, per series.
     visibility_extra : DataFrame or None
         Lesions seen only on the comparison series (count, of them >= the size limit).
+    target_engagement : TargetEngagement or None
+        Patlak Ki and VT per VOI with their summaries against the non-specific baselines of
+        Jauw et al., the paired tracer-only vs predose comparison, the Patlak plot points,
+        and the time-integrated activity and residence times
+        (:func:`~immunopet.analysis.target_engagement.target_engagement`).
     tables : dict of str to DataFrame
         The machine-readable tables of ``RESULTS_DIR/analysis/`` (see
         :mod:`immunopet.analysis.export`).
@@ -169,6 +175,7 @@ class StudyAnalysis:
     blood_summary: pd.DataFrame | None = None
     biodistribution_cohort: dict[str, list[str]] = field(default_factory=dict)
     visibility_extra: pd.DataFrame | None = None
+    target_engagement: TargetEngagement | None = None
     tables: dict[str, pd.DataFrame] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
     provenance: dict[str, Any] = field(default_factory=dict)

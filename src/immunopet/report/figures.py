@@ -54,7 +54,9 @@ from immunopet.analysis.results import SplitSurvival, StudyAnalysis
 from immunopet.errors import ImmunoPETError, InputError
 from immunopet.image import ImageVolume
 from immunopet.report.drawing import DrawJob, FigureDrawer
+from immunopet.report.figures_biomarkers import plot_biomarkers
 from immunopet.report.figures_heterogeneity import plot_lesion_uptake_by_type
+from immunopet.report.figures_kinetics import kinetics_figure_jobs
 from immunopet.report.style import (
     EXCLUDED_COLOUR,
     GROUP_COLOURS,
@@ -69,7 +71,7 @@ from immunopet.report.style import (
     series_colour,
     series_marker,
 )
-from immunopet.stats.results import BiomarkerComparison, TestResult
+from immunopet.stats.results import TestResult
 from immunopet.study.model import Study
 from immunopet.study.qc import QC_DIR, QcImages, qc_file_name, qc_images, read_qc_images
 
@@ -107,7 +109,9 @@ FIGURE_KEYS: Final = (
     "heterogeneity",
 )
 """Keys of the study figures of :func:`draw_all` under the default plan (QC pages follow as
-``"qc <scan id>"``; each IHC marker of the plan draws ``uptake_vs_<column without _percent>``)."""
+``"qc <scan id>"``; each IHC marker of the plan draws ``uptake_vs_<column without _percent>``;
+the kinetics figures :data:`~immunopet.report.figures_kinetics.KINETICS_FIGURE_KEYS` follow
+when the analysis allows them)."""
 
 _WIDE: Final = (9.0, 4.0)
 _STANDARD: Final = (7.0, 4.5)
@@ -644,67 +648,6 @@ def plot_tumour_to_blood(
         return save_figure(figure, path)
 
 
-# ---------------------------------------------------------------------------- biomarkers
-def plot_biomarkers(biomarkers: BiomarkerComparison, path: str | Path) -> Path:
-    """Forest plot: AUC for response and Harrell's C for PFS, OS, each with its interval.
-
-    Parameters
-    ----------
-    biomarkers : BiomarkerComparison
-        :attr:`StudyAnalysis.biomarkers` (the rows of group ``"all"`` are drawn).
-    path : path-like
-
-    Returns
-    -------
-    Path
-    """
-    table = _require(biomarkers.table, "biomarkers", ("group", "candidate", "auc"))
-    rows = table[table["group"].astype(str) == "all"].reset_index(drop=True)
-    if rows.empty:
-        raise InputError("nothing to draw", tag="biomarkers", value="no group 'all'")
-    candidates = rows["candidate"].astype(str).tolist()
-    y = np.arange(len(candidates))[::-1]
-    panels = (
-        ("auc", "AUC, response", "auc_lower", "auc_upper", "n_response"),
-        ("c_pfs", "Harrell's C, PFS", "c_pfs_lower", "c_pfs_upper", "n_pfs"),
-        ("c_os", "Harrell's C, OS", "c_os_lower", "c_os_upper", "n_os"),
-    )
-    with figure_style():
-        figure = new_figure(9.0, 1.3 + 0.45 * len(candidates))
-        axes = figure.subplots(1, 3, sharey=True)
-        for ax, (column, title, low, high, n_column) in zip(axes, panels, strict=True):
-            values = pd.to_numeric(rows.get(column, pd.Series(np.nan, index=rows.index)))
-            values = values.to_numpy(dtype=float)
-            if low is not None and high is not None and low in rows and high in rows:
-                lower = pd.to_numeric(rows[low]).to_numpy(dtype=float)
-                upper = pd.to_numeric(rows[high]).to_numpy(dtype=float)
-                has = np.isfinite(lower) & np.isfinite(upper) & np.isfinite(values)
-                ax.hlines(y[has], lower[has], upper[has], color="black", lw=1.2)
-            ax.scatter(
-                values, y, marker="D", color=series_colour("tracer-only"), zorder=3, clip_on=False
-            )
-            ns = rows.get(n_column)
-            for yi, value, n in zip(
-                y, values, ns if ns is not None else [None] * len(y), strict=True
-            ):
-                text = "n.e." if not math.isfinite(value) else f"{value:.2f}"
-                if n is not None and not pd.isna(n):
-                    text += f" (n={int(n)})"
-                ax.annotate(
-                    text, (1.05, yi), xycoords=("axes fraction", "data"), fontsize=7, va="center"
-                )
-            ax.axvline(0.5, color="grey", ls="--", lw=0.8)
-            ax.set_xlim(0.0, 1.0)
-            ax.set_title(title)
-            ax.grid(axis="y", visible=False)
-        axes[0].set_yticks(y)
-        axes[0].set_yticklabels(candidates)
-        axes[0].set_ylim(-0.7, len(candidates) - 0.3)
-        figure.subplots_adjust(left=0.24, right=0.93, wspace=0.45, top=0.82, bottom=0.12)
-        figure.suptitle("Candidate biomarkers (0.5 = no discrimination)", fontsize=11)
-        return save_figure(figure, path)
-
-
 # ---------------------------------------------------------------------------- QC pages
 def _mask_colour(name: str) -> str:
     organ = name.removeprefix("organ ").strip()
@@ -999,7 +942,8 @@ def figure_jobs(analysis: StudyAnalysis, outdir: str | Path) -> list[DrawJob]:
         jobs.append(("biomarkers", partial(plot_biomarkers, a.biomarkers)))
     if a.heterogeneity is not None:
         jobs.append(("heterogeneity", partial(plot_lesion_uptake_by_type, a.heterogeneity)))
-    return [DrawJob(key, draw, out / f"{key}.png", f"figure {key}") for key, draw in jobs]
+    drawn = [DrawJob(key, draw, out / f"{key}.png", f"figure {key}") for key, draw in jobs]
+    return drawn + kinetics_figure_jobs(a, out)  # patlak, ki_baselines, residence
 
 
 def draw_all(

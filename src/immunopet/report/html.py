@@ -8,7 +8,7 @@ opened anywhere. The report never computes a number: it formats the tables and r
 objects it is given.
 
 Sections, in order (their ``id`` is the page anchor): ``overview``, ``schedule``,
-``baseline``, ``safety``, ``biodistribution``, ``blood``, ``visibility``,
+``baseline``, ``safety``, ``biodistribution``, ``blood``, ``kinetics``, ``visibility``,
 ``tumour-to-blood``, ``uptake``, ``outcome``, ``survival``, ``ihc``, ``biomarkers``,
 ``heterogeneity``, ``qc``, ``warnings``, ``provenance`` (and, before ``qc``, ``fdg-vs-zr`` when
 Fig 5-style panels ``"fig5 <patient> <lesion>"`` are given, ``more-figures`` when a figure has
@@ -27,7 +27,6 @@ is never rendered; the table says which column was left out.
 from __future__ import annotations
 
 import dataclasses
-import json
 import math
 import re
 import shutil
@@ -69,6 +68,8 @@ from immunopet.report._cells import (
     series_order,
     text_table,
 )
+from immunopet.report.html_kinetics import kinetics_body
+from immunopet.report.html_provenance import as_time, provenance_body, warnings_body
 from immunopet.stats.results import SurvivalSummary, TestResult
 
 __all__ = ["SECTION_IDS", "format_p_value", "is_identifying", "render_report"]
@@ -80,6 +81,7 @@ SECTION_IDS: Final = (
     "safety",
     "biodistribution",
     "blood",
+    "kinetics",
     "visibility",
     "tumour-to-blood",
     "uptake",
@@ -220,21 +222,11 @@ def _patients(analysis: StudyAnalysis) -> list[str]:
     return []
 
 
-def _as_time(value: Any) -> str:
-    """A run time (datetime or ISO text) as ``YYYY-MM-DD HH:MM``; other text unchanged."""
-    if isinstance(value, str):
-        try:
-            value = pd.Timestamp(value)
-        except ValueError:
-            return value
-    return format_cell(value)
-
-
 def _provenance_time(provenance: Mapping[str, Any]) -> str:
     for key in ("finished_at", "started_at", "run_date", "created", "timestamp"):
         value = provenance.get(key)
         if value not in ("", None) and not is_missing(value):
-            return _as_time(value)
+            return as_time(value)
     return DASH
 
 
@@ -842,100 +834,6 @@ def _heterogeneity(analysis: StudyAnalysis, figures: list[Figure]) -> dict[str, 
     return {"figures": figures, "table": shown}
 
 
-def _warning_groups(warnings: Sequence[str]) -> Table:
-    """Identical messages merged, with their count and where they came from."""
-    merged: dict[str, tuple[int, list[str]]] = {}
-    for text in warnings:
-        match = re.match(r"^([^\s:]+): (.+)$", text.strip(), flags=re.DOTALL)
-        source, message = (match.group(1), match.group(2)) if match else ("", text.strip())
-        count, sources = merged.get(message, (0, []))
-        if source and source not in sources:
-            sources.append(source)
-        merged[message] = (count + 1, sources)
-    rows = []
-    for message, (count, sources) in sorted(merged.items(), key=lambda kv: -kv[1][0]):
-        shown = ", ".join(sources[:8])
-        if len(sources) > 8:
-            shown += f" and {len(sources) - 8} more"
-        rows.append((message, Cell(str(count), numeric=True), shown or DASH))
-    return text_table(
-        ["Warning", "Times", "From"],
-        rows,
-        caption=f"{len(warnings)} warnings recorded, {len(merged)} different.",
-    )
-
-
-def _warnings(analysis: StudyAnalysis) -> dict[str, Any]:
-    failures = analysis.failures
-    return {
-        "table": _warning_groups(analysis.warnings) if analysis.warnings else None,
-        "failures": frame_table(
-            failures,
-            columns="failures",
-            caption="Scans that failed (left out of every table above).",
-        )
-        if has_rows(failures)
-        else None,
-    }
-
-
-def _json_value(value: Any) -> Any:
-    if isinstance(value, str) and value[:1] in "{[":
-        try:
-            return json.loads(value)
-        except ValueError:
-            return value
-    return value
-
-
-def _provenance(analysis: StudyAnalysis) -> dict[str, Any] | None:
-    if not analysis.provenance:
-        return None
-    simple: list[tuple[str, Any]] = []
-    nested: list[Table] = []
-    dropped = []
-    for key, raw in analysis.provenance.items():
-        if is_identifying(key):
-            dropped.append(str(key))
-            continue
-        value = _json_value(raw)
-        if str(key).endswith("path") and isinstance(value, str) and value:
-            value = Path(value).name  # where the run's files were is not the reader's business
-        elif str(key).endswith("_at") and value:
-            value = _as_time(value)
-        if isinstance(value, Mapping):
-            rows = [
-                (str(k), cell(_compact(v), str(k)))
-                for k, v in value.items()
-                if not is_identifying(k)
-            ]
-            table = text_table([header(key), "Value"], rows, caption=header(key) + ".")
-            nested.append(table)
-        else:
-            simple.append((header(key), cell(_compact(value), str(key))))
-    notes = (
-        ["Left out because it may identify a patient: " + ", ".join(dropped) + "."]
-        if dropped
-        else []
-    )
-    return {
-        "table": text_table(["Item", "Value"], simple, notes=notes, css="facts"),
-        "nested": nested,
-        "version": __version__,
-    }
-
-
-def _compact(value: Any) -> Any:
-    """A provenance value for one cell: floats as given (``:g``), nested values as JSON."""
-    if isinstance(value, float) and math.isfinite(value):
-        return f"{value:g}"
-    if isinstance(value, Mapping):
-        return json.dumps(value, default=str, sort_keys=True)
-    if isinstance(value, list | tuple) and any(isinstance(v, Mapping | list) for v in value):
-        return json.dumps(value, default=str)
-    return value
-
-
 # ---------------------------------------------------------------------------- render
 def _environment() -> jinja2.Environment:
     return jinja2.Environment(
@@ -984,6 +882,7 @@ def _build_sections(
         ("safety", _safety(analysis)),
         ("biodistribution", _biodistribution(analysis, own("biodistribution"))),
         ("blood", _blood(analysis, own("blood"))),
+        ("kinetics", kinetics_body(analysis, own("kinetics"))),
         ("visibility", _visibility(analysis, own("visibility"))),
         ("tumour-to-blood", _tumour_to_blood(analysis, own("tumour-to-blood"))),
         ("uptake", _uptake(analysis, own("uptake"))),
@@ -999,8 +898,8 @@ def _build_sections(
         bodies.append(("more-figures", {"figures": extra}))
     bodies += [
         ("qc", {"figures": qc} if qc else None),
-        ("warnings", _warnings(analysis)),
-        ("provenance", _provenance(analysis)),
+        ("warnings", warnings_body(analysis)),
+        ("provenance", provenance_body(analysis)),
     ]
     return [_section(section_id, analysis, body) for section_id, body in bodies]
 

@@ -9,7 +9,13 @@ from __future__ import annotations
 
 from immunopet.stats.biomarkers import compare_biomarkers
 from immunopet.stats.concordance import compare_concordance, concordance
-from immunopet.stats.groups import kruskal_wallis, mann_whitney, pdl1_group, spearman
+from immunopet.stats.groups import (
+    kruskal_wallis,
+    mann_whitney,
+    pdl1_group,
+    spearman,
+    wilcoxon_signed_rank,
+)
 from immunopet.stats.heterogeneity import VarianceComponents, variance_components
 from immunopet.stats.results import (
     BiomarkerComparison,
@@ -57,4 +63,5 @@ __all__ = [
     "spearman",
     "survival_summary",
     "variance_components",
+    "wilcoxon_signed_rank",
 ]

@@ -27,6 +27,7 @@ __all__ = [
     "pdl1_group",
     "pdl1_groups",
     "spearman",
+    "wilcoxon_signed_rank",
 ]
 
 #: PD-L1 expression groups of the durvalumab study, in order.
@@ -308,6 +309,106 @@ def spearman(x: ArrayLike, y: ArrayLike) -> TestResult:
         groups=("x, y",),
         statistic_name="rho",
         notes=tuple(notes),
+    )
+
+
+def wilcoxon_signed_rank(
+    a: ArrayLike, b: ArrayLike, *, labels: tuple[str, str] = ("a", "b")
+) -> TestResult:
+    """Wilcoxon signed-rank test of paired observations (two-sided).
+
+    Parameters
+    ----------
+    a, b : sequence of float
+        Paired observations (``a[i]`` and ``b[i]`` of one subject); a pair with a missing
+        value is dropped (counted in the notes). Differences are ``a - b``.
+    labels : tuple of str
+        Names of the two conditions.
+
+    Returns
+    -------
+    TestResult
+        ``statistic`` is V, the sum of the ranks of the positive differences (R's
+        ``wilcox.test(a, b, paired = TRUE)``); zero differences are dropped before ranking
+        (Wilcoxon's rule, as R and SPSS do). The p-value is exact (the permutation
+        distribution of V, ``method = "exact"``) when no difference is zero or tied and at
+        most 50 remain, else the normal approximation with the tie-corrected variance and no
+        continuity correction (``"asymptotic"``: SPSS's "Asymp. Sig. (2-tailed)", R's
+        ``exact = FALSE, correct = FALSE``). ``n`` is the number of complete pairs;
+        ``extra`` holds ``n_nonzero``, ``z`` (the normal deviate, negative when ``a`` tends
+        to be smaller), ``p_asymptotic`` and, when computed, ``p_exact``.
+
+    Raises
+    ------
+    InputError
+        If the lengths differ, fewer than 2 complete pairs remain or every difference is 0.
+
+    Examples
+    --------
+    >>> r = wilcoxon_signed_rank([1.83, 2.10, 0.95, 4.2, 3.3, 2.2, 1.1],
+    ...                          [1.2, 2.5, 0.5, 2.1, 1.0, 1.9, 0.3])
+    >>> r.statistic, r.p_value, r.method
+    (26.0, 0.046875, 'exact')
+    """
+    xa = _to_float_array(a, labels[0])
+    ya = _to_float_array(b, labels[1])
+    if xa.size != ya.size:
+        raise InputError(
+            "paired samples differ in length",
+            tag=labels[1],
+            value=ya.size,
+            expected=f"{xa.size} values",
+        )
+    keep = ~(np.isnan(xa) | np.isnan(ya))
+    notes: list[str] = []
+    if not keep.all():
+        notes.append(f"{int((~keep).sum())} incomplete pair(s) dropped")
+    d = xa[keep] - ya[keep]
+    n_pairs = int(d.size)
+    if n_pairs < 2:
+        raise InputError(
+            "too few complete pairs", tag=", ".join(labels), value=n_pairs, expected=">= 2"
+        )
+    nonzero = d[d != 0]
+    if nonzero.size == 0:
+        raise InputError(
+            "every paired difference is zero; the test is undefined",
+            tag=", ".join(labels),
+            value=0,
+            expected="at least one non-zero difference",
+        )
+    if nonzero.size < n_pairs:
+        notes.append(f"{n_pairs - nonzero.size} zero difference(s) dropped before ranking")
+    ranks = stats.rankdata(np.abs(nonzero))
+    v = float(ranks[nonzero > 0].sum())
+    approx = stats.wilcoxon(nonzero, method="approx", correction=False, zero_method="wilcox")
+    p_asym = float(approx.pvalue)
+    m = nonzero.size
+    z = math.copysign(float(stats.norm.isf(p_asym / 2.0)), v - m * (m + 1) / 4.0)
+    extra: dict[str, float] = {"n_nonzero": float(m), "z": z, "p_asymptotic": p_asym}
+    ties = np.unique(np.abs(nonzero)).size < m
+    if not ties and m <= 50 and m == n_pairs:
+        p_value = float(stats.wilcoxon(nonzero, method="exact").pvalue)
+        extra["p_exact"] = p_value
+        used = "exact"
+        notes.append("exact p-value (permutation distribution of V)")
+    else:
+        p_value, used = p_asym, "asymptotic"
+        why = "tied differences" if ties else ("zero differences" if m < n_pairs else "n > 50")
+        notes.append(
+            f"p-value: normal approximation ({why}), tie-corrected variance, no continuity "
+            "correction"
+        )
+    return TestResult(
+        test_name="Wilcoxon signed-rank",
+        statistic=v,
+        p_value=p_value,
+        n=(n_pairs,),
+        method=used,
+        groups=labels,
+        statistic_name="V",
+        notes=tuple(notes),
+        extra=extra,
     )
 
 
