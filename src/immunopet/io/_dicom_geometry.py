@@ -110,10 +110,10 @@ _TAG_NUMBERS = {
 }
 
 
-def _floats(
+def _numbers(
     headers: SliceHeaders, index: int, keyword: str, count: int, file: Path
-) -> np.ndarray | None:
-    """The ``count`` floats of a multi-valued DS element of slice ``index``, None when absent."""
+) -> list[float] | None:
+    """The ``count`` numbers of a multi-valued DS element of slice ``index``, None when absent."""
     text = headers.text(index, _TAG_NUMBERS[keyword])
     if not text:
         return None
@@ -132,7 +132,15 @@ def _floats(
             value=text,
             expected=f"{count} finite numbers",
         )
-    return np.array(numbers, dtype=np.float64)
+    return numbers
+
+
+def _floats(
+    headers: SliceHeaders, index: int, keyword: str, count: int, file: Path
+) -> np.ndarray | None:
+    """:func:`_numbers` as a float64 array."""
+    numbers = _numbers(headers, index, keyword, count, file)
+    return None if numbers is None else np.array(numbers, dtype=np.float64)
 
 
 def sort_key_positions(headers: Sequence[Dataset], files: Sequence[Path]) -> list[float] | None:
@@ -261,11 +269,19 @@ def check_stack(headers: Sequence[Dataset], files: Sequence[Path], label: str) -
     rows0 = _require_int(first_slice, "Rows", files[0])
     columns0 = _require_int(first_slice, "Columns", files[0])
     spacing0 = _require_spacing(slices, 0, files[0])
-    positions = np.empty((len(slices), 3))
+    stacked: list[list[float]] = []
     # slices storing these as the slice before (which passed) are not checked again
     changed = set(slices.changed(_STACK_TAGS))
     for index, file in enumerate(files):
-        positions[index] = _require(slices, index, "ImagePositionPatient", 3, file)
+        position = _numbers(slices, index, "ImagePositionPatient", 3, file)
+        if position is None:
+            raise DicomInputError(
+                "required for stacking slices",
+                file=file,
+                tag=_TAGS["ImagePositionPatient"],
+                value="missing",
+            )
+        stacked.append(position)
         if index not in changed:
             continue
         orientation = _require(slices, index, "ImageOrientationPatient", 6, file)
@@ -299,6 +315,7 @@ def check_stack(headers: Sequence[Dataset], files: Sequence[Path], label: str) -
             )
 
     n = len(headers)
+    positions = np.array(stacked, dtype=np.float64).reshape(n, 3)
     distances = positions @ normal
     notes: list[str] = []
     first = positions[0]

@@ -37,7 +37,9 @@ def entry_element(entry: Entry, tag: int) -> Any:
 
 def entry_text(entry: Entry, tag: int) -> str | None:
     """:func:`~._dicom_values.element_text` of the entry's dataset, by tag."""
-    return text_of(entry_element(entry, tag))
+    if isinstance(entry, StoredHeader):
+        return entry.text(tag)
+    return text_of(entry.get_item(tag))
 
 
 def entry_stored(entry: Entry, tag: int) -> StoredKey | None:
@@ -122,7 +124,7 @@ class SliceHeaders(Sequence[Dataset]):
 
     def text(self, index: int, tag: int) -> str | None:
         """:func:`~._dicom_values.element_text` of slice ``index``, by tag."""
-        return text_of(entry_element(self._entries[index], tag))
+        return entry_text(self._entries[index], tag)
 
     def changed(self, tags: Iterable[int]) -> list[int]:
         """The slices where any of ``tags`` is not stored as in the slice before, and slice 0.

@@ -48,7 +48,7 @@ from pydicom.tag import BaseTag
 from pydicom.uid import UID, ExplicitVRLittleEndian, ImplicitVRLittleEndian
 
 from immunopet.io._dicom_pixels import PixelLocation, transfer_syntax
-from immunopet.io._dicom_values import ABSENT, StoredKey, stored_key
+from immunopet.io._dicom_values import ABSENT, StoredKey, stored_key, text_of
 
 _PREAMBLE = 128
 _META_START = _PREAMBLE + 4  # after the preamble and b"DICM"
@@ -60,6 +60,8 @@ _UNDEFINED = 0xFFFFFFFF
 _SYNTAXES = (ExplicitVRLittleEndian, ImplicitVRLittleEndian)
 _SLACK = 4096
 """Bytes read beyond the template's header length, for values that grew longer."""
+_CONVERTED = object()
+"""A template element that pydicom converts when read (no stored text to share)."""
 _LENGTH_FIELDS: dict[int, Callable[[bytes, int], tuple[int, ...]]] = {
     2: struct.Struct("<H").unpack_from,
     4: struct.Struct("<L").unpack_from,
@@ -88,13 +90,10 @@ class _Field(NamedTuple):
     value: bytes  # the template's value bytes
 
 
-class _Replaced(NamedTuple):
-    """A value of a file that differs from the template's."""
-
-    element: int  # index of the template element
-    length: int
-    value: bytes | None  # as pydicom's reader gives it (None: empty value of a non-text VR)
-    value_tell: int  # offset of the value in the file
+_Replaced = tuple[int, int, Any, int]
+"""A value of a file that differs from the template's: the index of the template element,
+the length, the value as pydicom's reader gives it (bytes; None for the empty value of a
+non-text VR) and the offset of the value in the file."""
 
 
 class StoredHeader:
@@ -150,6 +149,18 @@ class StoredHeader:
             return self.dataset().get_item(tag)
         return raw
 
+    def text(self, tag: int) -> str | None:
+        """:func:`~._dicom_values.text_of` the element (what ``element_text`` gives)."""
+        if self._dataset is None:
+            found = self._replaced.get(tag)
+            if found is None:
+                text = self.template.text(tag)
+                if text is not _CONVERTED:
+                    return text  # type: ignore[return-value]
+            elif isinstance(found[2], bytes):
+                return found[2].decode("ascii", errors="replace").strip("\0 ")
+        return text_of(self.element(tag))
+
     def stored(self, tag: int) -> StoredKey | None:
         """The element's stored form as :func:`~._dicom_values.stored_key` gives it."""
         if self._dataset is not None:
@@ -157,10 +168,10 @@ class StoredHeader:
         found = self._replaced.get(tag)
         if found is None:
             return self.template.keys.get(tag, ABSENT)
-        if not isinstance(found.value, bytes):
+        index, _, value, _ = found
+        if not isinstance(value, bytes):
             return None  # converted when read: compare values instead
-        raw = self.template.elements[found.element].raw
-        return (str(raw.VR), found.value, self.template.charset)
+        return (str(self.template.elements[index].raw.VR), value, self.template.charset)
 
     def scratch(self) -> FileDataset:
         """A dataset to read values from, leaving :meth:`dataset`'s unconverted.
@@ -218,7 +229,7 @@ class HeaderTemplate:
             for e in elements
         ]
         self._varying: list[int] = []  # indices of elements found to differ in some file
-        self._stretches: dict[tuple[int, int], bytes] = {}
+        self._plan: tuple[list[tuple[Any, ...]], tuple[int, bytes]] | None = None
         self._clones: tuple[_Cloner, _Cloner] | None = None
         self._meta: dict[BaseTag, Any] = {e.raw.tag: e.raw for e in elements[:meta_count]}
         self._body: dict[BaseTag, Any] = {e.raw.tag: e.raw for e in elements[meta_count:]}
@@ -232,6 +243,7 @@ class HeaderTemplate:
             for tag, raw in self.body.items()
         }
         """Each element's stored form (see :meth:`StoredHeader.stored`)."""
+        self._texts: dict[int, str | None] = {}
         self.syntax: UID = transfer_syntax(header)
         implicit, _ = header.original_encoding
         self._implicit = bool(implicit)
@@ -314,29 +326,75 @@ class HeaderTemplate:
     def _compare(self, data: bytes) -> tuple[dict[int, _Replaced], int] | None:
         """Replaced values and the final shift (bytes), ``None`` when the layout differs.
 
-        Walks the elements known to differ between files; the bytes between them must equal
-        the template's (one comparison per stretch). A stretch that differs names a new
-        element that differs (:meth:`_learn`), or the file's layout is not the template's.
+        Walks the elements known to differ between files (:meth:`_steps`); the bytes between
+        them must equal the template's (one comparison per stretch). Where a stretch differs,
+        :meth:`_compare_from` finds the element that differs or refuses the file.
         """
         n_template = len(self._data)
         n_data = len(data)
         if n_data < n_template or data[_PREAMBLE:_META_START] != b"DICM":
             return None
-        fields = self._fields
-        varying = self._varying
-        stretches = self._stretches
         replaced: dict[int, _Replaced] = {}
         shift = 0
-        position = _META_START  # template offset: every byte before it is accounted for
         last = -1  # the element compared last
+        steps, (final_start, final) = self._steps()
+        for index, stretch_start, stretch, field, unpack, value_start, old, tag, vr in steps:
+            if not data.startswith(stretch, stretch_start + shift):
+                return self._compare_from(data, replaced, stretch_start, shift, last)
+            (length,) = unpack(data, field + shift)
+            start = value_start + shift
+            last = index
+            if length == len(old) and data.startswith(old, start):
+                continue  # the template's value
+            if length == _UNDEFINED or start + length > n_data:
+                return None
+            value = data[start : start + length] if length else empty_value_for_VR(vr, raw=True)
+            replaced[tag] = (index, length, value, start)
+            shift += length - len(old)
+            if n_data < n_template + shift:
+                return None
+        if not data.startswith(final, final_start + shift):
+            return self._compare_from(data, replaced, final_start, shift, last)
+        return replaced, shift
+
+    def _steps(self) -> tuple[list[tuple[Any, ...]], tuple[int, bytes]]:
+        """The comparison of a file whose differences lie in the elements known to differ.
+
+        One step per such element: the template's stretch before its length field (its
+        offset and bytes), where its length field and value lie, its template value, tag and
+        VR; then the stretch from the last one to the end of the pixel data element header.
+        """
+        if self._plan is None:
+            steps = []
+            position = _META_START
+            for index in self._varying:
+                field = self._fields[index]
+                stretch = self._data[position : field.length_field]
+                vr = self.elements[index].raw.VR
+                where = (field.length_field, field.unpack, field.value_start, field.value)
+                steps.append((index, position, stretch, *where, field.tag, vr))
+                position = field.end
+            self._plan = (steps, (position, self._data[position:]))
+        return self._plan
+
+    def _compare_from(
+        self, data: bytes, replaced: dict[int, _Replaced], position: int, shift: int, last: int
+    ) -> tuple[dict[int, _Replaced], int] | None:
+        """:meth:`_compare` on from ``position`` (template offset), learning what differs.
+
+        Every byte before ``position`` is accounted for (``last``: the element compared last).
+        A stretch that differs names a new element that differs (:meth:`_learn`), or the
+        file's layout is not the template's.
+        """
+        n_template = len(self._data)
+        n_data = len(data)
+        fields = self._fields
+        varying = self._varying
         while True:
             following = bisect.bisect_right(varying, last)
             index = varying[following] if following < len(varying) else -1
             stop = fields[index].length_field if index >= 0 else n_template
-            stretch = stretches.get((position, stop))
-            if stretch is None:
-                stretch = stretches[position, stop] = self._data[position:stop]
-            if not data.startswith(stretch, position + shift):
+            if data[position + shift : stop + shift] != self._data[position:stop]:
                 index = self._learn(data, position, stop, shift)
                 if index < 0:
                     return None
@@ -349,12 +407,9 @@ class HeaderTemplate:
                 return None
             old_length = field.end - field.value_start
             if length != old_length or not data.startswith(field.value, start):
-                value = (
-                    data[start : start + length]
-                    if length
-                    else empty_value_for_VR(self.elements[index].raw.VR, raw=True)
-                )
-                replaced[field.tag] = _Replaced(index, length, value, start)  # type: ignore[arg-type]
+                vr = self.elements[index].raw.VR
+                value = data[start : start + length] if length else empty_value_for_VR(vr, raw=True)
+                replaced[field.tag] = (index, length, value, start)
                 shift += length - old_length
                 if n_data < n_template + shift:
                     return None
@@ -376,14 +431,26 @@ class HeaderTemplate:
         if not element.by_difference or first < element.value_start - element.length_size:
             return -1
         bisect.insort(self._varying, index)
+        self._plan = None
         return index
+
+    def text(self, tag: int) -> str | object | None:
+        """The text of the template's element (``_CONVERTED``: pydicom converts it first)."""
+        try:
+            return self._texts[tag]
+        except KeyError:
+            pass
+        raw = self.body.get(tag)
+        if raw is not None and not isinstance(raw.value, bytes):
+            return _CONVERTED
+        text = self._texts[tag] = text_of(raw)
+        return text
 
     def raw(self, found: _Replaced) -> RawDataElement:
         """The raw element of a replaced value, as pydicom's reader makes it."""
-        raw = self.elements[found.element].raw
-        return RawDataElement(
-            raw.tag, raw.VR, found.length, found.value, found.value_tell, raw.is_implicit_VR, True
-        )
+        index, length, value, value_tell = found
+        raw = self.elements[index].raw
+        return RawDataElement(raw.tag, raw.VR, length, value, value_tell, raw.is_implicit_VR, True)
 
     def build(
         self, path: Path, preamble: bytes, mtime: float, replaced: dict[int, _Replaced]

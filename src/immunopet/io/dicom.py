@@ -22,6 +22,7 @@ rejected with :class:`~immunopet.errors.DicomInputError` when loaded.
 
 from __future__ import annotations
 
+import math
 import os
 import warnings
 from collections.abc import Iterator, Sequence
@@ -147,7 +148,7 @@ class DicomSeries:
                 value=len(self.headers),
                 expected=f"{len(self.files)} (one per file)",
             )
-        files = tuple(Path(f) for f in self.files)
+        files = tuple(f if isinstance(f, Path) else Path(f) for f in self.files)
         headers = SliceHeaders.of(self.headers)
         positions = sort_key_positions(headers, files)
         order = sorted(
@@ -311,7 +312,8 @@ def _walk(root: Path) -> list[Path]:
     found: list[Path] = []
     for folder, subfolders, names in os.walk(root):
         subfolders.sort()
-        found.extend(Path(folder) / name for name in sorted(names))
+        base = Path(folder)
+        found.extend(base / name for name in sorted(names))
     return found
 
 
@@ -692,7 +694,7 @@ def _rescale(
             number = float(raw)
         except (TypeError, ValueError) as exc:
             raise DicomInputError("not a number", file=file, tag=tag, value=raw) from exc
-        if not np.isfinite(number):
+        if not math.isfinite(number):
             raise DicomInputError("not finite", file=file, tag=tag, value=raw)
         values.append(number)
     return values[0], values[1]
