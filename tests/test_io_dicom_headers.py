@@ -317,3 +317,15 @@ def test_mutated_files_after_a_learned_layout_are_read_as_pydicom_reads_them(
     assert [stored.stored(t) for t in tags] == [stored_key(reference, t) for t in tags]
     _same_as_pydicom(path, stored.dataset())
     assert location.element_offset + location.header_length + location.value_length <= len(data)
+
+
+def test_a_header_built_later_shares_nothing_with_one_used_before(tmp_path: Path) -> None:
+    series = _series(tmp_path)
+    first = series.headers[1]  # the first built (slice 0 is the template's own file, parsed
+    # by pydicom): the prototype of the ones built later
+    block = first.private_block(0x0071, "SIEMENS MI RECON")  # pydicom caches it in `first`
+    assert block.dataset is first
+    first.add_new(0x00091010, "LO", "only in slice 1")
+    later = series.headers[5]
+    _same_as_pydicom(series.files[5], later)
+    assert later.private_block(0x0071, "SIEMENS MI RECON").dataset is later

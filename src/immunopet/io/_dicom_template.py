@@ -146,7 +146,7 @@ class StoredHeader:
         found = self._replaced.get(tag)
         raw = self.template.body.get(tag) if found is None else self.template.raw(found)
         if raw is not None and raw.value is None:  # get_item converts such an element
-            return self.dataset().get_item(tag)
+            return self.scratch().get_item(tag)
         return raw
 
     def text(self, tag: int) -> str | None:
@@ -243,6 +243,8 @@ class HeaderTemplate:
             for tag, raw in self.body.items()
         }
         """Each element's stored form (see :meth:`StoredHeader.stored`)."""
+        source_meta = header.file_meta  # (the header goes to a consumer, who may change it)
+        self._meta_encoding = (*source_meta.original_encoding, source_meta.original_character_set)
         self._texts: dict[int, str | None] = {}
         self.syntax: UID = transfer_syntax(header)
         implicit, _ = header.original_encoding
@@ -468,11 +470,7 @@ class HeaderTemplate:
             (meta if tag >> 16 == 2 else body)[element.tag] = element
         if self._clones is None:  # the first file: built by pydicom's constructors
             file_meta = FileMetaDataset(meta)
-            source_meta = self._header.file_meta
-            meta_implicit, meta_little = source_meta.original_encoding
-            file_meta.set_original_encoding(
-                meta_implicit, meta_little, source_meta.original_character_set
-            )
+            file_meta.set_original_encoding(*self._meta_encoding)
             dataset = FileDataset(
                 str(path),
                 body,
@@ -500,14 +498,18 @@ class HeaderTemplate:
 class _Cloner:
     """Makes objects of a prototype's class with its attributes, without running ``__init__``.
 
-    Containers (dict, list, set) are copied, so that no two objects share mutable state.
+    Containers (dict, list, set) are copied, so that no two objects share mutable state: once
+    when the cloner is made (the prototype, handed to a consumer, may fill its own later, e.g.
+    pydicom's cache of private blocks bound to it) and again for each clone.
     """
 
     def __init__(self, prototype: Dataset) -> None:
         self._type = type(prototype)
         state = vars(prototype)
         self._plain = {k: v for k, v in state.items() if not isinstance(v, dict | list | set)}
-        self._containers = {k: v for k, v in state.items() if isinstance(v, dict | list | set)}
+        self._containers = {
+            k: v.copy() for k, v in state.items() if isinstance(v, dict | list | set)
+        }
 
     def __call__(self, **fresh: Any) -> Any:
         clone = object.__new__(self._type)
