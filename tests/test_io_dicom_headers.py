@@ -329,3 +329,26 @@ def test_a_header_built_later_shares_nothing_with_one_used_before(tmp_path: Path
     later = series.headers[5]
     _same_as_pydicom(series.files[5], later)
     assert later.private_block(0x0071, "SIEMENS MI RECON").dataset is later
+
+
+@pytest.mark.parametrize("oriented", [True, False])
+def test_slices_sort_by_position_then_instance_number_then_file(oriented: bool) -> None:
+    rng = np.random.default_rng(3)
+    headers, files = [], []
+    for k in range(40):
+        ds = Dataset()
+        if oriented:
+            ds.ImageOrientationPatient = [1, 0, 0, 0, 1, 0]  # normal (0, 0, 1): key = z
+        ds.ImagePositionPatient = [0, 0, float(rng.integers(-3, 3))]  # many slices at one z
+        ds.InstanceNumber = int(rng.integers(0, 4))
+        headers.append(ds)
+        files.append(Path(f"f{int(rng.integers(0, 5))}_{k}.dcm"))
+    series = DicomSeries(series_uid="1", modality="PT", files=tuple(files), headers=tuple(headers))
+
+    def key(i: int) -> tuple[float, int, str]:
+        z = float(headers[i].ImagePositionPatient[2]) if oriented else 0.0
+        return z, int(headers[i].InstanceNumber), str(files[i])
+
+    expected = sorted(range(40), key=key)
+    assert series.files == tuple(files[i] for i in expected)
+    assert list(series.headers) == [headers[i] for i in expected]

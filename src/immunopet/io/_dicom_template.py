@@ -316,8 +316,12 @@ class HeaderTemplate:
             return None
         replaced, shift = found
         pixel = self._pixel
-        location = PixelLocation(
-            pixel.element_offset + shift, pixel.header_length, pixel.value_length, pixel.tag
+        location = (
+            PixelLocation(
+                pixel.element_offset + shift, pixel.header_length, pixel.value_length, pixel.tag
+            )
+            if shift
+            else pixel
         )
         if location.element_offset + location.header_length + location.value_length > (
             status.st_size

@@ -150,15 +150,7 @@ class DicomSeries:
             )
         files = tuple(f if isinstance(f, Path) else Path(f) for f in self.files)
         headers = SliceHeaders.of(self.headers)
-        positions = sort_key_positions(headers, files)
-        order = sorted(
-            range(len(files)),
-            key=lambda i: (
-                positions[i] if positions is not None else 0.0,
-                _instance_number(headers, i),
-                str(files[i]),
-            ),
-        )
+        order = _slice_order(headers, files)
         locations = tuple(self.pixel_locations)
         if locations and len(locations) != len(files):
             raise InputError(
@@ -259,6 +251,32 @@ class DicomInventory:
         lines = [s.summary() for s in self.series]
         lines.append(f"{len(self.skipped)} file(s) skipped")
         return "\n".join(lines)
+
+
+def _slice_order(headers: SliceHeaders, files: tuple[Path, ...]) -> list[int]:
+    """Indices of the slices sorted by (position along the normal, instance number, file).
+
+    Instance numbers and file names are looked at only among slices at one position (all of
+    them when a slice has no position or orientation): the order is the one of sorting by the
+    whole key, without reading every slice's instance number.
+    """
+
+    def tie_break(i: int) -> tuple[int, str]:
+        return _instance_number(headers, i), str(files[i])
+
+    positions = sort_key_positions(headers, files)
+    if positions is None:
+        return sorted(range(len(files)), key=tie_break)
+    order = sorted(range(len(files)), key=positions.__getitem__)
+    start = 0
+    while start < len(order):
+        stop = start + 1
+        while stop < len(order) and positions[order[stop]] == positions[order[start]]:
+            stop += 1
+        if stop - start > 1:  # slices at one position: a stable sort of the run
+            order[start:stop] = sorted(order[start:stop], key=tie_break)
+        start = stop
+    return order
 
 
 # ---------------------------------------------------------------------------- discovery
