@@ -106,21 +106,30 @@ def alternate(
     *,
     warm_up: bool = True,
     prepare: Callable[[], object] | None = None,
+    cpu: tuple[list[float], list[float]] | None = None,
 ) -> tuple[float, float]:
     """Medians (s) of ``repeats`` alternating runs of subject and anchor.
 
-    With ``warm_up`` (and more than one run) a first untimed round fills the caches.
+    With ``warm_up`` (and more than one run) a first untimed round fills the caches. With
+    ``cpu``, the CPU time (s, this process, all threads) of each timed run of subject and
+    anchor is appended to its two lists.
     """
     subject_times: list[float] = []
     anchor_times: list[float] = []
+    cpu_times = cpu if cpu is not None else ([], [])
     skip = 1 if warm_up and repeats > 1 else 0
     for k in range(repeats + skip):
-        for function, times in ((subject, subject_times), (anchor, anchor_times)):
+        for function, times, cpu_list in (
+            (subject, subject_times, cpu_times[0]),
+            (anchor, anchor_times, cpu_times[1]),
+        ):
             if prepare is not None:
                 prepare()
+            cpu_start = time.process_time()
             elapsed = timed(function)
             if k >= skip:
                 times.append(elapsed)
+                cpu_list.append(time.process_time() - cpu_start)
     return statistics.median(subject_times), statistics.median(anchor_times)
 
 
@@ -175,10 +184,21 @@ def row_series(scratch: Path, shape: tuple[int, int, int], repeats: int, rows: s
         print_row(f"immunopet suv {label} -> .nii", suv, "dcm2niix -z n", anchor, "<= 4")
     if 3 in rows:
         n_pixels = shape[1] * shape[2]
+        cpu: tuple[list[float], list[float]] = ([], [])
         ours, floor = alternate(
-            lambda: read_ours(series), lambda: read_floor(files, n_pixels), max(repeats, 3)
+            lambda: read_ours(series),
+            lambda: read_floor(files, n_pixels),
+            max(repeats, 3),
+            cpu=cpu,
         )
         print_row(f"read {label} in-process", ours, "file bytes + np.frombuffer", floor, "<= 5")
+        ours_cpu, floor_cpu = (statistics.median(times) for times in cpu)
+        print(  # CPU time is what a loaded machine disturbs least (wall time waits for a core)
+            f"  (CPU time of the same runs, all threads: {ours_cpu * 1e3:.1f} ms vs "
+            f"{floor_cpu * 1e3:.1f} ms = {ours_cpu / floor_cpu:.2f}x; load average "
+            f"{os.getloadavg()[0]:.2f})",
+            flush=True,
+        )
         threads = dicom_module._READ_THREADS
         try:  # what the reading threads bring, measured in the same run
             dicom_module._READ_THREADS = 1

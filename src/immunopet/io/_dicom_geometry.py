@@ -26,7 +26,7 @@ import numpy as np
 from pydicom.dataset import Dataset
 
 from immunopet.errors import DicomInputError, GeometryError
-from immunopet.io._dicom_values import SameAsBefore, element_text
+from immunopet.io._dicom_headers import SliceHeaders
 
 ORIENTATION_TOLERANCE = 1e-4
 """Largest difference between direction cosines of slices of one series."""
@@ -95,9 +95,26 @@ class SeriesGeometry:
     warnings: tuple[str, ...] = ()
 
 
-def _floats(header: Dataset, keyword: str, count: int, file: Path) -> np.ndarray | None:
-    """The ``count`` floats of a multi-valued DS element, None when absent."""
-    text = element_text(header, keyword)
+_STACK_TAGS = (0x00200037, 0x00280010, 0x00280011, 0x00280030)
+"""(0020,0037) ImageOrientationPatient, (0028,0010) Rows, (0028,0011) Columns, (0028,0030)
+PixelSpacing: checked in every slice that does not store them as the slice before."""
+
+_TAG_NUMBERS = {
+    "ImagePositionPatient": 0x00200032,
+    "ImageOrientationPatient": 0x00200037,
+    "PixelSpacing": 0x00280030,
+    "Rows": 0x00280010,
+    "Columns": 0x00280011,
+    "SliceThickness": 0x00180050,
+    "SpacingBetweenSlices": 0x00180088,
+}
+
+
+def _numbers(
+    headers: SliceHeaders, index: int, keyword: str, count: int, file: Path
+) -> list[float] | None:
+    """The ``count`` numbers of a multi-valued DS element of slice ``index``, None when absent."""
+    text = headers.text(index, _TAG_NUMBERS[keyword])
     if not text:
         return None
     values = text.split("\\")
@@ -115,28 +132,30 @@ def _floats(header: Dataset, keyword: str, count: int, file: Path) -> np.ndarray
             value=text,
             expected=f"{count} finite numbers",
         )
-    return np.array(numbers, dtype=np.float64)
+    return numbers
 
 
-def slice_normal(header: Dataset, file: Path) -> np.ndarray | None:
-    """Unit normal ``row x column`` of a slice, None without (0020,0037)."""
-    orientation = _floats(header, "ImageOrientationPatient", 6, file)
-    if orientation is None:
-        return None
-    return np.cross(orientation[:3], orientation[3:])
+def _floats(
+    headers: SliceHeaders, index: int, keyword: str, count: int, file: Path
+) -> np.ndarray | None:
+    """:func:`_numbers` as a float64 array."""
+    numbers = _numbers(headers, index, keyword, count, file)
+    return None if numbers is None else np.array(numbers, dtype=np.float64)
 
 
 def sort_key_positions(headers: Sequence[Dataset], files: Sequence[Path]) -> list[float] | None:
     """Projection of each slice position on the first slice's normal; None when unavailable."""
     if not headers:
         return None
+    slices = SliceHeaders.of(headers)
     try:
-        normal = slice_normal(headers[0], files[0])
-        if normal is None:
+        orientation = _floats(slices, 0, "ImageOrientationPatient", 6, files[0])
+        if orientation is None:
             return None
+        normal = np.cross(orientation[:3], orientation[3:])
         keys = []
-        for header, file in zip(headers, files, strict=True):
-            position = _floats(header, "ImagePositionPatient", 3, file)
+        for index, file in enumerate(files):
+            position = _floats(slices, index, "ImagePositionPatient", 3, file)
             if position is None:
                 return None
             keys.append(float(position @ normal))
@@ -145,8 +164,8 @@ def sort_key_positions(headers: Sequence[Dataset], files: Sequence[Path]) -> lis
     return keys
 
 
-def _require(header: Dataset, keyword: str, count: int, file: Path) -> np.ndarray:
-    values = _floats(header, keyword, count, file)
+def _require(headers: SliceHeaders, index: int, keyword: str, count: int, file: Path) -> np.ndarray:
+    values = _floats(headers, index, keyword, count, file)
     if values is None:
         raise DicomInputError(
             "required for stacking slices", file=file, tag=_TAGS[keyword], value="missing"
@@ -180,22 +199,22 @@ def _require_int(header: Dataset, keyword: str, file: Path) -> int:
     return number
 
 
-def _require_spacing(header: Dataset, file: Path) -> np.ndarray:
-    spacing = _require(header, "PixelSpacing", 2, file)
+def _require_spacing(headers: SliceHeaders, index: int, file: Path) -> np.ndarray:
+    spacing = _require(headers, index, "PixelSpacing", 2, file)
     if np.any(spacing <= 0):
         raise GeometryError(
             "pixel spacing must be positive",
             file=file,
             tag=_TAGS["PixelSpacing"],
-            value=element_text(header, "PixelSpacing"),
+            value=headers.text(index, _TAG_NUMBERS["PixelSpacing"]),
             expected="two numbers > 0 (mm between rows, between columns)",
         )
     return spacing
 
 
-def _single_slice_spacing(header: Dataset, file: Path) -> tuple[float, str]:
+def _single_slice_spacing(headers: SliceHeaders, file: Path) -> tuple[float, str]:
     for keyword in ("SpacingBetweenSlices", "SliceThickness"):
-        values = _floats(header, keyword, 1, file)
+        values = _floats(headers, 0, keyword, 1, file)
         if values is not None and values[0] > 0:
             return float(values[0]), _TAGS[keyword]
     raise DicomInputError(
@@ -229,7 +248,8 @@ def check_stack(headers: Sequence[Dataset], files: Sequence[Path], label: str) -
     """
     if not headers:
         raise DicomInputError("series has no image files", file=label)
-    orientation0 = _require(headers[0], "ImageOrientationPatient", 6, files[0])
+    slices = SliceHeaders.of(headers)
+    orientation0 = _require(slices, 0, "ImageOrientationPatient", 6, files[0])
     row, column = orientation0[:3], orientation0[3:]
     if (
         abs(np.linalg.norm(row) - 1) > 1e-3
@@ -245,21 +265,26 @@ def check_stack(headers: Sequence[Dataset], files: Sequence[Path], label: str) -
         )
     normal = np.cross(row, column)
     normal /= np.linalg.norm(normal)
-    rows0 = _require_int(headers[0], "Rows", files[0])
-    columns0 = _require_int(headers[0], "Columns", files[0])
-    spacing0 = _require_spacing(headers[0], files[0])
-    positions = np.empty((len(headers), 3))
-    unchanged = SameAsBefore()
-    for index, (header, file) in enumerate(zip(headers, files, strict=True)):
-        positions[index] = _require(header, "ImagePositionPatient", 3, file)
-        if (  # `&`, not `and`: every tag's bytes are recorded for the next slice
-            unchanged(header, 0x00200037)  # ImageOrientationPatient
-            & unchanged(header, 0x00280010)  # Rows
-            & unchanged(header, 0x00280011)  # Columns
-            & unchanged(header, 0x00280030)  # PixelSpacing
-        ):
+    first_slice = slices.scratch(0)  # conversions leave slices[0] as stored
+    rows0 = _require_int(first_slice, "Rows", files[0])
+    columns0 = _require_int(first_slice, "Columns", files[0])
+    spacing0 = _require_spacing(slices, 0, files[0])
+    stacked: list[list[float]] = []
+    # slices storing these as the slice before (which passed) are not checked again
+    changed = set(slices.changed(_STACK_TAGS))
+    for index, file in enumerate(files):
+        position = _numbers(slices, index, "ImagePositionPatient", 3, file)
+        if position is None:
+            raise DicomInputError(
+                "required for stacking slices",
+                file=file,
+                tag=_TAGS["ImagePositionPatient"],
+                value="missing",
+            )
+        stacked.append(position)
+        if index not in changed:
             continue
-        orientation = _require(header, "ImageOrientationPatient", 6, file)
+        orientation = _require(slices, index, "ImageOrientationPatient", 6, file)
         if np.max(np.abs(orientation - orientation0)) > ORIENTATION_TOLERANCE:
             raise GeometryError(
                 f"mixed slice orientations in series {label}",
@@ -268,8 +293,9 @@ def check_stack(headers: Sequence[Dataset], files: Sequence[Path], label: str) -
                 value=orientation.tolist(),
                 expected=f"{orientation0.tolist()} as in {files[0].name}",
             )
+        converted = slices.scratch(index)
         for keyword, first in (("Rows", rows0), ("Columns", columns0)):
-            value = _require_int(header, keyword, file)
+            value = _require_int(converted, keyword, file)
             if value != first:
                 raise GeometryError(
                     f"slices of series {label} differ in size",
@@ -278,7 +304,7 @@ def check_stack(headers: Sequence[Dataset], files: Sequence[Path], label: str) -
                     value=value,
                     expected=f"{first} as in {files[0].name}",
                 )
-        spacing = _require_spacing(header, file)
+        spacing = _require_spacing(slices, index, file)
         if np.max(np.abs(spacing - spacing0)) > ORIENTATION_TOLERANCE * max(1.0, spacing0.max()):
             raise GeometryError(
                 f"slices of series {label} differ in pixel spacing",
@@ -289,11 +315,12 @@ def check_stack(headers: Sequence[Dataset], files: Sequence[Path], label: str) -
             )
 
     n = len(headers)
+    positions = np.array(stacked, dtype=np.float64).reshape(n, 3)
     distances = positions @ normal
     notes: list[str] = []
     first = positions[0]
     if n == 1:
-        slice_spacing, source = _single_slice_spacing(headers[0], files[0])
+        slice_spacing, source = _single_slice_spacing(slices, files[0])
     else:
         slice_spacing, origin, notes = _check_spacing(positions, distances, normal, files, label)
         source = "positions"

@@ -282,3 +282,59 @@ def _raw_value(header: Dataset, tag: int) -> Any:
         return None
     value = header.get_item(tag).value
     return value if isinstance(value, bytes | int | str | float) else repr(value)
+
+
+class PlainFrames(NamedTuple):
+    """How the pixel data of slices stored alike is read straight into an array."""
+
+    dtype: np.dtype  # of the stored values (little endian)
+    shape: tuple[int, int]  # (rows, columns)
+    header_length: int  # of the pixel data element header (8 or 12 bytes)
+    tag_bytes: bytes  # the element's tag as stored (little endian)
+
+    @property
+    def value_length(self) -> int:
+        """Bytes of one frame (an exact length; a padded one is read by :class:`PixelReader`)."""
+        return self.shape[0] * self.shape[1] * self.dtype.itemsize
+
+
+def plain_frames(header: Dataset, location: PixelLocation, syntax: UID) -> PlainFrames | None:
+    """The plain-frame reading of files whose header and pixel element are like these.
+
+    ``None`` unless :class:`PixelReader` would take the frame straight from the bytes (one
+    frame of whole little-endian integers, see :func:`_plain_dtype`): then a file is read with
+    :func:`read_plain` into an array of ``dtype`` and ``shape``, which holds exactly what
+    :meth:`PixelReader.read` returns for it.
+    """
+    try:
+        options, plain = PixelReader()._decoding_options(header, location.tag, syntax)
+    except Exception:  # PixelReader words the problem when it reads the file
+        return None
+    if plain is None or location.header_length not in (8, 12):
+        return None
+    shape = (int(options["rows"]), int(options["columns"]))
+    tag_bytes = struct.pack("<HH", location.tag >> 16, location.tag & 0xFFFF)
+    return PlainFrames(plain, shape, location.header_length, tag_bytes)
+
+
+def read_plain(
+    path: Path, location: PixelLocation, frames: PlainFrames, head: bytearray, out: np.ndarray
+) -> bool:
+    """Read one plain frame into ``out``; False when anything differs from what was located.
+
+    One ``preadv`` reads the element header into ``head`` and the value into ``out`` (of
+    ``frames.dtype`` and ``frames.shape``). False (``out`` undefined) when the file cannot be
+    read, holds fewer bytes, or the element found is not the one located: the caller then reads
+    it with :class:`PixelReader`, which words the problem.
+    """
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return False
+    try:
+        count = os.preadv(fd, [head, out.data], location.element_offset)
+    except OSError:
+        return False
+    finally:
+        os.close(fd)
+    return count == len(head) + out.nbytes and head[:4] == frames.tag_bytes

@@ -9,10 +9,17 @@ caller) has already converted the element. Binary VRs (US, UL ...) must not be r
 
 from __future__ import annotations
 
+from typing import Any
+
 from pydicom.datadict import tag_for_keyword
 from pydicom.dataelem import RawDataElement
 from pydicom.dataset import Dataset
 from pydicom.multival import MultiValue
+
+StoredKey = tuple[str, Any, Any]
+"""An element as stored: (VR, value bytes, character set); absent: ``("", b"", "")``."""
+
+ABSENT: StoredKey = ("", b"", "")
 
 
 def element_text(header: Dataset, keyword: str) -> str | None:
@@ -30,7 +37,11 @@ def element_text(header: Dataset, keyword: str) -> str | None:
     True
     """
     tag = tag_for_keyword(keyword)
-    element = None if tag is None else header.get_item(tag)
+    return None if tag is None else text_of(header.get_item(tag))
+
+
+def text_of(element: Any) -> str | None:
+    """The text of an element as :func:`element_text` gives it (``None``: no element)."""
     if element is None:
         return None
     value = element.value
@@ -43,6 +54,24 @@ def element_text(header: Dataset, keyword: str) -> str | None:
     return str(value).strip("\0 ")
 
 
+def stored_key(header: Dataset, tag: int) -> StoredKey | None:
+    """An element as stored in ``header``: equal keys, equal bytes and meaning.
+
+    :data:`ABSENT` when the element is absent; ``None`` when it cannot be compared as stored
+    bytes (converted already, or unreadable): its value must then be compared.
+    """
+    element: object
+    try:
+        element = header.get_item(tag)
+    except Exception:  # pydicom raises many types on damaged elements
+        return None  # unreadable: never the same
+    if element is None:
+        return ABSENT  # absent here and in the slice before: the same
+    if isinstance(element, RawDataElement) and isinstance(element.value, bytes):
+        return (str(element.VR), element.value, header.original_character_set)
+    return None  # converted already: compare values instead
+
+
 class SameAsBefore:
     """Whether an element of a slice is stored exactly as in the slice checked before it.
 
@@ -53,24 +82,14 @@ class SameAsBefore:
     value must be compared. Call once per slice and tag, in slice order.
     """
 
-    _ABSENT = ("", b"", "")
-
     def __init__(self) -> None:
-        self._previous: dict[int, tuple[str, bytes, object] | None] = {}
+        self._previous: dict[int, StoredKey | None] = {}
 
     def __call__(self, header: Dataset, tag: int) -> bool:
-        element: object
-        try:
-            element = header.get_item(tag)
-        except Exception:  # pydicom raises many types on damaged elements
-            element = False  # unreadable: never the same
-        stored: tuple[str, bytes, object] | None
-        if element is None:
-            stored = self._ABSENT  # absent here and in the slice before: the same
-        elif isinstance(element, RawDataElement) and isinstance(element.value, bytes):
-            stored = (str(element.VR), element.value, header.original_character_set)
-        else:
-            stored = None  # converted already (or unreadable): compare values instead
+        return self.same(tag, stored_key(header, tag))
+
+    def same(self, tag: int, stored: StoredKey | None) -> bool:
+        """As a call, with the element's stored form already known."""
         same = stored is not None and self._previous.get(tag) == stored
         self._previous[tag] = stored
         return same

@@ -22,9 +22,10 @@ rejected with :class:`~immunopet.errors.DicomInputError` when loaded.
 
 from __future__ import annotations
 
+import math
 import os
 import warnings
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -41,9 +42,23 @@ from tqdm import tqdm
 from immunopet.errors import DicomInputError, GeometryWarning, InputError
 from immunopet.image import ImageVolume, Unit
 from immunopet.io._dicom_geometry import SeriesGeometry, check_stack, sort_key_positions
-from immunopet.io._dicom_pixels import PixelLocation, PixelReader, inspect_pixel_element
-from immunopet.io._dicom_template import HeaderTemplate
-from immunopet.io._dicom_values import SameAsBefore, element_text
+from immunopet.io._dicom_headers import (
+    Entry,
+    SliceHeaders,
+    entry_dataset,
+    entry_syntax,
+    entry_text,
+)
+from immunopet.io._dicom_pixels import (
+    PixelLocation,
+    PixelReader,
+    PlainFrames,
+    inspect_pixel_element,
+    plain_frames,
+    read_plain,
+)
+from immunopet.io._dicom_template import HeaderTemplate, StoredHeader
+from immunopet.io._dicom_values import SameAsBefore
 
 __all__ = [
     "DicomInventory",
@@ -97,8 +112,10 @@ class DicomSeries:
         (0008,0060) Modality: ``"PT"``, ``"CT"`` or another value as written.
     files : tuple of Path
         One file per instance, in slice order.
-    headers : tuple of pydicom.dataset.Dataset
-        The header of each file (read without pixel data), same order.
+    headers : sequence of pydicom.dataset.Dataset
+        The header of each file (read without pixel data), same order. A
+        :class:`~immunopet.io._dicom_headers.SliceHeaders`: files read by difference from a
+        template become pydicom datasets when first indexed or iterated (each then kept).
     description : str
         (0008,103E) SeriesDescription.
     study_uid : str
@@ -116,7 +133,7 @@ class DicomSeries:
     series_uid: str
     modality: str
     files: tuple[Path, ...]
-    headers: tuple[Dataset, ...]
+    headers: Sequence[Dataset]
     description: str = ""
     study_uid: str = ""
     frame_of_reference_uid: str = ""
@@ -131,17 +148,9 @@ class DicomSeries:
                 value=len(self.headers),
                 expected=f"{len(self.files)} (one per file)",
             )
-        files = tuple(Path(f) for f in self.files)
-        headers = tuple(self.headers)
-        positions = sort_key_positions(headers, files)
-        order = sorted(
-            range(len(files)),
-            key=lambda i: (
-                positions[i] if positions is not None else 0.0,
-                _instance_number(headers[i]),
-                str(files[i]),
-            ),
-        )
+        files = tuple(f if isinstance(f, Path) else Path(f) for f in self.files)
+        headers = SliceHeaders.of(self.headers)
+        order = _slice_order(headers, files)
         locations = tuple(self.pixel_locations)
         if locations and len(locations) != len(files):
             raise InputError(
@@ -153,7 +162,7 @@ class DicomSeries:
         if locations:
             object.__setattr__(self, "pixel_locations", tuple(locations[i] for i in order))
         object.__setattr__(self, "files", tuple(files[i] for i in order))
-        object.__setattr__(self, "headers", tuple(headers[i] for i in order))
+        object.__setattr__(self, "headers", headers.reordered(order))
         object.__setattr__(self, "damaged", tuple(self.damaged))
 
     def __repr__(self) -> str:
@@ -174,7 +183,7 @@ class DicomSeries:
         """(0020,0011) SeriesNumber of the first slice, None when absent."""
         if not self.headers:
             return None
-        return _series_number(self.headers[0])
+        return _series_number(SliceHeaders.of(self.headers).entries[0])
 
     @property
     def folder(self) -> Path | None:
@@ -244,17 +253,51 @@ class DicomInventory:
         return "\n".join(lines)
 
 
+def _slice_order(headers: SliceHeaders, files: tuple[Path, ...]) -> list[int]:
+    """Indices of the slices sorted by (position along the normal, instance number, file).
+
+    Instance numbers and file names are looked at only among slices at one position (all of
+    them when a slice has no position or orientation): the order is the one of sorting by the
+    whole key, without reading every slice's instance number.
+    """
+
+    def tie_break(i: int) -> tuple[int, str]:
+        return _instance_number(headers, i), str(files[i])
+
+    positions = sort_key_positions(headers, files)
+    if positions is None:
+        return sorted(range(len(files)), key=tie_break)
+    order = sorted(range(len(files)), key=positions.__getitem__)
+    start = 0
+    while start < len(order):
+        stop = start + 1
+        while stop < len(order) and positions[order[stop]] == positions[order[start]]:
+            stop += 1
+        if stop - start > 1:  # slices at one position: a stable sort of the run
+            order[start:stop] = sorted(order[start:stop], key=tie_break)
+        start = stop
+    return order
+
+
 # ---------------------------------------------------------------------------- discovery
-def _series_number(header: Dataset) -> int | None:
+_SERIES_UID = 0x0020000E
+_SERIES_NUMBER = 0x00200011
+_INSTANCE_NUMBER = 0x00200013
+_SOP_INSTANCE_UID = 0x00080018
+_SOP_CLASS_UID = 0x00080016
+_NUMBER_OF_FRAMES = 0x00280008
+
+
+def _series_number(header: Entry) -> int | None:
     """(0020,0011) SeriesNumber; None when absent or not an integer (discovery skips those)."""
-    text = element_text(header, "SeriesNumber")
+    text = entry_text(header, _SERIES_NUMBER)
     try:
         return int(text) if text else None
     except ValueError:
         return None
 
 
-def _header_problem(header: Dataset) -> str | None:
+def _header_problem(header: Entry) -> str | None:
     """Why a header that pydicom parsed cannot be grouped; None when it can.
 
     A non-integer (0020,0011) SeriesNumber (``89Zr``) skips this file with its reason instead
@@ -264,7 +307,7 @@ def _header_problem(header: Dataset) -> str | None:
     without converting every element of every file here (which would double the cost of
     discovery).
     """
-    text = element_text(header, "SeriesNumber")
+    text = entry_text(header, _SERIES_NUMBER)
     if text:
         try:
             int(text)
@@ -273,8 +316,8 @@ def _header_problem(header: Dataset) -> str | None:
     return None
 
 
-def _instance_number(header: Dataset) -> int:
-    text = element_text(header, "InstanceNumber")
+def _instance_number(headers: SliceHeaders, index: int) -> int:
+    text = headers.text(index, _INSTANCE_NUMBER)
     try:
         return int(text) if text else 0
     except ValueError:
@@ -287,7 +330,8 @@ def _walk(root: Path) -> list[Path]:
     found: list[Path] = []
     for folder, subfolders, names in os.walk(root):
         subfolders.sort()
-        found.extend(Path(folder) / name for name in sorted(names))
+        base = Path(folder)
+        found.extend(base / name for name in sorted(names))
     return found
 
 
@@ -319,10 +363,10 @@ class _Templates:
         self.learned = 0
         self.served = 0
 
-    def read(self, path: Path) -> tuple[Dataset, PixelLocation] | None:
+    def read(self, path: Path) -> tuple[StoredHeader, PixelLocation] | None:
         """The header by difference from a known layout, ``None`` when none fits."""
         for k, template in enumerate(self._templates):
-            found = template.read(path)
+            found = template.read_stored(path)
             if found is not None:
                 if k:
                     self._templates.insert(0, self._templates.pop(k))
@@ -330,14 +374,17 @@ class _Templates:
                 return found
         return None
 
-    def learn(self, path: Path, header: Dataset, location: PixelLocation | None) -> None:
+    def learn(self, path: Path, header: Dataset, location: PixelLocation | None) -> Entry:
+        """The header of a file pydicom read, which becomes a template when it qualifies."""
         if self.learned >= self.served + self._SPARE:
-            return
+            return header
         template = HeaderTemplate.from_file(path, header, location)
-        if template is not None:
-            self.learned += 1
-            self._templates.insert(0, template)
-            del self._templates[self._KEEP :]
+        if template is None:
+            return header
+        self.learned += 1
+        self._templates.insert(0, template)
+        del self._templates[self._KEEP :]
+        return template.own(path, getattr(header, "timestamp", None) or 0.0)
 
 
 def _read_header(
@@ -347,7 +394,16 @@ def _read_header(
 
     With ``templates``, a file laid out like one already read is read by difference from it
     (:mod:`._dicom_template`); any other file is parsed by pydicom and becomes a template.
+    The header is a pydicom dataset (see :func:`_read_entry` for discovery's own reading).
     """
+    entry, location, problem = _read_entry(path, templates)
+    return (None if entry is None else entry_dataset(entry)), location, problem
+
+
+def _read_entry(
+    path: Path, templates: _Templates | None = None
+) -> tuple[Entry | None, PixelLocation | None, str | None]:
+    """As :func:`_read_header`; a file read by difference stays a :class:`StoredHeader`."""
     try:
         found = templates.read(path) if templates is not None else None
     except OSError as exc:
@@ -359,16 +415,17 @@ def _read_header(
     header, location, problem = _parse_header(path)
     if header is None:
         return None, None, problem
+    entry: Entry = header
     if templates is not None and problem is None:
-        templates.learn(path, header, location)
-    return _judged(header, location, problem)
+        entry = templates.learn(path, header, location)
+    return _judged(entry, location, problem)
 
 
 def _judged(
-    header: Dataset, location: PixelLocation | None, problem: str | None
-) -> tuple[Dataset | None, PixelLocation | None, str | None]:
+    header: Entry, location: PixelLocation | None, problem: str | None
+) -> tuple[Entry | None, PixelLocation | None, str | None]:
     """The checks every header read passes after parsing: a series UID, an undamaged header."""
-    if not element_text(header, "SeriesInstanceUID"):
+    if not entry_text(header, _SERIES_UID):
         reason = "no (0020,000E) SeriesInstanceUID" + (f"; {problem}" if problem else "")
         return None, None, reason
     damaged = _header_problem(header)
@@ -436,7 +493,7 @@ def discover_dicom(root: str | Path, *, progress: bool = False) -> DicomInventor
     root = Path(root)
     if not root.exists():
         raise DicomInputError("no such file or folder", file=root)
-    groups: dict[str, list[tuple[Path, Dataset, PixelLocation | None]]] = {}
+    groups: dict[str, list[tuple[Path, Entry, PixelLocation | None]]] = {}
     damaged: dict[str, list[SkippedFile]] = {}
     skipped: list[SkippedFile] = []
     instances: dict[str, Path] = {}
@@ -445,17 +502,17 @@ def discover_dicom(root: str | Path, *, progress: bool = False) -> DicomInventor
     # a tqdm bar, even disabled, imports multiprocessing for its lock: only when shown
     shown = tqdm(paths, desc="DICOM headers", unit="file") if progress else paths
     for path in shown:
-        header, location, problem = _read_header(path, templates)
+        header, location, problem = _read_entry(path, templates)
         if header is None:
             skipped.append(SkippedFile(path, problem or "unusable"))
             continue
-        uid = element_text(header, "SeriesInstanceUID") or ""
+        uid = entry_text(header, _SERIES_UID) or ""
         if problem is not None:
             entry = SkippedFile(path, problem)
             skipped.append(entry)
             damaged.setdefault(uid, []).append(entry)
             continue
-        instance = element_text(header, "SOPInstanceUID") or ""
+        instance = entry_text(header, _SOP_INSTANCE_UID) or ""
         if instance and instance in instances:
             skipped.append(
                 SkippedFile(
@@ -476,22 +533,22 @@ def discover_dicom(root: str | Path, *, progress: bool = False) -> DicomInventor
 
 def _make_series(
     uid: str,
-    members: list[tuple[Path, Dataset, PixelLocation | None]],
+    members: list[tuple[Path, Entry, PixelLocation | None]],
     damaged: list[SkippedFile],
 ) -> DicomSeries:
     first = members[0][1] if members else None
 
-    def text(keyword: str) -> str:
-        return "" if first is None else element_text(first, keyword) or ""
+    def text(tag: int) -> str:
+        return "" if first is None else entry_text(first, tag) or ""
 
     return DicomSeries(
         series_uid=uid,
-        modality=text("Modality"),
+        modality=text(0x00080060),  # Modality
         files=tuple(p for p, _, _ in members),
-        headers=tuple(h for _, h, _ in members),
-        description=text("SeriesDescription"),
-        study_uid=text("StudyInstanceUID"),
-        frame_of_reference_uid=text("FrameOfReferenceUID"),
+        headers=SliceHeaders(h for _, h, _ in members),
+        description=text(0x0008103E),  # SeriesDescription
+        study_uid=text(0x0020000D),  # StudyInstanceUID
+        frame_of_reference_uid=text(0x00200052),  # FrameOfReferenceUID
         damaged=tuple(damaged),
         pixel_locations=tuple(loc for _, _, loc in members),
     )
@@ -551,19 +608,16 @@ def check_series(series: DicomSeries) -> SeriesGeometry:
     """
     _check_loadable(series)
     geometry = series_geometry(series)
-    unchanged = SameAsBefore()
+    headers = SliceHeaders.of(series.headers)
+    changed = set(headers.changed((0x00280100, 0x00280002)))  # BitsAllocated, SamplesPerPixel
     previous_length = None
-    for k, (file, header) in enumerate(zip(series.files, series.headers, strict=True)):
+    for k, file in enumerate(series.files):
         location = series.pixel_locations[k] if series.pixel_locations else None
         same_length = location is not None and location.value_length == previous_length
         previous_length = None if location is None else location.value_length
-        if (  # `&`, not `and`: every tag's bytes are recorded for the next slice
-            unchanged(header, 0x00280100)  # BitsAllocated
-            & unchanged(header, 0x00280002)  # SamplesPerPixel
-            and same_length
-        ):
+        if k not in changed and same_length:
             continue  # stored as in the slice before, which passed
-        _check_pixel_length(file, header, location, geometry.shape[1:])
+        _check_pixel_length(file, headers.scratch(k), location, geometry.shape[1:])
     return geometry
 
 
@@ -613,12 +667,12 @@ def _check_loadable(series: DicomSeries) -> None:
             file=bad.path,
             tag="(7FE0,0010) PixelData",
         )
-    unchanged = SameAsBefore()
-    for header, file in zip(series.headers, series.files, strict=True):
-        if unchanged(header, 0x00080016) & unchanged(header, 0x00280008):  # `&`: record both
-            continue  # SOPClassUID and NumberOfFrames stored as in the file before, which passed
-        sop_class = element_text(header, "SOPClassUID") or ""
-        frames = element_text(header, "NumberOfFrames")
+    headers = SliceHeaders.of(series.headers)
+    # SOPClassUID and NumberOfFrames stored as in the file before (which passed): not again
+    for k in headers.changed((_SOP_CLASS_UID, _NUMBER_OF_FRAMES)):
+        file = series.files[k]
+        sop_class = headers.text(k, _SOP_CLASS_UID) or ""
+        frames = headers.text(k, _NUMBER_OF_FRAMES)
         try:
             n_frames = int(frames) if frames else 1
         except ValueError as exc:
@@ -635,16 +689,18 @@ def _check_loadable(series: DicomSeries) -> None:
             )
 
 
-def _rescale(header: Dataset, file: Path, modality: str) -> tuple[float, float] | None:
+def _rescale(
+    headers: SliceHeaders, index: int, file: Path, modality: str
+) -> tuple[float, float] | None:
     """(slope, intercept) of a slice; None when a Modality LUT Sequence is used instead."""
-    if "ModalityLUTSequence" in header:
+    if headers.element(index, 0x00283000) is not None:  # ModalityLUTSequence
         return None
     values = []
-    for keyword, tag, default in (
-        ("RescaleSlope", "(0028,1053) RescaleSlope", 1.0),
-        ("RescaleIntercept", "(0028,1052) RescaleIntercept", 0.0),
+    for number_tag, tag, default in (
+        (0x00281053, "(0028,1053) RescaleSlope", 1.0),
+        (0x00281052, "(0028,1052) RescaleIntercept", 0.0),
     ):
-        raw = element_text(header, keyword)
+        raw = headers.text(index, number_tag)
         if not raw:
             if modality in ("PT", "CT"):
                 raise DicomInputError(
@@ -656,7 +712,7 @@ def _rescale(header: Dataset, file: Path, modality: str) -> tuple[float, float] 
             number = float(raw)
         except (TypeError, ValueError) as exc:
             raise DicomInputError("not a number", file=file, tag=tag, value=raw) from exc
-        if not np.isfinite(number):
+        if not math.isfinite(number):
             raise DicomInputError("not finite", file=file, tag=tag, value=raw)
         values.append(number)
     return values[0], values[1]
@@ -666,7 +722,8 @@ def _unit(series: DicomSeries) -> Unit:
     if series.modality == "CT":
         return Unit.HU
     if series.modality == "PT":
-        return _PET_UNITS.get((element_text(series.header, "Units") or "").upper(), Unit.NONE)
+        units = SliceHeaders.of(series.headers).text(0, 0x00541001)  # Units
+        return _PET_UNITS.get((units or "").upper(), Unit.NONE)
     return Unit.NONE
 
 
@@ -707,7 +764,9 @@ def load_series_volume(series: DicomSeries, *, dtype: npt.DTypeLike = np.float32
     Each file's pixel data is read once: the bytes discovery located are decoded by pydicom's
     decoder with options from the header already read (compressed files go through
     :func:`pydicom.pixels.pixel_array`); the rescale comes from the same headers, slice by
-    slice.
+    slice. Slices that store the image pixel description as slice 0 does, with plain frames
+    (whole little-endian integers), are read with one ``preadv`` each into a buffer of the
+    stored type, which holds exactly what pydicom's decoder would return.
     """
     out_dtype = np.dtype(dtype)
     if not np.issubdtype(out_dtype, np.floating):
@@ -716,14 +775,15 @@ def load_series_volume(series: DicomSeries, *, dtype: npt.DTypeLike = np.float32
     for note in geometry.warnings:
         warnings.warn(f"{series.label}: {note}", GeometryWarning, stacklevel=2)
     nz, ny, nx = geometry.shape
+    plan = _plan(series)
     out = np.empty((nz, ny, nx), dtype=out_dtype)
     chunks = [range(start, min(start + _CHUNK, nz)) for start in range(0, nz, _CHUNK)]
     if len(chunks) == 1 or _READ_THREADS == 1:
         for chunk in chunks:
-            _read_slices(series, chunk, out)
+            _read_slices(series, plan, chunk, out)
     else:  # file reads and numpy release the GIL: two threads overlap them
         with ThreadPoolExecutor(max_workers=_READ_THREADS) as pool:
-            done = [pool.submit(_read_slices, series, chunk, out) for chunk in chunks]
+            done = [pool.submit(_read_slices, series, plan, chunk, out) for chunk in chunks]
             for future in done:  # in slice order: the first bad slice is the one named
                 future.result()
     return ImageVolume.from_attributes(
@@ -743,14 +803,89 @@ _READ_THREADS = 2
 """Threads reading a series' pixel data (measured: ``benchmarks/bench_speed.py`` row 3)."""
 
 
-def _read_slices(series: DicomSeries, indices: range, out: np.ndarray) -> None:
+_Rescale = tuple[float, float] | None | DicomInputError
+
+
+class _Plan(NamedTuple):
+    """What :func:`load_series_volume` knows of every slice before reading a pixel."""
+
+    rescales: list[_Rescale]  # (slope, intercept), None for a Modality LUT, or the refusal
+    plain: list[bool]  # read as a plain frame (:func:`read_plain`)
+    frames: PlainFrames | None  # of slice 0, when plain
+
+
+_PIXEL_DESCRIPTION = (
+    0x00280002,  # SamplesPerPixel
+    0x00280004,  # PhotometricInterpretation
+    0x00280006,  # PlanarConfiguration
+    0x00280008,  # NumberOfFrames
+    0x00280010,  # Rows
+    0x00280011,  # Columns
+    0x00280100,  # BitsAllocated
+    0x00280101,  # BitsStored
+    0x00280103,  # PixelRepresentation
+)
+"""The elements that decide how pixel data is decoded (``pydicom.pixels.as_pixel_options``)."""
+
+
+def _plan(series: DicomSeries) -> _Plan:
+    """Each slice's rescale (a refusal is kept, raised when that slice is read) and reading.
+
+    A slice is read as a plain frame when slice 0 is one and the slice stores the image pixel
+    description, transfer syntax and pixel data element as slice 0 does.
+    """
+    headers = SliceHeaders.of(series.headers)
+    files = series.files
+    rescales: list[_Rescale] = []
+    for k, file in enumerate(files):
+        try:
+            rescales.append(_rescale(headers, k, file, series.modality))
+        except DicomInputError as exc:
+            rescales.append(exc)
+    plain = [False] * len(files)
+    locations = series.pixel_locations
+    first = locations[0] if locations else None
+    frames = None
+    if first is not None:
+        syntax = entry_syntax(headers.entries[0])
+        frames = plain_frames(headers.scratch(0), first, syntax)
+    if frames is not None and first is not None:
+        changed = headers.changed(_PIXEL_DESCRIPTION)
+        alike = changed[1] if len(changed) > 1 else len(files)  # slices [0, alike) as slice 0
+        for k in range(alike):
+            location = locations[k]
+            plain[k] = (
+                location is not None
+                and location.tag == first.tag
+                and location.header_length == frames.header_length
+                and location.value_length == frames.value_length
+                and rescales[k] is not None  # a Modality LUT needs the dataset
+                and entry_syntax(headers.entries[k]) == syntax
+            )
+    return _Plan(rescales, plain, frames)
+
+
+def _read_slices(series: DicomSeries, plan: _Plan, indices: range, out: np.ndarray) -> None:
     """Read, check and rescale the slices ``indices`` of a series into ``out``."""
     reader = PixelReader()
     ny, nx = out.shape[1:]
+    frames = plan.frames
+    buffer = np.empty(frames.shape, dtype=frames.dtype) if frames is not None else None
+    head = bytearray(frames.header_length if frames is not None else 0)
     for k in indices:
-        file, header = series.files[k], series.headers[k]
+        file = series.files[k]
         location = series.pixel_locations[k] if series.pixel_locations else None
-        stored = reader.read(file, header, location)
+        stored: np.ndarray
+        if (
+            plan.plain[k]
+            and frames is not None
+            and buffer is not None
+            and location is not None
+            and read_plain(file, location, frames, head, buffer)
+        ):
+            stored = buffer
+        else:  # anything else, or a file changed since discovery: PixelReader words it
+            stored = reader.read(file, series.headers[k], location)
         if stored.shape != (ny, nx):
             raise DicomInputError(
                 "pixel data has the wrong shape",
@@ -759,9 +894,11 @@ def _read_slices(series: DicomSeries, indices: range, out: np.ndarray) -> None:
                 value=stored.shape,
                 expected=f"({ny}, {nx}) from (0028,0010) Rows and (0028,0011) Columns",
             )
-        rescale = _rescale(header, file, series.modality)
+        rescale = plan.rescales[k]
+        if isinstance(rescale, DicomInputError):
+            raise rescale
         if rescale is None:
-            out[k] = apply_modality_lut(stored, header)
+            out[k] = apply_modality_lut(stored, series.headers[k])
         else:
             slope, intercept = rescale
             np.multiply(stored, slope, out=out[k], casting="unsafe")
