@@ -9,7 +9,8 @@ statistician can check every number of the report without reading HTML.
 table                  key columns
 =====================  ==================================================================
 lesion_uptake          patient, series, lesion, nominal_hours, value, long_axis_mm,
-                       included, reason (+ metric, hours_pi, rule)
+                       included, reason (+ metric, hours_pi, rule, suggested_exclusion:
+                       the pipeline's suggested but unapplied exclusion, "" when none)
 patient_uptake         patient, uptake, n_lesions, metric, aggregate (+ series,
                        nominal_hours, fallback, median, mean, geometric_mean, maximum)
 tests                  analysis, test, statistic, p_value, n, groups, group_medians
@@ -67,6 +68,7 @@ TABLE_COLUMNS: Final = {
         "included",
         "rule",
         "reason",
+        "suggested_exclusion",
     ),
     "patient_uptake": (
         "patient",
@@ -160,11 +162,15 @@ def _lesion_uptake(analysis: StudyAnalysis) -> pd.DataFrame:
             "included": True,
             "rule": "",
             "reason": "",
+            "suggested_exclusion": column("suggested_exclusion", text=True)
+            if "suggested_exclusion" in used.columns
+            else "",
         }
     )
     left = uptake.excluded[uptake.excluded["applied"].astype(bool)]
     measured = analysis.measurements
     lookup: dict[tuple[str, str, str, float], tuple[float, float, float]] = {}
+    suggested: dict[tuple[str, str, str, float], str] = {}
     needed = {"patient", "series", "voi", "kind", "nominal_hours", "hours_pi", metric}
     if not measured.empty and needed <= set(measured.columns):
         lesions = measured[measured["kind"].astype(str) == "lesion"]
@@ -179,6 +185,17 @@ def _lesion_uptake(analysis: StudyAnalysis) -> pd.DataFrame:
             strict=True,
         ):
             lookup[(p, s, v, float(h))] = (float(hp), float(value), float(axis))
+        if "suggested_exclusion" in lesions.columns:
+            for p, s, v, h, text in zip(
+                lesions["patient"].astype(str),
+                lesions["series"].astype(str),
+                lesions["voi"].astype(str),
+                pd.to_numeric(lesions["nominal_hours"]).astype(float),
+                lesions["suggested_exclusion"],
+                strict=True,
+            ):
+                if isinstance(text, str) and text:
+                    suggested[(p, s, v, float(h))] = text
     baseline_axis: dict[tuple[str, str], float] = {}
     if analysis.visibility is not None and {"patient", "lesion", "long_axis_mm"} <= set(
         analysis.visibility.per_scan.columns
@@ -207,6 +224,7 @@ def _lesion_uptake(analysis: StudyAnalysis) -> pd.DataFrame:
                 "included": False,
                 "rule": str(rule),
                 "reason": str(reason),
+                "suggested_exclusion": suggested.get(key, ""),
             }
         )
     excluded = pd.DataFrame.from_records(records, columns=list(TABLE_COLUMNS["lesion_uptake"]))
