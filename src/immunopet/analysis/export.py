@@ -43,6 +43,7 @@ import pandas as pd
 
 from immunopet.analysis.outcome import AGGREGATE_COLUMNS
 from immunopet.analysis.results import StudyAnalysis
+from immunopet.io.atomic import atomic_path, write_text_atomically
 from immunopet.stats.results import TestResult
 
 __all__ = [
@@ -389,6 +390,8 @@ def write_analysis_tables(analysis: StudyAnalysis, results_dir: str | Path) -> P
     analysis : StudyAnalysis
     results_dir : path-like
         The results folder; ``analysis/`` is created in it (files of the same name replaced).
+        Each file is written to a temporary name, flushed and renamed into place
+        (:func:`~immunopet.io.atomic.atomic_path`): a crash leaves the previous file whole.
 
     Returns
     -------
@@ -400,14 +403,15 @@ def write_analysis_tables(analysis: StudyAnalysis, results_dir: str | Path) -> P
     tables = analysis.tables or analysis_tables(analysis)
     payload: dict[str, Any] = {}
     for name, table in tables.items():
-        table.to_csv(folder / f"{name}.csv", index=False)
+        with atomic_path(folder / f"{name}.csv") as temporary:
+            table.to_csv(temporary, index=False)
         payload[name] = [
             {str(k): _json_value(v) for k, v in row.items()}
             for row in table.to_dict(orient="records")
         ]
     payload["plan"] = _plan_json(analysis)
     text = json.dumps(payload, indent=1, ensure_ascii=False, default=str)
-    (folder / "analysis.json").write_text(text + "\n", encoding="utf-8")
+    write_text_atomically(folder / "analysis.json", text + "\n")
     return folder
 
 

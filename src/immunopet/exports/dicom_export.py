@@ -31,9 +31,7 @@ into place.
 from __future__ import annotations
 
 import math
-import os
 import re
-import tempfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -52,6 +50,7 @@ from immunopet.exports.dicom_sr import (
     VoiValues,
     build_sr,
 )
+from immunopet.io.atomic import atomic_path
 from immunopet.io.dicom import DicomSeries, find_one_pet
 from immunopet.study.model import Patient, Scan, ScanRef, Study, VoiSource
 from immunopet.study.pipeline import merged_overrides
@@ -279,16 +278,13 @@ def export_scan(
 
 
 def write_dicom(dataset: Dataset, path: Path) -> Path:
-    """Write a dataset (a highdicom SOP instance) through a temporary file renamed into place."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(handle)
-    try:
+    """Write a dataset (a highdicom SOP instance) through a temporary file renamed into place.
+
+    The file is flushed to disk before the rename (:func:`~immunopet.io.atomic.atomic_path`):
+    a crash leaves the previous file whole and no partial one.
+    """
+    with atomic_path(path) as temporary:
         dataset.save_as(temporary, enforce_file_format=True)
-        os.replace(temporary, path)
-    finally:
-        if os.path.exists(temporary):
-            os.unlink(temporary)
     return path
 
 
