@@ -344,6 +344,41 @@ def test_measure_sr_matches_printed_rows(
     assert hd.seg.segread(tmp_path / "scan-seg.dcm").get_segment_numbers()
 
 
+def test_measure_sr_states_the_radionuclide_and_fdg(
+    exported: dict[str, Path], tmp_path: Path, capsys: Any
+) -> None:
+    """``measure --sr`` codes the nuclide (CID 4020) from the series' header, and [18F]FDG
+    (CID 4021) when the header names it, as the study export does; read back with pydicom."""
+    root = exported["root"]
+    pet, vois = _first_scan(root)
+    first = pydicom.dcmread(next(iter(sorted(Path(pet).rglob("*.dcm")))), stop_before_pixels=True)
+    assert first.RadiopharmaceuticalInformationSequence[0].RadionuclideHalfLife > 2.8e5  # 89Zr
+    out = tmp_path / "zr.dcm"
+    argv = ["measure", str(pet), *map(str, vois), "--kind", "lesion", "--json"]
+    assert main([*argv, "--sr", str(out), "--pseudonym", "P01"]) == 0
+    capsys.readouterr()
+    groups = hd.sr.srread(out).content.get_volumetric_roi_measurement_groups()
+    assert groups and all(_tracer(g) == {RADIONUCLIDE: ZIRCONIUM_89} for g in groups)
+    # the same codes, found with plain pydicom in the file
+    text = str(pydicom.dcmread(out))
+    assert ZIRCONIUM_89 in text and FDG not in text
+
+    study = load_manifest(root / "study.toml")
+    fdg_scan = next(p.fdg for p in study.patients if p.fdg is not None)
+    fdg_vois = [s.path for s in fdg_scan.vois if s.kind != "organ"]
+    assert fdg_vois
+    out = tmp_path / "fdg.dcm"
+    argv = ["measure", str(fdg_scan.pet), *map(str, fdg_vois), "--kind", "lesion", "--json"]
+    assert main([*argv, "--sr", str(out), "--pseudonym", "P01"]) == 0
+    capsys.readouterr()
+    groups = hd.sr.srread(out).content.get_volumetric_roi_measurement_groups()
+    assert groups
+    for group in groups:
+        assert _tracer(group) == {RADIONUCLIDE: FLUORINE_18, RADIOPHARMACEUTICAL: FDG}
+    text = str(pydicom.dcmread(out))
+    assert FLUORINE_18 in text and FDG in text
+
+
 def test_measure_sr_needs_a_pseudonym(
     exported: dict[str, Path], tmp_path: Path, capsys: Any
 ) -> None:
@@ -579,3 +614,30 @@ def test_a_suggested_exclusion_not_applied_is_flagged(
     }
     assert flags.pop("2") == {EXCLUDED: NO, SUGGESTED_EXCLUSION: YES}
     assert flags and all(f == {EXCLUDED: NO} for f in flags.values())
+
+
+def _series_with(item: pydicom.Dataset) -> Any:
+    from immunopet.io.dicom import DicomSeries
+
+    ds = pydicom.Dataset()
+    ds.RadiopharmaceuticalInformationSequence = [item]
+    return DicomSeries(series_uid="1.2.3", modality="PT", files=(Path("x.dcm"),), headers=(ds,))
+
+
+def test_header_radiopharmaceutical_only_names_fdg_when_the_header_does() -> None:
+    from immunopet.exports.dicom_export import header_radiopharmaceutical
+
+    coded = pydicom.Dataset()
+    code = pydicom.Dataset()
+    code.CodeValue, code.CodingSchemeDesignator, code.CodeMeaning = "C-B1031", "SRT", "FDG"
+    coded.RadiopharmaceuticalCodeSequence = [code]
+    assert header_radiopharmaceutical(_series_with(coded), "18F").value == FDG
+    for text, nuclide in (("Fludeoxyglucose F18", "18F"), ("18F-FDG", "18F")):
+        named = pydicom.Dataset()
+        named.Radiopharmaceutical = text
+        assert header_radiopharmaceutical(_series_with(named), nuclide).value == FDG
+    for text, nuclide in (("PSMA-1007", "18F"), ("FDG", "89Zr"), ("89Zr-durvalumab", "89Zr")):
+        other = pydicom.Dataset()
+        other.Radiopharmaceutical = text
+        assert header_radiopharmaceutical(_series_with(other), nuclide) is None
+    assert header_radiopharmaceutical(_series_with(pydicom.Dataset()), "18F") is None

@@ -151,6 +151,58 @@ def test_redactor_labels_inputs_and_hides_the_study_folder(tmp_path: Path) -> No
     assert redactor.path(tmp_path / "elsewhere" / "DOE.csv") == "a file outside the study"
 
 
+def test_redactor_keeps_the_slash_of_a_series_label(tmp_path: Path) -> None:
+    # DicomSeries.label is "<folder>/[series N UID]": the "/" before "[" is the label's own
+    from immunopet.io.dicom import DicomSeries
+
+    root = tmp_path / "DOE_JOHN"
+    pet = root / "dicom" / "P01" / "tracer-only" / "72h" / "pet"
+    series = DicomSeries(
+        series_uid="1.2.3", modality="PT", files=(pet / "IM1.dcm",), headers=(pydicom.Dataset(),)
+    )
+    redactor = PathRedactor(root, {pet: "P01/tracer-only/72h PET"})
+    text = redactor.redact(f"{series.label}: (0054,1001) Units: bad")
+    assert text == "P01/tracer-only/72h PET/[series ? 1.2.3]: (0054,1001) Units: bad"
+    assert redactor.redact(text) == text  # redacting again changes nothing
+    # a file of the folder, and a folder of the study with a trailing slash
+    assert redactor.redact(f"{pet}/IM1.dcm[series 1 1.2.3]") == (
+        "P01/tracer-only/72h PET (one of its files)[series 1 1.2.3]"
+    )
+    assert redactor.redact(f"{root}/vois/[x]") == f"{STUDY_FILE}/[x]"
+    shown = PathRedactor(root, {pet: "P01/tracer-only/72h PET"}, show_paths=True)
+    assert (
+        shown.redact(f"{series.label}: bad")
+        == "dicom/P01/tracer-only/72h/pet/[series ? 1.2.3]: bad"
+    )
+
+
+def test_redactor_takes_names_with_spaces_and_brackets_whole(tmp_path: Path) -> None:
+    # PACS exports name folders "DOE JOHN" or files "IM (2).dcm": nothing of them may remain
+    root = tmp_path / "study DOE"
+    pet = root / "dicom" / "DOE JOHN" / "pet"
+    pet.mkdir(parents=True)
+    (pet / "IM (2), DOE.dcm").write_bytes(b"")
+    (root / "notes").mkdir()
+    (root / "notes" / "JOHN DOE.txt").write_text("")
+    redactor = PathRedactor(root, {pet: "P01/tracer-only/72h PET"})
+    texts = {
+        f"{pet}/IM (2), DOE.dcm: (0054,1001) Units: bad": (
+            "P01/tracer-only/72h PET (one of its files): (0054,1001) Units: bad"
+        ),
+        f"read {root}/notes/JOHN DOE.txt; skipped": f"read {STUDY_FILE}; skipped",
+        f"in {root}/dicom/DOE JOHN, 3 files": f"in {STUDY_FILE}, 3 files",
+        f"({pet}/IM (2), DOE.dcm)": "(P01/tracer-only/72h PET (one of its files))",
+    }
+    for raw, expected in texts.items():
+        out = redactor.redact(raw)
+        assert out == expected
+        assert "DOE" not in out and "JOHN" not in out and str(tmp_path) not in out
+    # a path that does not exist is still cut at the space (the known prefix goes)
+    assert redactor.redact(f"{root}/gone/a b.txt") == f"{STUDY_FILE} b.txt"
+    shown = PathRedactor(root, {}, show_paths=True)
+    assert shown.redact(f"{pet}/IM (2), DOE.dcm: bad") == "dicom/DOE JOHN/pet/IM (2), DOE.dcm: bad"
+
+
 def test_redactor_writes_relative_paths_when_the_study_allows(tmp_path: Path) -> None:
     root = tmp_path / "trial"
     redactor = PathRedactor(root, {root / "pet": "P01 PET"}, show_paths=True)

@@ -67,6 +67,31 @@ def test_gml_suv_type_converted_to_bw(suv_type: str, sex: str, bw_factor: float)
     assert d.branch == f"GML/{suv_type}/START"
 
 
+def test_plain_lbm_is_read_as_james_128_with_a_warning_naming_the_assumption() -> None:
+    # DICOM PS3.3 gives (0054,1006) "LBM" no formula; we read it as James 128 and say so.
+    # Hand values, male, W = 80 kg, H = 180 cm, (W/H)^2 = 0.19753086:
+    #   James 128:            88 - 128 x 0.19753086 = 62.716049 kg -> SUVbw factor 1.2755906
+    #   older 120 multiplier: 88 - 120 x 0.19753086 = 64.296296 kg
+    #   SUVs under the 120 reading differ by 62.716049 / 64.296296 - 1 = -2.46 %
+    with pytest.warns(SuvWarning, match=r"SUVType.*read as James with multiplier 128") as rec:
+        d = derive_suv(gml("LBM", "M"))
+    assert d.suv_bw_factor == pytest.approx(80 / 62.71604938, rel=REL)
+    lbm_notes = [w for w in d.warnings if "lean-body-mass formula" in w]
+    assert len(lbm_notes) == 1
+    assert "-2.46% off" in lbm_notes[0]
+    assert "(0054,1006) SUVType" in lbm_notes[0] and "LBMJAMES128 or LBMJANMA" in lbm_notes[0]
+    assert any("-2.46% off" in str(w.message) for w in rec)
+
+
+def test_plain_lbm_female_warns_without_a_size_and_lbmjames128_does_not_warn() -> None:
+    # Female: 1.07 W - 148 (W/H)^2 in both readings, so no difference to state.
+    d = quiet(gml("LBM", "F"))
+    notes = [w for w in d.warnings if "lean-body-mass formula" in w]
+    assert len(notes) == 1 and "% off" not in notes[0]
+    d = quiet(gml("LBMJAMES128", "M"))
+    assert not [w for w in d.warnings if "lean-body-mass formula" in w]
+
+
 def test_gml_same_normalisation_needs_no_body_size() -> None:
     headers = gml("IBW")
     d = quiet(headers)

@@ -112,7 +112,10 @@ class PatientUptake:
     lesions : pandas.DataFrame
         The lesions used, one row each: ``patient``, ``lesion``, ``series``,
         ``nominal_hours``, ``hours_pi``, ``fallback``, ``long_axis_mm``, ``size_source``
-        (``"lesion table"`` or ``"VOI"``), ``method`` and the metric (column named after it).
+        (``"lesion table"`` or ``"VOI"``), ``method``, the metric (column named after it) and
+        ``suggested_exclusion``: the exclusion the pipeline suggested but did not apply (e.g.
+        "spill-in from the spleen (8.0 mm from it)"; "" when none). Such a lesion is used;
+        exclude it in the manifest, with a reason, to leave it out.
     excluded : pandas.DataFrame
         Lesions left out, columns :data:`EXCLUDED_COLUMNS`: ``rule`` is one or more (joined
         with "; ") of ``user`` (the ``exclusions`` argument), ``flagged`` (``excluded`` in
@@ -135,6 +138,19 @@ class PatientUptake:
     series: str
     min_long_axis_mm: float
     fallback_hours: tuple[float, ...] = field(default=())
+
+    @property
+    def suggested(self) -> pd.DataFrame:
+        """The lesions used although the pipeline suggested an exclusion it did not apply.
+
+        Rows of :attr:`lesions` with a non-empty ``suggested_exclusion`` (e.g. a VOI near the
+        spleen); the report flags them so that a reader can decide to exclude them in the
+        manifest with a reason.
+        """
+        if "suggested_exclusion" not in self.lesions.columns:
+            return self.lesions.iloc[0:0]
+        text = self.lesions["suggested_exclusion"].fillna("").astype(str)
+        return self.lesions[text != ""].reset_index(drop=True)
 
 
 def _exclusion_frame(exclusions: Exclusions) -> pd.DataFrame:
@@ -362,6 +378,7 @@ def patient_uptake(
         "size_source",
         "method",
         metric,
+        "suggested_exclusion",
     ]
     lesions = (
         pd.concat(used_parts, ignore_index=True)
@@ -477,11 +494,22 @@ def _select(
     out = scan_rows.assign(
         long_axis_mm=axes,
         size_source=sources,
+        suggested_exclusion=_suggestions(scan_rows),
         **{metric: pd.to_numeric(scan_rows[metric]).astype("float64")},
     )
     if "method" not in out.columns:
         out["method"] = None
     return out.loc[keep]
+
+
+def _suggestions(rows: pd.DataFrame) -> list[str]:
+    """The pipeline's ``suggested_exclusion`` of each row as text ("" when none or absent)."""
+    if "suggested_exclusion" not in rows.columns:
+        return [""] * len(rows)
+    return [
+        "" if value is None or (isinstance(value, float) and math.isnan(value)) else str(value)
+        for value in rows["suggested_exclusion"]
+    ]
 
 
 def join_clinical(table: pd.DataFrame, clinical: pd.DataFrame) -> pd.DataFrame:

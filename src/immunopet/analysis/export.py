@@ -9,7 +9,8 @@ statistician can check every number of the report without reading HTML.
 table                  key columns
 =====================  ==================================================================
 lesion_uptake          patient, series, lesion, nominal_hours, value, long_axis_mm,
-                       included, reason (+ metric, hours_pi, rule)
+                       included, reason (+ metric, hours_pi, rule, suggested_exclusion:
+                       the pipeline's suggested but unapplied exclusion, "" when none)
 patient_uptake         patient, uptake, n_lesions, metric, aggregate (+ series,
                        nominal_hours, fallback, median, mean, geometric_mean, maximum)
 tests                  analysis, test, statistic, p_value, n, groups, group_medians
@@ -49,6 +50,7 @@ import pandas as pd
 from immunopet.analysis.outcome import AGGREGATE_COLUMNS
 from immunopet.analysis.results import StudyAnalysis
 from immunopet.analysis.target_engagement import kinetics_tables
+from immunopet.io.atomic import atomic_path, write_text_atomically
 from immunopet.stats.results import TestResult
 
 __all__ = [
@@ -74,6 +76,7 @@ TABLE_COLUMNS: Final = {
         "included",
         "rule",
         "reason",
+        "suggested_exclusion",
     ),
     "patient_uptake": (
         "patient",
@@ -167,11 +170,15 @@ def _lesion_uptake(analysis: StudyAnalysis) -> pd.DataFrame:
             "included": True,
             "rule": "",
             "reason": "",
+            "suggested_exclusion": column("suggested_exclusion", text=True)
+            if "suggested_exclusion" in used.columns
+            else "",
         }
     )
     left = uptake.excluded[uptake.excluded["applied"].astype(bool)]
     measured = analysis.measurements
     lookup: dict[tuple[str, str, str, float], tuple[float, float, float]] = {}
+    suggested: dict[tuple[str, str, str, float], str] = {}
     needed = {"patient", "series", "voi", "kind", "nominal_hours", "hours_pi", metric}
     if not measured.empty and needed <= set(measured.columns):
         lesions = measured[measured["kind"].astype(str) == "lesion"]
@@ -186,6 +193,17 @@ def _lesion_uptake(analysis: StudyAnalysis) -> pd.DataFrame:
             strict=True,
         ):
             lookup[(p, s, v, float(h))] = (float(hp), float(value), float(axis))
+        if "suggested_exclusion" in lesions.columns:
+            for p, s, v, h, text in zip(
+                lesions["patient"].astype(str),
+                lesions["series"].astype(str),
+                lesions["voi"].astype(str),
+                pd.to_numeric(lesions["nominal_hours"]).astype(float),
+                lesions["suggested_exclusion"],
+                strict=True,
+            ):
+                if isinstance(text, str) and text:
+                    suggested[(p, s, v, float(h))] = text
     baseline_axis: dict[tuple[str, str], float] = {}
     if analysis.visibility is not None and {"patient", "lesion", "long_axis_mm"} <= set(
         analysis.visibility.per_scan.columns
@@ -214,6 +232,7 @@ def _lesion_uptake(analysis: StudyAnalysis) -> pd.DataFrame:
                 "included": False,
                 "rule": str(rule),
                 "reason": str(reason),
+                "suggested_exclusion": suggested.get(key, ""),
             }
         )
     excluded = pd.DataFrame.from_records(records, columns=list(TABLE_COLUMNS["lesion_uptake"]))
@@ -380,6 +399,8 @@ def write_analysis_tables(analysis: StudyAnalysis, results_dir: str | Path) -> P
     analysis : StudyAnalysis
     results_dir : path-like
         The results folder; ``analysis/`` is created in it (files of the same name replaced).
+        Each file is written to a temporary name, flushed and renamed into place
+        (:func:`~immunopet.io.atomic.atomic_path`): a crash leaves the previous file whole.
 
     Returns
     -------
@@ -391,14 +412,15 @@ def write_analysis_tables(analysis: StudyAnalysis, results_dir: str | Path) -> P
     tables = analysis.tables or analysis_tables(analysis)
     payload: dict[str, Any] = {}
     for name, table in tables.items():
-        table.to_csv(folder / f"{name}.csv", index=False)
+        with atomic_path(folder / f"{name}.csv") as temporary:
+            table.to_csv(temporary, index=False)
         payload[name] = [
             {str(k): _json_value(v) for k, v in row.items()}
             for row in table.to_dict(orient="records")
         ]
     payload["plan"] = _plan_json(analysis)
     text = json.dumps(payload, indent=1, ensure_ascii=False, default=str)
-    (folder / "analysis.json").write_text(text + "\n", encoding="utf-8")
+    write_text_atomically(folder / "analysis.json", text + "\n")
     return folder
 
 

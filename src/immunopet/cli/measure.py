@@ -16,7 +16,9 @@ SUVs are decay-corrected to injection; SUVpeak is the mean in a sphere of ``--pe
 
 ``--sr OUT.dcm --pseudonym ID`` (DICOM PET only) also writes the VOIs as a DICOM SEG
 (``OUT-seg.dcm``) and the rows as a TID 1500 SR referring to it (``OUT.dcm``), as
-``immunopet export-dicom`` does for a study (:mod:`immunopet.exports.dicom_export`).
+``immunopet export-dicom`` does for a study (:mod:`immunopet.exports.dicom_export`). The SR
+states the radionuclide of the series' header (CID 4020) and, for an [18F]FDG series, the
+radiopharmaceutical (CID 4021), as the study export does.
 """
 
 from __future__ import annotations
@@ -89,6 +91,8 @@ class PetImage:
         From the SUV derivation.
     hours_after_injection : float or None, hours
         From the SUV derivation of a DICOM PET (None for NIfTI).
+    nuclide : str or None
+        Canonical nuclide of the SUV derivation (``"89Zr"``, ``"18F"``), stated in the SR.
     """
 
     volume: ImageVolume
@@ -96,6 +100,7 @@ class PetImage:
     frame_of_reference_uid: str | None
     warnings: tuple[str, ...]
     hours_after_injection: float | None = None
+    nuclide: str | None = None
 
 
 def register(subparsers: Any) -> None:
@@ -178,6 +183,7 @@ def read_pet_image(args: argparse.Namespace) -> PetImage:
         frame_of_reference_uid=suv.frame_of_reference_uid,
         warnings=tuple(suv.derivation.warnings),
         hours_after_injection=suv.derivation.hours_after_injection,
+        nuclide=suv.derivation.nuclide,
     )
 
 
@@ -295,7 +301,11 @@ def sr_paths(sr: Path) -> tuple[Path, Path]:
 def _write_sr(
     args: argparse.Namespace, pet: PetImage, vois: Sequence[Voi], rows: Sequence[dict[str, Any]]
 ) -> None:
-    from immunopet.exports.dicom_export import export_scan, write_dicom
+    from immunopet.exports.dicom_export import (
+        export_scan,
+        header_radiopharmaceutical,
+        write_dicom,
+    )
     from immunopet.exports.dicom_sr import ScanContext
 
     if args.pseudonym is None:
@@ -313,13 +323,16 @@ def _write_sr(
             value="NIfTI image",
             expected="a folder with one PET series",
         )
+    series = find_one_pet(args.pet)
     context = ScanContext(
         pseudonym=args.pseudonym,
         normalisation=pet.normalisation,
         hours_pi=pet.hours_after_injection,
         peak_radius_mm=args.peak_radius_mm,
+        nuclide=pet.nuclide,
+        radiopharmaceutical=header_radiopharmaceutical(series, pet.nuclide),
     )
-    seg, sr = export_scan(find_one_pet(args.pet), vois, rows, context)
+    seg, sr = export_scan(series, vois, rows, context)
     seg_path, sr_path = sr_paths(Path(args.sr))
     write_dicom(seg, seg_path)
     write_dicom(sr, sr_path)

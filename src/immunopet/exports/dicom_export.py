@@ -31,9 +31,7 @@ into place.
 from __future__ import annotations
 
 import math
-import os
 import re
-import tempfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -52,6 +50,7 @@ from immunopet.exports.dicom_sr import (
     VoiValues,
     build_sr,
 )
+from immunopet.io.atomic import atomic_path
 from immunopet.io.dicom import DicomSeries, find_one_pet
 from immunopet.study.model import Patient, Scan, ScanRef, Study, VoiSource
 from immunopet.study.pipeline import merged_overrides
@@ -65,6 +64,7 @@ __all__ = [
     "ExportedScan",
     "export_scan",
     "export_study_dicom",
+    "header_radiopharmaceutical",
     "write_dicom",
 ]
 
@@ -143,6 +143,49 @@ def _context(
         nuclide=nuclide,
         radiopharmaceutical=radiopharmaceutical,
     )
+
+
+_FDG_CODES = frozenset({("35321007", "SCT"), ("C-B1031", "SRT")})
+"""(0054,0304) RadiopharmaceuticalCodeSequence codes of [18F]FDG (CID 4021, SNOMED and SRT)."""
+
+_FDG_TEXT = re.compile(r"\bFDG\b|fluorodeoxyglucose|fludeoxyglucose", re.IGNORECASE)
+
+
+def header_radiopharmaceutical(series: DicomSeries, nuclide: str | None) -> Code | None:
+    """The CID 4021 radiopharmaceutical of a PET series, as far as its header says it.
+
+    Only [18F]FDG is recognised: an 18F series whose first (0054,0016)
+    RadiopharmaceuticalInformationSequence item has an FDG code in (0054,0304)
+    RadiopharmaceuticalCodeSequence (SCT 35321007 or SRT C-B1031) or names FDG in (0018,0031)
+    Radiopharmaceutical ("FDG", "Fluorodeoxyglucose", "Fludeoxyglucose"). Anything else (an
+    antibody, another 18F tracer, no header) gives None: nothing is guessed.
+
+    Parameters
+    ----------
+    series : DicomSeries
+        The PET series (its first header is read).
+    nuclide : str or None
+        The canonical nuclide of the series' SUV derivation (``"18F"``, ``"89Zr"``).
+
+    Returns
+    -------
+    pydicom.sr.coding.Code or None
+        :data:`~immunopet.exports.dicom_sr.FDG_RADIOPHARMACEUTICAL` or None.
+    """
+    if nuclide != "18F" or not series.headers:
+        return None
+    sequence = series.headers[0].get("RadiopharmaceuticalInformationSequence")
+    if not sequence:
+        return None
+    item = sequence[0]
+    for code in item.get("RadiopharmaceuticalCodeSequence") or ():
+        key = (str(code.get("CodeValue", "")), str(code.get("CodingSchemeDesignator", "")))
+        if key in _FDG_CODES:
+            return FDG_RADIOPHARMACEUTICAL
+    text = item.get("Radiopharmaceutical")
+    if text is not None and _FDG_TEXT.search(str(text)):
+        return FDG_RADIOPHARMACEUTICAL
+    return None
 
 
 def _number(row: Mapping[str, Any], column: str) -> float | None:
@@ -235,16 +278,13 @@ def export_scan(
 
 
 def write_dicom(dataset: Dataset, path: Path) -> Path:
-    """Write a dataset (a highdicom SOP instance) through a temporary file renamed into place."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(handle)
-    try:
+    """Write a dataset (a highdicom SOP instance) through a temporary file renamed into place.
+
+    The file is flushed to disk before the rename (:func:`~immunopet.io.atomic.atomic_path`):
+    a crash leaves the previous file whole and no partial one.
+    """
+    with atomic_path(path) as temporary:
         dataset.save_as(temporary, enforce_file_format=True)
-        os.replace(temporary, path)
-    finally:
-        if os.path.exists(temporary):
-            os.unlink(temporary)
     return path
 
 

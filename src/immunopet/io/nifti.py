@@ -57,6 +57,7 @@ from nibabel.openers import ImageOpener
 
 from immunopet.errors import GeometryError, GeometryWarning, InputError
 from immunopet.image import ImageVolume, Unit
+from immunopet.io.atomic import atomic_path, write_text_atomically
 from immunopet.io.jsonfile import read_json_object
 
 __all__ = [
@@ -184,8 +185,7 @@ def write_sidecar(sidecar: Mapping[str, Any], path: str | Path) -> Path:
     """
     path = Path(path)
     text = json.dumps(dict(sidecar), indent=2, sort_keys=True, default=_to_json)
-    path.write_text(text + "\n", encoding="utf-8")
-    return path
+    return write_text_atomically(path, text + "\n")
 
 
 def read_sidecar(path: str | Path) -> dict[str, Any]:
@@ -276,7 +276,8 @@ def write_nifti(
     header.set_sform(affine, code=1)
     header.set_xyzt_units(xyz="mm", t="sec")
     header["descrip"] = f"immunopet {Unit(volume.unit).value}".encode()[:80]
-    nib.save(image, path)
+    with atomic_path(path) as temporary:
+        nib.save(image, temporary)
     if sidecar is not None:
         write_sidecar(sidecar, json_path)
     return path

@@ -564,6 +564,22 @@ def _uptake(analysis: StudyAnalysis, figures: list[Figure]) -> dict[str, Any] | 
         "excluded": frame_table(excluded, caption="Lesions left out, with the reason.")
         if has_rows(excluded)
         else None,
+        "suggested": frame_table(
+            uptake.suggested,
+            columns=(
+                "patient",
+                "lesion",
+                "series",
+                "nominal_hours",
+                uptake.metric,
+                "suggested_exclusion",
+            ),
+            caption="Flag: lesions used although an exclusion was suggested (not applied; "
+            "exclude them in the manifest, with a reason, to leave them out).",
+            collapsed=False,
+        )
+        if has_rows(uptake.suggested)
+        else None,
         "lesions": frame_table(uptake.lesions, caption="The lesions used.", collapsed=True),
     }
 

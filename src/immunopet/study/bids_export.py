@@ -78,6 +78,7 @@ from tqdm import tqdm
 from immunopet import __version__
 from immunopet.errors import ImmunoPETWarning, InputError
 from immunopet.image import ImageVolume, Unit
+from immunopet.io.atomic import atomic_path, write_text_atomically
 from immunopet.io.bids import IMMUNOPET_KEY, pet_sidecar
 from immunopet.io.dicom import find_one_pet
 from immunopet.io.nifti import read_nifti, sidecar_path, write_nifti, write_sidecar
@@ -335,9 +336,15 @@ def _tracer_label(sidecar: Mapping[str, Any]) -> str:
 
 # ---------------------------------------------------------------------------- tables
 def _write_tsv(frame: pd.DataFrame, path: Path) -> Path:
-    frame.to_csv(
-        path, sep="\t", index=False, na_rep="n/a", lineterminator="\n", float_format="%.10g"
-    )
+    with atomic_path(path) as temporary:
+        frame.to_csv(
+            temporary,
+            sep="\t",
+            index=False,
+            na_rep="n/a",
+            lineterminator="\n",
+            float_format="%.10g",
+        )
     return path
 
 
@@ -1001,7 +1008,7 @@ def export_bids(
             _write_scans(out, session)
     _write_participants(out, subjects, sessions, study)
     _write_description(out, study)
-    (out / "README").write_text(_readme(study, sessions, len(work), has_blood), encoding="utf-8")
+    write_text_atomically(out / "README", _readme(study, sessions, len(work), has_blood))
     if measurements is not None:
         _write_measurements(out, study, measurements, subjects, session_labels, runs)
     if fdg_measurements is not None:

@@ -13,7 +13,9 @@ a :class:`PathRedactor` first, which rewrites every path of the study in a text:
   to the study folder (``"dicom/P01/tracer-only/120h/pet/IM0001.dcm"``); paths outside it are
   reduced to the file name alone.
 
-In both cases no absolute path of the study survives.
+In both cases no absolute path of the study survives. A path ends at whitespace or
+punctuation unless the longer path exists (a folder "DOE JOHN" is replaced whole), and a
+trailing "/" is kept (``"<folder>/[series 1 ...]"`` becomes ``"P01/... PET/[series 1 ...]"``).
 """
 
 from __future__ import annotations
@@ -40,9 +42,11 @@ _INPUT_LABELS = {
     "lesions": "the lesion sheet",
 }
 
-# characters that end a path inside a message (paths with these characters in a name are
-# still cut at the prefix: the known folders are matched whole)
+# characters that end a path inside a message; a name with such characters ("DOE JOHN",
+# "scan (2).dcm") is still taken whole when that longer path exists (_extend)
 _TAIL = r"(?P<tail>(?:/[^/\s:;,'\"()\[\]{}<>|]*)*)"
+_STOPS = frozenset(" \t:;,'\"()[]{}<>|")
+_LONGEST_NAME = 255
 
 
 def _spellings(path: Path) -> list[str]:
@@ -142,20 +146,36 @@ class PathRedactor:
                 return path[len(root) + 1 :]
         return Path(path).name
 
-    def _replace(self, match: re.Match[str]) -> str:
-        prefix, tail = match.group("prefix"), match.group("tail")
+    def _replacement(self, prefix: str, tail: str) -> str:
         if self.show_paths:
             return self._relative_form(prefix + tail)
         label = self._labels[prefix]
+        # a trailing "/" is the text's separator ("<folder>/[series 1 ...]"): keep it
+        end = "/" if tail.endswith("/") else ""
         if tail.strip("/") and label != STUDY_FILE:
-            return f"{label} (one of its files)"
-        return label
+            return f"{label} (one of its files){end}"
+        return label + end
 
     def redact(self, text: str) -> str:
-        """``text`` with every path of the study rewritten (see the module's notes)."""
+        """``text`` with every path of the study rewritten (see the module's notes).
+
+        A path stops at whitespace or punctuation (``:;,'"()[]{}<>|``) unless the longer path
+        exists on disk, so that a folder or file named "DOE JOHN" or "scan (2).dcm" inside a
+        study folder is replaced whole instead of leaving its end in the text.
+        """
         if self._pattern is None or not text:
             return text
-        return self._pattern.sub(self._replace, text)
+        out: list[str] = []
+        position = 0
+        while (match := self._pattern.search(text, position)) is not None:
+            end = _extend(text, match.start(), match.end())
+            prefix = match.group("prefix")
+            tail = text[match.start("tail") : end]
+            out.append(text[position : match.start()])
+            out.append(self._replacement(prefix, tail))
+            position = end
+        out.append(text[position:])
+        return "".join(out)
 
     def path(self, path: str | os.PathLike[str]) -> str:
         """How to write one path of the study in an output."""
@@ -179,6 +199,24 @@ class PathRedactor:
         if isinstance(value, str):
             return self.redact(value)
         return value
+
+
+def _extend(text: str, start: int, end: int) -> int:
+    """Where the path starting at ``start`` ends: ``end`` (the regex's end) or later, at the
+    last stop character or end of text (within one name length and one line) up to which the
+    path exists on disk."""
+    limit = min(len(text), end + _LONGEST_NAME)
+    newline = text.find("\n", end, limit)
+    if newline >= 0:
+        limit = newline
+    best = end
+    for j in range(end + 1, limit + 1):
+        if j < limit and text[j] not in _STOPS and text[j] != "/":
+            continue
+        candidate = text[start:j].rstrip("/")
+        if candidate and os.path.lexists(candidate):
+            best = j
+    return best
 
 
 def _absolute(path: Path, root: Path) -> Path:

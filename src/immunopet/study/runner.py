@@ -212,6 +212,36 @@ def _executor(pending: deque[Task], n_workers: int, client: Any) -> Iterator[Out
     return local_pool(pending, n_workers, here=lambda task: task.kind == "fdg")
 
 
+def _local_cluster(n_workers: int) -> Any:
+    """A ``distributed.LocalCluster`` of ``n_workers`` single-threaded worker processes.
+
+    Its workers log only CRITICAL: a worker that loses the scheduler while the run ends
+    (Ctrl-C, SIGTERM) logs an ERROR with a traceback on our stderr, and a task's own failure
+    is recorded with its scan anyway. A cluster interrupted while it starts cannot be closed
+    (its nannies are still starting) and distributed's exit hook would print a traceback for
+    it: the hook and asyncio's report of the unstarted nanny are dropped (the worker processes
+    end with this process, which is ending).
+    """
+    from distributed import LocalCluster
+
+    try:
+        return LocalCluster(
+            n_workers=n_workers,
+            threads_per_worker=1,
+            processes=True,
+            dashboard_address=None,
+            silence_logs=logging.CRITICAL,
+        )
+    except BaseException:
+        import atexit
+
+        from distributed.deploy import spec
+
+        atexit.unregister(spec.close_clusters)
+        logging.getLogger("asyncio").setLevel(logging.CRITICAL)
+        raise
+
+
 def _redacted(outcome: Outcome, redactor: PathRedactor) -> Outcome:
     """The outcome with every path of the study rewritten (:mod:`~immunopet.study.privacy`)."""
     result = outcome.result
@@ -569,20 +599,14 @@ def run_study(
         cluster: Any = None
         try:
             if scheduler is not None or backend == "dask":
-                from distributed import Client, LocalCluster
+                from distributed import Client
 
                 if scheduler is not None:
                     client = Client(scheduler)
                     label = f"dask:{scheduler}"
                     n_workers = len(client.scheduler_info().get("workers", {})) or n_workers
                 else:
-                    cluster = LocalCluster(
-                        n_workers=n_workers,
-                        threads_per_worker=1,
-                        processes=True,
-                        dashboard_address=None,
-                        silence_logs=logging.ERROR,
-                    )
+                    cluster = _local_cluster(n_workers)
                     client = Client(cluster)
                     label = "dask-local"
             else:

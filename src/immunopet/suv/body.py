@@ -20,7 +20,9 @@ from typing import Literal
 from immunopet.errors import SuvError
 
 __all__ = [
+    "JAMES_LEGACY_MALE_COEFFICIENT",
     "NORMALISATION_SUV_TYPE",
+    "PLAIN_LBM_ASSUMPTION",
     "SUV_TYPES",
     "compute_bmi_kg_m2",
     "compute_body_surface_area_m2",
@@ -33,7 +35,21 @@ __all__ = [
 Sex = Literal["M", "F", "O"]
 
 SUV_TYPES = ("BW", "LBM", "LBMJAMES128", "LBMJANMA", "IBW", "BSA")
-"""(0054,1006) SUV Type values understood (IBSI SUV manual; ``LBM`` = James 128)."""
+"""(0054,1006) SUV Type values understood (IBSI SUV manual).
+
+Plain ``LBM`` names no formula in DICOM PS3.3 (``LBMJAMES128`` and ``LBMJANMA`` were added to
+say which one); it is read as James with the multiplier 128, the same as ``LBMJAMES128``, and
+the derivation carries a warning naming that assumption (:data:`PLAIN_LBM_ASSUMPTION`)."""
+
+PLAIN_LBM_ASSUMPTION = (
+    "names no lean-body-mass formula (DICOM PS3.3); read as James with multiplier 128 "
+    "(= LBMJAMES128)"
+)
+"""The assumption made for (0054,1006) SUVType ``LBM``, quoted in the derivation's warning."""
+
+JAMES_LEGACY_MALE_COEFFICIENT = 120.0
+"""The male coefficient of the older James variant (1.10 W - 120 (W/H_cm)^2) that some software
+(e.g. MIRP, MITK) assumes for a plain ``LBM``; used only to size the warning."""
 
 NORMALISATION_SUV_TYPE = {"bw": "BW", "lbm": "LBMJANMA", "bsa": "BSA", "ibw": "IBW"}
 """immunopet's normalisations as SUV Types (``lbm`` is Janmahasatian, as QIBA/PERCIST SUL)."""
@@ -127,8 +143,10 @@ def _by_sex(male: float, female: float, sex: str) -> float:
     )
 
 
-def compute_lean_body_mass_james_kg(weight_kg: float, height_m: float, sex: Sex) -> float:
-    """Lean body mass by the James (1976) formula (DICOM/IBSI ``LBM``, ``LBMJAMES128``).
+def compute_lean_body_mass_james_kg(
+    weight_kg: float, height_m: float, sex: Sex, *, male_coefficient: float = 128.0
+) -> float:
+    """Lean body mass by the James (1976) formula (DICOM/IBSI ``LBMJAMES128``; plain ``LBM``).
 
     .. math::
 
@@ -142,6 +160,9 @@ def compute_lean_body_mass_james_kg(weight_kg: float, height_m: float, sex: Sex)
     weight_kg : float, kg
     height_m : float, m
     sex : {"M", "F", "O"}
+    male_coefficient : float, optional
+        128 (James; ``LBMJAMES128``). 120 gives the older variant some software uses for a plain
+        ``LBM`` (:data:`JAMES_LEGACY_MALE_COEFFICIENT`); only the warning uses it.
 
     Returns
     -------
@@ -155,7 +176,7 @@ def compute_lean_body_mass_james_kg(weight_kg: float, height_m: float, sex: Sex)
     weight = _check_positive(weight_kg, "weight_kg", "kg")
     height_cm = _check_positive(height_m, "height_m", "m") * 100.0
     ratio = (weight / height_cm) ** 2
-    return _by_sex(1.10 * weight - 128.0 * ratio, 1.07 * weight - 148.0 * ratio, sex)
+    return _by_sex(1.10 * weight - male_coefficient * ratio, 1.07 * weight - 148.0 * ratio, sex)
 
 
 def compute_ideal_body_weight_kg(height_m: float, sex: Sex) -> float:

@@ -18,7 +18,8 @@ version 3), which extends the QIBA FDG-PET/CT profile's vendor-neutral pseudo-co
    must be equal in every slice; (0028,1053) RescaleSlope must be positive.
 2. (0054,1001) Units decides the branch: ``BQML``; ``CNTS`` with the Philips private
    (7053,1000) SUV Scale Factor and/or (7053,1009) Activity Concentration Scale Factor;
-   ``GML`` (stored as SUV of (0054,1006) SUVType ``BW``, ``LBM`` (= James 128),
+   ``GML`` (stored as SUV of (0054,1006) SUVType ``BW``, ``LBM`` (read as James 128, with a
+   warning: DICOM names no formula for it),
    ``LBMJAMES128``, ``LBMJANMA``, ``IBW``) and ``CM2ML`` (SUVType ``BSA``). An image stored
    as SUV of type T is converted to normalisation X by :math:`N_X / N_T` (:func:`~immunopet.
    suv.body.normaliser`; sex ``O`` = mean of the male and female values).
@@ -54,6 +55,12 @@ Where we differ from the manual, and why:
   first slice. A silently wrong SUV is worse than a refusal that names the override.
 - ``lbm`` is Janmahasatian (QIBA/PERCIST SUL); the James formula is used only to read images
   stored as ``LBM``/``LBMJAMES128``.
+- Plain (0054,1006) ``LBM``: DICOM PS3.3 names no formula for it (``LBMJAMES128`` and
+  ``LBMJANMA`` were added to say which), the manual's reference objects do not test it, and
+  implementations differ: some (MIRP, MITK) read it as the older James variant with a male
+  coefficient of 120. We read it as James 128 (same as ``LBMJAMES128``) and record a warning
+  naming the assumption and, for a male or ``O`` patient, how much the 120 reading would change
+  the SUVs (female: both readings agree).
 - ``CorrectedImage`` without ATTN (or DECY inconsistent with DecayCorrection) is refused by
   default (``on_invalid="warn"`` records it instead); the manual does not check it.
 - Intervals always use whole date-times (``timedelta.total_seconds()``).
@@ -97,7 +104,13 @@ from immunopet.suv._header import (
     _value,
 )
 from immunopet.suv._reftime import reference_times
-from immunopet.suv.body import NORMALISATION_SUV_TYPE, normaliser
+from immunopet.suv.body import (
+    JAMES_LEGACY_MALE_COEFFICIENT,
+    NORMALISATION_SUV_TYPE,
+    PLAIN_LBM_ASSUMPTION,
+    compute_lean_body_mass_james_kg,
+    normaliser,
+)
 from immunopet.suv.decay import decay_factor, elapsed_seconds, frame_decay_correction
 from immunopet.suv.record import NORMALISATIONS, Sex, SuvDerivation, SuvOverrides
 
@@ -363,6 +376,8 @@ def _suv_factors(
                 value=scale.direct_suv_factor,
                 expected=f"{expected:.6g}",
             )
+    if stored_type == "LBM" and scale.direct_suv_factor is not None:
+        _warn_plain_lbm(weight_kg, height_m, sex, log)
     if sex == "O" and height_m is not None:
         log.warn(
             "sex O: sex-specific body measures are the mean of the male and female values "
@@ -371,6 +386,30 @@ def _suv_factors(
             value="O",
         )
     return factors, norms
+
+
+def _warn_plain_lbm(weight_kg: float, height_m: float | None, sex: Sex | None, log: _Log) -> None:
+    """Record the formula assumed for an image stored as (0054,1006) SUVType ``LBM``."""
+    size = ""
+    if height_m is not None and sex in ("M", "O"):
+        try:
+            james = compute_lean_body_mass_james_kg(weight_kg, height_m, sex)
+            legacy = compute_lean_body_mass_james_kg(
+                weight_kg, height_m, sex, male_coefficient=JAMES_LEGACY_MALE_COEFFICIENT
+            )
+        except SuvError:
+            james = legacy = math.nan
+        if math.isfinite(james) and math.isfinite(legacy) and james > 0:
+            size = (
+                f"; if the scanner used the older 120 multiplier, every converted SUV is "
+                f"{100.0 * (james / legacy - 1.0):+.2f}% off"
+            )
+    log.warn(
+        f"{PLAIN_LBM_ASSUMPTION}{size}",
+        tag=steps.TAG_SUV_TYPE,
+        value="LBM",
+        expected="LBMJAMES128 or LBMJANMA",
+    )
 
 
 def _slice_corrections(
