@@ -29,6 +29,7 @@ import numpy as np
 import pandas as pd
 
 from immunopet.errors import InputError
+from immunopet.io.atomic import atomic_path
 from immunopet.study.store import ResultsStore
 from immunopet.suv.decay import integrate_physical_activity
 from immunopet.suv.nuclides import find_nuclide
@@ -277,11 +278,9 @@ def residence_times(
 
 
 def write_analysis_csv(table: pd.DataFrame, target: Path) -> Path:
-    """Write ``table`` as CSV to ``target`` atomically (a partial file, then a rename)."""
-    target.parent.mkdir(parents=True, exist_ok=True)
-    partial = target.with_name(target.name + ".partial")
-    table.to_csv(partial, index=False, lineterminator="\n", float_format="%.6g")
-    partial.replace(target)
+    """Write ``table`` as CSV to ``target`` atomically (:func:`immunopet.io.atomic.atomic_path`)."""
+    with atomic_path(target) as temporary:
+        table.to_csv(temporary, index=False, lineterminator="\n", float_format="%.6g")
     return target
 
 

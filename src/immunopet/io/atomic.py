@@ -25,6 +25,12 @@ __all__ = ["atomic_path", "write_text_atomically"]
 
 
 def _umask() -> int:
+    """The process's umask: read from ``/proc`` (Linux), else by setting it and back (for an
+    instant a file another thread creates would then get mode 0666)."""
+    with contextlib.suppress(OSError, ValueError), open("/proc/self/status") as status:
+        for line in status:
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
     mask = os.umask(0)
     os.umask(mask)
     return mask
