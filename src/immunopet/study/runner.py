@@ -53,7 +53,7 @@ import re
 import time
 import uuid
 from collections import deque
-from collections.abc import Generator, Iterator, Mapping, Sequence
+from collections.abc import Callable, Generator, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
@@ -455,6 +455,7 @@ def run_study(
     progress: bool = True,
     force: bool = False,
     manifest_path: str | Path | None = None,
+    on_stored: Callable[[Sequence[str]], object] | None = None,
 ) -> RunSummary:
     """Process every scan of a study into the results store and export the tables.
 
@@ -478,6 +479,11 @@ def run_study(
         Recompute scans whose stored results are current.
     manifest_path : path-like, optional
         The manifest the study was read from; its path and SHA-256 go into the provenance.
+    on_stored : callable, optional
+        ``on_stored(scan_ids)``: the caller's work on measured scans (``immunopet run``: their
+        QC pages), called in this process once the last job has gone to a worker, with the
+        scans stored so far, then with each scan stored after that, so that this work fills
+        the cores the last scans leave idle. Its QC images are in the results folder.
 
     Returns
     -------
@@ -547,6 +553,7 @@ def run_study(
         pending.extendleft(reversed(references.fig5_tasks()))  # all inputs current already
 
         processed: list[str] = []
+        stored: list[str] = []  # not yet given to on_stored
         failures: list[ScanFailure] = []
         job_seconds: dict[str, float] = {}
         bar = tqdm(
@@ -611,6 +618,11 @@ def run_study(
                 bar.update(1)
                 references.scan_done(ref.scan_id)
                 pending.extendleft(reversed(references.fig5_tasks()))
+                if outcome.result is not None:
+                    stored.append(ref.scan_id)
+                if on_stored is not None and not pending and stored:
+                    on_stored(stored)  # the last jobs run: the caller's work fills in
+                    stored = []
         finally:
             bar.close()
             if isinstance(outcomes, Generator):  # ended early (an error, Ctrl-C): stop workers
