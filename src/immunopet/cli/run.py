@@ -103,6 +103,13 @@ def _drawing_workers(args: argparse.Namespace) -> int:
     return max(1, int(args.workers))
 
 
+def _import_report() -> None:
+    """Import what the analysis and the report need (``run_study``'s ``meanwhile``: while the
+    first workers start, rather than when the QC pages of the last scans are due)."""
+    import immunopet.analysis.kinetics
+    import immunopet.report.build  # noqa: F401
+
+
 def _draw_qc_pages(
     drawer: FigureDrawer, results_dir: Path, figures_dir: Path, scan_ids: Sequence[str]
 ) -> None:
@@ -166,6 +173,7 @@ def run(args: argparse.Namespace) -> int:
             force=args.force,
             manifest_path=manifest,
             on_stored=on_stored,
+            meanwhile=None if args.no_report else _import_report,
         )
         if not args.quiet:
             print(summary.summary)

@@ -195,14 +195,19 @@ def _scan_job(
     return pipeline.process_scan(ref, settings, exclusions=exclusions)
 
 
-def _executor(pending: deque[Task], n_workers: int, client: Any) -> Iterator[Outcome]:
-    if client is not None:
-        return on_dask(pending, client)
-    if n_workers == 1:
-        return in_process(pending)
-    # the FDG scans (measured in this process before they were jobs) are measured here until
-    # the first worker runs (the fork server imports what the workers need meanwhile)
-    return local_pool(pending, n_workers, here=lambda task: task.kind == "fdg")
+def _executor(
+    pending: deque[Task], n_workers: int, client: Any, meanwhile: Callable[[], object] | None
+) -> Iterator[Outcome]:
+    if client is None and n_workers > 1:
+        # the caller's preparations, then the FDG scans (measured in this process before they
+        # were jobs) here until the first worker runs (the fork server imports what the
+        # workers need meanwhile)
+        return local_pool(
+            pending, n_workers, here=lambda task: task.kind == "fdg", meanwhile=meanwhile
+        )
+    if meanwhile is not None:
+        meanwhile()
+    return on_dask(pending, client) if client is not None else in_process(pending)
 
 
 def _redacted(outcome: Outcome, redactor: PathRedactor) -> Outcome:
@@ -456,6 +461,7 @@ def run_study(
     force: bool = False,
     manifest_path: str | Path | None = None,
     on_stored: Callable[[Sequence[str]], object] | None = None,
+    meanwhile: Callable[[], object] | None = None,
 ) -> RunSummary:
     """Process every scan of a study into the results store and export the tables.
 
@@ -484,6 +490,10 @@ def run_study(
         QC pages), called in this process once the last job has gone to a worker, with the
         scans stored so far, then with each scan stored after that, so that this work fills
         the cores the last scans leave idle. Its QC images are in the results folder.
+    meanwhile : callable, optional
+        The caller's own preparations (``immunopet run``: importing what the analysis and the
+        report need), called once in this process when the jobs are ready to run: with a
+        local pool, while its first workers start.
 
     Returns
     -------
@@ -586,7 +596,7 @@ def run_study(
                     label = "dask-local"
             else:
                 label = "in-process" if n_workers == 1 else "local"
-            outcomes = _executor(pending, n_workers, client)
+            outcomes = _executor(pending, n_workers, client, meanwhile)
 
             for outcome in outcomes:
                 if outcome.kind != "scan":
