@@ -23,6 +23,10 @@
    * ``backend="dask"`` without an address: a ``distributed.LocalCluster`` of ``workers``
      single-threaded worker processes;
 
+   The caller's own work joins in: ``meanwhile`` (``immunopet run``: importing what the
+   analysis and the report need) while the first workers start, the first jobs already
+   handed to the pool; ``on_stored`` (``immunopet run``: the QC pages of the measured scans)
+   once the last job has gone to a worker, so that it fills the cores the last scans leave;
 3. writes each result as it arrives, one transaction per scan (:class:`~immunopet.study.store.
    ResultsStore`; the Fig 5 pairs as files beside the QC images): only this process writes;
    workers only return rows;
