@@ -45,10 +45,14 @@ def test_the_command_ends_without_teardown_once_only_daemon_threads_remain(
         ended.append(code)
         raise _EndedError
 
+    import atexit
+
+    ran: list[str] = []  # the test process' own exit handlers must not run here
+    monkeypatch.setattr(atexit, "_run_exitfuncs", lambda: ran.append("atexit"))
     monkeypatch.setattr(cli_main.os, "_exit", fake_exit)
     with pytest.raises(_EndedError):
         cli_main._end_now(3)
-    assert ended == [3]
+    assert ended == [3] and ran == ["atexit"]
     release = threading.Event()
     worker = threading.Thread(target=release.wait)  # not a daemon: a normal exit waits for it
     worker.start()
@@ -57,7 +61,7 @@ def test_the_command_ends_without_teardown_once_only_daemon_threads_remain(
     finally:
         release.set()
         worker.join()
-    assert ended == [3]
+    assert ended == [3] and ran == ["atexit"]
 
 
 def test_the_command_as_a_process_keeps_its_output_and_exit_code(tmp_path) -> None:
