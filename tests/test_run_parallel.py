@@ -214,3 +214,53 @@ def test_a_drawing_worker_that_dies_costs_only_its_figure(
     assert list(pages) == [jobs[0].key, jobs[2].key]
     messages = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
     assert messages[-1].startswith(f"QC page of {scans[1]} not drawn: the worker process died")
+
+
+def test_run_study_hands_each_stored_scan_to_on_stored_once_and_calls_meanwhile_once(
+    report_trial: Path,  # noqa: F811
+    tmp_path: Path,
+) -> None:
+    study = load_manifest(report_trial / "study.toml")
+    results = tmp_path / "results"
+    handed: list[list[str]] = []
+    missing: list[str] = []
+    calls: list[str] = []
+
+    def on_stored(scan_ids: list[str]) -> None:  # the QC images exist when a scan is handed
+        handed.append(list(scan_ids))
+        missing.extend(s for s in scan_ids if not (results / QC_DIR / qc_file_name(s)).is_file())
+
+    summary = runner.run_study(
+        study,
+        results,
+        workers=2,
+        progress=False,
+        on_stored=on_stored,
+        meanwhile=lambda: calls.append("meanwhile"),
+    )
+    assert calls == ["meanwhile"]
+    assert missing == []
+    flat = [scan_id for batch in handed for scan_id in batch]
+    assert sorted(flat) == sorted(summary.processed) and len(flat) == len(set(flat))
+    assert len(handed) >= 1 and all(handed)  # the stored ones at the tail, then one by one
+
+
+def test_figure_drawer_draws_a_key_once_and_keeps_the_order_added(
+    report_trial: Path,  # noqa: F811
+    tmp_path: Path,
+) -> None:
+    results = report_trial / "results"
+    scans = [ref.scan_id for ref in load_manifest(report_trial / "study.toml").scans()][:3]
+    jobs = [_qc_job(results, scan_id, tmp_path) for scan_id in scans]
+    with FigureDrawer(2) as drawer:
+        drawer.add(jobs[1:], fill=True)  # QC pages: drawn when nothing else waits
+        drawer.add([jobs[0], jobs[1]])  # jobs[1] again: not drawn twice
+        pages = drawer.finish()
+    assert list(pages) == [jobs[1].key, jobs[2].key, jobs[0].key]
+    again = figures.qc_page_job(results, scans[0], tmp_path)
+    assert (again.key, again.path, again.what, again.tolerant) == (
+        jobs[0].key,
+        jobs[0].path,
+        jobs[0].what,
+        jobs[0].tolerant,
+    )

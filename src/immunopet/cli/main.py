@@ -12,6 +12,7 @@ scan kept). Anything else is a bug and keeps its traceback.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
 import os
 import sys
@@ -79,8 +80,45 @@ def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run the command line; returns the exit code."""
-    argv = sys.argv[1:] if argv is None else list(argv)
+    """Run the command line; returns the exit code.
+
+    Called without ``argv`` (the ``immunopet`` command), the process ends here once the
+    command is done (:func:`_end_now`).
+    """
+    if argv is None:
+        return _end_now(_main(sys.argv[1:]))
+    return _main(argv)
+
+
+def _end_now(code: int) -> int:
+    """End the process with ``code`` after Python's exit handlers, without the interpreter's
+    teardown of every module the command imported (up to 0.7 s after ``immunopet run``).
+
+    Output is flushed and the ``atexit`` handlers run (logging, multiprocessing, temporary
+    folders), as at a normal exit; what is skipped is freeing objects that nothing else
+    would see. When a thread other than daemons still runs (a normal exit waits for it), or
+    output cannot be flushed, the process exits the normal way instead.
+    """
+    import atexit
+    import threading
+
+    others = [t for t in threading.enumerate() if t is not threading.main_thread()]
+    if any(not t.daemon for t in others if t.is_alive()):
+        return code
+    try:
+        sys.stdout.flush()
+        sys.stderr.flush()
+    except (OSError, ValueError, AttributeError):  # e.g. a closed pipe: the normal way
+        return code
+    atexit._run_exitfuncs()
+    with contextlib.suppress(OSError, ValueError, AttributeError):
+        sys.stdout.flush()
+        sys.stderr.flush()
+    os._exit(code)
+
+
+def _main(argv: Sequence[str]) -> int:
+    argv = list(argv)
     parser = build_parser(argv)
     args = parser.parse_args(argv)
     if not getattr(args, "func", None):

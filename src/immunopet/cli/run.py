@@ -3,9 +3,16 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
+import os
 import sys
+from collections.abc import Sequence
+from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from immunopet.report.drawing import FigureDrawer
 
 from immunopet.cli._display import redact_study
 
@@ -91,6 +98,30 @@ def _start_workers_early(*, report: bool) -> None:
     start_fork_server(preload)
 
 
+def _drawing_workers(args: argparse.Namespace) -> int:
+    """Processes drawing the report: ``--workers`` (default min(2, CPUs)); 1 = here."""
+    if args.scheduler is not None or args.workers is None:
+        return max(1, min(2, os.cpu_count() or 1))
+    return max(1, int(args.workers))
+
+
+def _import_report() -> None:
+    """Import what the analysis and the report need (``run_study``'s ``meanwhile``: while the
+    first workers start, rather than when the QC pages of the last scans are due)."""
+    import immunopet.analysis.kinetics
+    import immunopet.report.build  # noqa: F401
+
+
+def _draw_qc_pages(
+    drawer: FigureDrawer, results_dir: Path, figures_dir: Path, scan_ids: Sequence[str]
+) -> None:
+    """Queue the QC pages of scans just stored (``run_study``'s ``on_stored``)."""
+    from immunopet.report.figures import qc_page_job
+
+    figures_dir.mkdir(parents=True, exist_ok=True)
+    drawer.add([qc_page_job(results_dir, scan_id, figures_dir) for scan_id in scan_ids], fill=True)
+
+
 def run(args: argparse.Namespace) -> int:
     """Run the study; print the summary unless ``--quiet``.
 
@@ -121,44 +152,59 @@ def run(args: argparse.Namespace) -> int:
         )
         return 2
     output = args.output if args.output is not None else manifest.parent / "results"
-    summary = run_study(
-        study,
-        output,
-        workers=args.workers,
-        scheduler=args.scheduler,
-        backend="dask" if args.dask else "local",
-        progress=not args.quiet,
-        force=args.force,
-        manifest_path=manifest,
-    )
-    if not args.quiet:
-        print(summary.summary)
-    elif summary.failures:
-        for failure in summary.failures:
-            print(f"failed {failure.scan_id}: {failure.message}", file=sys.stderr)
-    if args.no_report:  # the analysis owns the numbers: its tables are written all the same
-        from immunopet.analysis.write import write_analysis
+    with contextlib.ExitStack() as stack:
+        drawer = None
+        on_stored = None
+        if not args.no_report:
+            from immunopet.report.drawing import FigureDrawer
 
-        for note in write_analysis(output, study, progress=not args.quiet).notes:
-            print(note, file=sys.stderr)
-    else:
-        from immunopet.analysis.kinetics import kinetics_step
-        from immunopet.report.build import build_report
-
-        report_dir = args.report if args.report is not None else manifest.parent / "report"
-        built = build_report(
+            report_dir = args.report if args.report is not None else manifest.parent / "report"
+            # the report's drawings (workers of their own), the QC pages of the scans measured
+            # starting while the last scans are measured
+            drawer = stack.enter_context(
+                FigureDrawer(_drawing_workers(args), progress=not args.quiet)
+            )
+            if not args.no_qc:
+                on_stored = partial(_draw_qc_pages, drawer, output, report_dir / "figures")
+        summary = run_study(
+            study,
             output,
-            report_dir,
-            study=study,
-            qc=not args.no_qc,
+            workers=args.workers,
+            scheduler=args.scheduler,
+            backend="dask" if args.dask else "local",
             progress=not args.quiet,
-            workers=args.workers if args.scheduler is None else None,
-            # RESULTS_DIR/analysis/kinetics.csv (the report does not read it): done while
-            # the workers start drawing
-            alongside=lambda: kinetics_step(output, study),
+            force=args.force,
+            manifest_path=manifest,
+            on_stored=on_stored,
+            meanwhile=None if args.no_report else _import_report,
         )
-        for note in built.notes:
-            print(note, file=sys.stderr)
         if not args.quiet:
-            print(f"report: {built.index}")
+            print(summary.summary)
+        elif summary.failures:
+            for failure in summary.failures:
+                print(f"failed {failure.scan_id}: {failure.message}", file=sys.stderr)
+        if drawer is None:  # the analysis owns the numbers: its tables are written all the same
+            from immunopet.analysis.write import write_analysis
+
+            for note in write_analysis(output, study, progress=not args.quiet).notes:
+                print(note, file=sys.stderr)
+        else:
+            from immunopet.analysis.kinetics import kinetics_step
+            from immunopet.report.build import build_report
+
+            built = build_report(
+                output,
+                report_dir,
+                study=study,
+                qc=not args.no_qc,
+                progress=not args.quiet,
+                # RESULTS_DIR/analysis/kinetics.csv (the report does not read it): done while
+                # the workers start drawing
+                alongside=lambda: kinetics_step(output, study),
+                drawer=drawer,
+            )
+            for note in built.notes:
+                print(note, file=sys.stderr)
+            if not args.quiet:
+                print(f"report: {built.index}")
     return 0 if summary.ok else 2

@@ -7,6 +7,7 @@ quality-control page per scan) in worker processes and renders ``OUTDIR/index.ht
 
 from __future__ import annotations
 
+import contextlib
 import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -57,6 +58,7 @@ def build_report(
     progress: bool = False,
     workers: int | None = None,
     alongside: Callable[[], Sequence[str]] | None = None,
+    drawer: FigureDrawer | None = None,
 ) -> BuiltReport:
     """Assemble the analysis of ``results_dir`` and write the report folder ``outdir``.
 
@@ -83,17 +85,24 @@ def build_report(
         Other work of the caller, independent of the report (``immunopet run``: the
         kinetics step), done here while the workers start drawing, before the analysis is
         assembled; the lines it returns open :attr:`BuiltReport.notes`.
+    drawer : FigureDrawer, optional
+        The caller's drawer (``workers`` is then its own), which may hold jobs already
+        (``immunopet run``: the QC pages of the scans measured so far, drawn while the last
+        scans were measured); a job of the same key is not drawn twice. The caller closes it.
     """
     results_dir, outdir = Path(results_dir), Path(outdir)
     figures_dir = outdir / "figures"
     figures_dir.mkdir(parents=True, exist_ok=True)
     n_workers = max(1, workers if workers is not None else min(2, os.cpu_count() or 1))
-    with FigureDrawer(n_workers, progress=progress) as drawer:
-        # what needs no analysis is drawn (by the workers) while this process assembles it
+    with contextlib.ExitStack() as stack:
+        if drawer is None:
+            drawer = stack.enter_context(FigureDrawer(n_workers, progress=progress))
+        # what needs no analysis is drawn (by the workers) while this process assembles it;
+        # the QC pages (many, short) fill in after the figures added before them or later
         fig5_jobs = fig5_page_jobs(results_dir, figures_dir)  # none without FDG scans
         drawer.add(fig5_jobs)
         qc_jobs = qc_page_jobs(results_dir, study, figures_dir) if qc and study else []
-        drawer.add(qc_jobs)
+        drawer.add(qc_jobs, fill=True)
         notes = list(alongside()) if alongside is not None else []
         analysis = assemble_analysis(results_dir, study=study, progress=progress)
         write_analysis_tables(analysis, results_dir)
@@ -101,7 +110,7 @@ def build_report(
             recorded = analysis.provenance.get("manifest_path")
             study = _recorded_study(recorded_manifest(recorded, results_dir))
             qc_jobs = qc_page_jobs(results_dir, study, figures_dir)
-            drawer.add(qc_jobs)
+            drawer.add(qc_jobs, fill=True)
         study_jobs = figure_jobs(analysis, figures_dir)
         drawer.add(study_jobs)
         drawn = drawer.finish()

@@ -9,8 +9,12 @@ before the analysis is assembled, the figures after it) and draws them
 * with ``workers=1``: here, one after another, when :meth:`FigureDrawer.finish` is called;
 * otherwise: in a pool of worker processes (:func:`~immunopet.study._lifeline.new_pool`: they
   end with this process) that starts drawing at once, while this process goes on (assembling
-  the analysis). A job that cannot be pickled is drawn here. A worker that dies is replaced
-  and its jobs drawn again one by one (:func:`~immunopet.study._tasks.isolated`).
+  the analysis). A thread of this process hands the jobs to the pool, at most two per worker
+  at a time, the jobs added with ``fill=True`` (the QC pages: many, short) only when no other
+  job waits: a figure added later (once the analysis is assembled) is drawn next, and the
+  short pages are left for the end, where they keep both cores busy until the last one. A
+  job that cannot be pickled is drawn here. A worker that dies is replaced and its jobs drawn
+  again one by one (:func:`~immunopet.study._tasks.isolated`).
 
 The figures are the same files whatever the number of workers (each job draws alone, with its
 own figure object and style).
@@ -22,12 +26,15 @@ error, raised in this process as it would be by drawing here.
 
 from __future__ import annotations
 
+import heapq
 import logging
 import pickle
+import threading
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from types import TracebackType
 from typing import Final
@@ -130,8 +137,15 @@ class FigureDrawer:
         self.workers = max(1, workers)
         self.progress = progress
         self._jobs: list[DrawJob] = []
+        self._keys: set[str] = set()
         self._futures: dict[str, Future[Outcome]] = {}
         self._pool: ProcessPoolExecutor | None = None
+        # the jobs not yet handed to the pool: (rank, order added, task, its future)
+        self._waiting: list[tuple[int, int, Task, Future[Outcome]]] = []
+        self._in_flight = 0
+        self._closed = False
+        self._changed = threading.Condition()
+        self._feeder: threading.Thread | None = None
 
     def __enter__(self) -> FigureDrawer:
         return self
@@ -142,22 +156,85 @@ class FigureDrawer:
         error: BaseException | None,
         trace: TracebackType | None,
     ) -> None:
+        with self._changed:
+            self._closed = True
+            self._changed.notify_all()
         if self._pool is not None:
             if kind is None:
+                if self._feeder is not None:
+                    self._feeder.join()
                 self._pool.shutdown(wait=True, cancel_futures=True)
             else:  # interrupted or failed: the drawings are not wanted any more
                 stop_pool(self._pool)
             self._pool = None
 
-    def add(self, jobs: Sequence[DrawJob]) -> None:
-        """Queue jobs; with workers they start at once."""
+    def add(self, jobs: Sequence[DrawJob], *, fill: bool = False) -> None:
+        """Queue jobs; with workers they start at once.
+
+        A job whose key was added before is left out. Jobs added with ``fill`` (the QC pages)
+        go to a worker only when no other job waits; their order in :meth:`finish` is still
+        the order added.
+        """
         for job in jobs:
+            if job.key in self._keys:
+                continue
+            self._keys.add(job.key)
             self._jobs.append(job)
             if self.workers > 1 and _picklable(job):
-                if self._pool is None:
-                    self._pool = new_pool(self.workers, mp_context(REPORT_PRELOAD))
                 task = Task("draw", job.key, draw_job, (job,))
-                self._futures[job.key] = self._pool.submit(run_task, task)
+                future: Future[Outcome] = Future()
+                self._futures[job.key] = future
+                self._hand_over(task, future, rank=1 if fill else 0)
+
+    def _hand_over(self, task: Task, future: Future[Outcome], *, rank: int) -> None:
+        if self._pool is None:
+            self._pool = new_pool(self.workers, mp_context(REPORT_PRELOAD))
+            self._feeder = threading.Thread(
+                target=self._feed, name="immunopet-figures", daemon=True
+            )
+            self._feeder.start()
+        with self._changed:
+            heapq.heappush(self._waiting, (rank, len(self._futures), task, future))
+            self._changed.notify_all()
+
+    def _feed(self) -> None:
+        """The thread that hands the waiting jobs to the pool, best rank first."""
+        limit = 2 * self.workers
+        while True:
+            with self._changed:
+                while not self._closed and (not self._waiting or self._in_flight >= limit):
+                    self._changed.wait()
+                if self._closed:  # what still waits is not wanted any more
+                    for _, _, _, future in self._waiting:
+                        future.cancel()
+                    self._waiting.clear()
+                    return
+                _, _, task, future = heapq.heappop(self._waiting)
+                self._in_flight += 1
+            try:
+                if self._pool is None:
+                    raise BrokenProcessPool("the drawing workers were stopped")
+                drawing = self._pool.submit(run_task, task)
+            except (BrokenProcessPool, RuntimeError) as exc:  # broken, or shut down
+                self._ended()
+                future.set_exception(exc)
+                continue
+            drawing.add_done_callback(partial(self._landed, future))
+
+    def _ended(self) -> None:
+        with self._changed:
+            self._in_flight -= 1
+            self._changed.notify_all()
+
+    def _landed(self, future: Future[Outcome], drawing: Future[Outcome]) -> None:
+        """A job handed to the pool has ended: its outcome goes to the job's future."""
+        self._ended()
+        if drawing.cancelled():
+            future.cancel()
+        elif drawing.exception() is not None:
+            future.set_exception(drawing.exception())
+        else:
+            future.set_result(drawing.result())
 
     def finish(self) -> dict[str, Path]:
         """Wait for every job; the figures drawn, by key, in the order the jobs were added.

@@ -89,6 +89,7 @@ __all__ = [
     "plot_uptake_by_response",
     "plot_uptake_vs_cps",
     "qc_figure",
+    "qc_page_job",
     "qc_page_jobs",
     "qc_pages",
 ]
@@ -809,17 +810,18 @@ def qc_page_jobs(
         done = [ref.scan_id for ref in study.scans() if ref.scan_id in processed]
     if max_scans is not None:
         done = done[: max(0, max_scans)]
-    out = Path(outdir)
-    return [
-        DrawJob(
-            key=f"qc {scan_id}",
-            draw=partial(_qc_page, results / QC_DIR / qc_file_name(scan_id), scan_id),
-            path=out / _qc_file(scan_id),
-            what=f"QC page of {scan_id}",
-            tolerant=True,
-        )
-        for scan_id in done
-    ]
+    return [qc_page_job(results, scan_id, outdir) for scan_id in done]
+
+
+def qc_page_job(results_dir: str | Path, scan_id: str, outdir: str | Path) -> DrawJob:
+    """The QC page of one scan (its QC images stored in ``results_dir``), as a job."""
+    return DrawJob(
+        key=f"qc {scan_id}",
+        draw=partial(_qc_page, Path(results_dir) / QC_DIR / qc_file_name(scan_id), scan_id),
+        path=Path(outdir) / _qc_file(scan_id),
+        what=f"QC page of {scan_id}",
+        tolerant=True,
+    )
 
 
 def qc_pages(

@@ -239,31 +239,50 @@ def _noop() -> None:
     """A task that does nothing (starts a worker)."""
 
 
-def _start_in_background(pool: ProcessPoolExecutor) -> threading.Event:
-    """Start a worker of ``pool`` from a thread; the event is set once it runs.
+class _Start:
+    """Hands the first tasks (or, without any, a no-op that starts a worker) to a new pool
+    from a thread; :attr:`done` is set once they are all handed over.
 
-    Starting a worker waits until the fork server has imported its modules; meanwhile this
-    thread, not the caller, waits.
+    Starting a worker waits until the fork server has imported its modules (and ``submit``
+    holds the pool's lock meanwhile); this thread, not the caller, waits.
     """
-    started = threading.Event()
 
-    def start() -> None:
-        with contextlib.suppress(Exception):  # a broken or stopped pool: the caller sees it
-            pool.submit(_noop)
-        started.set()
+    def __init__(self, pool: ProcessPoolExecutor, tasks: Sequence[Task]) -> None:
+        self.done = threading.Event()
+        self.submitted: dict[Future[Outcome], Task] = {}
+        self.refused: list[Task] = []  # not handed over: the pool broke
+        self._pool = pool
+        self._tasks = list(tasks)
+        threading.Thread(target=self._run, name="immunopet-pool-start", daemon=True).start()
 
-    threading.Thread(target=start, name="immunopet-pool-start", daemon=True).start()
-    return started
+    def _run(self) -> None:
+        try:
+            if not self._tasks:
+                with contextlib.suppress(Exception):  # a broken or stopped pool: seen later
+                    self._pool.submit(_noop)
+            for k, task in enumerate(self._tasks):
+                try:
+                    self.submitted[self._pool.submit(run_task, task)] = task
+                except Exception:  # broken (or stopped): run again one by one by the caller
+                    self.refused.extend(self._tasks[k:])
+                    break
+        finally:
+            self.done.set()
 
 
 def local_pool(
-    pending: deque[Task], workers: int, *, here: Callable[[Task], bool] | None = None
+    pending: deque[Task],
+    workers: int,
+    *,
+    here: Callable[[Task], bool] | None = None,
+    meanwhile: Callable[[], object] | None = None,
 ) -> Iterator[Outcome]:
     """Run the tasks of ``pending`` in a pool of ``workers`` processes (see the module notes).
 
-    Starting a worker waits for the fork server to have imported the workers' modules: until
-    the first worker runs, the tasks at the head of ``pending`` for which ``here(task)`` is
-    true are run in this process.
+    Starting a worker waits for the fork server to have imported the workers' modules:
+    meanwhile this process calls ``meanwhile()`` (the caller's own preparations), then, until
+    the first worker runs, runs the tasks at the head of ``pending`` for which ``here(task)``
+    is true.
     """
     first = True
     while pending:
@@ -272,11 +291,20 @@ def local_pool(
         in_flight: dict[Future[Outcome], Task] = {}
         finished = False
         try:
-            if first and here is not None:
-                started = _start_in_background(pool)
-                while pending and here(pending[0]) and not started.is_set():
+            if first and (here is not None or meanwhile is not None):
+                # with work of its own for this process, the first tasks wait in the pool
+                n_early = 0 if meanwhile is None else min(len(pending), 2 * workers)
+                early = [pending.popleft() for _ in range(n_early)]
+                start = _Start(pool, early)
+                if meanwhile is not None:
+                    meanwhile()
+                    meanwhile = None
+                run_here = here or (lambda task: False)
+                while pending and run_here(pending[0]) and not start.done.is_set():
                     yield run_task(pending.popleft())
-                started.wait()
+                start.done.wait()
+                in_flight.update(start.submitted)
+                suspects.extend(start.refused)
             first = False
             while pending or in_flight:
                 while pending and len(in_flight) < 2 * workers and not suspects:

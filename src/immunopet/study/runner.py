@@ -23,6 +23,10 @@
    * ``backend="dask"`` without an address: a ``distributed.LocalCluster`` of ``workers``
      single-threaded worker processes;
 
+   The caller's own work joins in: ``meanwhile`` (``immunopet run``: importing what the
+   analysis and the report need) while the first workers start, the first jobs already
+   handed to the pool; ``on_stored`` (``immunopet run``: the QC pages of the measured scans)
+   once the last job has gone to a worker, so that it fills the cores the last scans leave;
 3. writes each result as it arrives, one transaction per scan (:class:`~immunopet.study.store.
    ResultsStore`; the Fig 5 pairs as files beside the QC images): only this process writes;
    workers only return rows;
@@ -53,7 +57,7 @@ import re
 import time
 import uuid
 from collections import deque
-from collections.abc import Generator, Iterator, Mapping, Sequence
+from collections.abc import Callable, Generator, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
@@ -202,14 +206,19 @@ def _scan_job(
     return pipeline.process_scan(ref, settings, exclusions=exclusions)
 
 
-def _executor(pending: deque[Task], n_workers: int, client: Any) -> Iterator[Outcome]:
-    if client is not None:
-        return on_dask(pending, client)
-    if n_workers == 1:
-        return in_process(pending)
-    # the FDG scans (measured in this process before they were jobs) are measured here until
-    # the first worker runs (the fork server imports what the workers need meanwhile)
-    return local_pool(pending, n_workers, here=lambda task: task.kind == "fdg")
+def _executor(
+    pending: deque[Task], n_workers: int, client: Any, meanwhile: Callable[[], object] | None
+) -> Iterator[Outcome]:
+    if client is None and n_workers > 1:
+        # the caller's preparations, then the FDG scans (measured in this process before they
+        # were jobs) here until the first worker runs (the fork server imports what the
+        # workers need meanwhile)
+        return local_pool(
+            pending, n_workers, here=lambda task: task.kind == "fdg", meanwhile=meanwhile
+        )
+    if meanwhile is not None:
+        meanwhile()
+    return on_dask(pending, client) if client is not None else in_process(pending)
 
 
 def _local_cluster(n_workers: int) -> Any:
@@ -493,6 +502,8 @@ def run_study(
     progress: bool = True,
     force: bool = False,
     manifest_path: str | Path | None = None,
+    on_stored: Callable[[Sequence[str]], object] | None = None,
+    meanwhile: Callable[[], object] | None = None,
 ) -> RunSummary:
     """Process every scan of a study into the results store and export the tables.
 
@@ -516,6 +527,15 @@ def run_study(
         Recompute scans whose stored results are current.
     manifest_path : path-like, optional
         The manifest the study was read from; its path and SHA-256 go into the provenance.
+    on_stored : callable, optional
+        ``on_stored(scan_ids)``: the caller's work on measured scans (``immunopet run``: their
+        QC pages), called in this process once the last job has gone to a worker, with the
+        scans stored so far, then with each scan stored after that, so that this work fills
+        the cores the last scans leave idle. Its QC images are in the results folder.
+    meanwhile : callable, optional
+        The caller's own preparations (``immunopet run``: importing what the analysis and the
+        report need), called once in this process when the jobs are ready to run: with a
+        local pool, while its first workers start.
 
     Returns
     -------
@@ -585,6 +605,7 @@ def run_study(
         pending.extendleft(reversed(references.fig5_tasks()))  # all inputs current already
 
         processed: list[str] = []
+        stored: list[str] = []  # not yet given to on_stored
         failures: list[ScanFailure] = []
         job_seconds: dict[str, float] = {}
         bar = tqdm(
@@ -611,7 +632,7 @@ def run_study(
                     label = "dask-local"
             else:
                 label = "in-process" if n_workers == 1 else "local"
-            outcomes = _executor(pending, n_workers, client)
+            outcomes = _executor(pending, n_workers, client, meanwhile)
 
             for outcome in outcomes:
                 if outcome.kind != "scan":
@@ -643,6 +664,11 @@ def run_study(
                 bar.update(1)
                 references.scan_done(ref.scan_id)
                 pending.extendleft(reversed(references.fig5_tasks()))
+                if outcome.result is not None:
+                    stored.append(ref.scan_id)
+                if on_stored is not None and not pending and stored:
+                    on_stored(stored)  # the last jobs run: the caller's work fills in
+                    stored = []
         finally:
             bar.close()
             if isinstance(outcomes, Generator):  # ended early (an error, Ctrl-C): stop workers
