@@ -66,6 +66,7 @@ __all__ = [
     "SameAsBefore",
     "SeriesGeometry",
     "SkippedFile",
+    "SliceHeaders",
     "check_series",
     "discover_dicom",
     "find_one_pet",

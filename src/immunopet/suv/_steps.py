@@ -16,7 +16,7 @@ from typing import Any
 from pydicom import Dataset
 
 from immunopet.errors import InputError
-from immunopet.io.dicom import SameAsBefore
+from immunopet.io.dicom import SliceHeaders
 from immunopet.suv._header import (
     _float,
     _Log,
@@ -128,6 +128,9 @@ compared as numbers, so that "75" and "75.0" agree; the tag whose stored bytes h
 the element itself, or the whole radiopharmaceutical sequence)."""
 
 
+_SLOPE_TAG = 0x00281053  # (0028,1053) RescaleSlope
+
+
 def _comparable(value: Any, numeric: bool) -> Any:
     if value is None:
         return None
@@ -152,24 +155,27 @@ def check_slices_agree(headers: Sequence[Dataset], names: Sequence[str], log: _L
     """Refuse a series whose slices disagree on a value that enters the SUV.
 
     The message names two files and both values. A slice whose stored bytes equal the slice
-    before it (same VR, bytes and character set) holds the same value and is not converted.
+    before it (same VR, bytes and character set) holds the same value and is not converted
+    (:meth:`~immunopet.io.dicom.SliceHeaders.changed`; no dataset is built for it).
     """
     if len(headers) < 2:
         return
+    slices = SliceHeaders.of(headers)
+    changed: dict[int, list[int]] = {}
     for tag, read, numeric, stored_tag in SLICE_VALUES:
-        first_raw = read(headers[0])
+        first_raw = read(slices[0])
         first = _comparable(first_raw, numeric)
-        unchanged = SameAsBefore()
-        unchanged(headers[0], stored_tag)
-        for name, ds in zip(names[1:], headers[1:], strict=True):
-            if unchanged(ds, stored_tag):
-                continue  # stored as in the slice before, which agreed: no need to convert
-            raw = read(ds)
+        if stored_tag not in changed:
+            changed[stored_tag] = slices.changed([stored_tag])
+        for index in changed[stored_tag]:
+            if index == 0:
+                continue
+            raw = read(slices[index])
             if not _same(first, _comparable(raw, numeric)):
                 shown = ["missing" if v is None else _text(v) for v in (first_raw, raw)]
                 raise log.error(
                     f"differs between slices of one series: {names[0]} has {shown[0]!r}, "
-                    f"{name} has {shown[1]!r}",
+                    f"{names[index]} has {shown[1]!r}",
                     tag=tag,
                     value=shown[1],
                     expected=f"{shown[0]!r} as in every other slice",
@@ -178,14 +184,15 @@ def check_slices_agree(headers: Sequence[Dataset], names: Sequence[str], log: _L
 
 def check_rescale_slopes(headers: Sequence[Dataset], names: Sequence[str], log: _Log) -> None:
     """Refuse a (0028,1053) RescaleSlope that is not a positive number."""
-    for name, ds in zip(names, headers, strict=True):
-        raw = _value(ds, "RescaleSlope")
-        if raw is None:
+    slices = SliceHeaders.of(headers)
+    for index in slices.changed([_SLOPE_TAG]):  # a slice stored as the one before: passed
+        raw = slices.text(index, _SLOPE_TAG)
+        if raw is None or not raw.strip():
             continue
         slope = _float(raw, log, TAG_SLOPE)
         if not slope > 0:
             raise log.error(
-                f"in {name}: a zero or negative slope makes every SUV 0 or negative",
+                f"in {names[index]}: a zero or negative slope makes every SUV 0 or negative",
                 tag=TAG_SLOPE,
                 value=slope,
                 expected="a slope > 0",

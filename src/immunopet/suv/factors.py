@@ -90,7 +90,7 @@ from typing import Literal
 from pydicom import Dataset
 
 from immunopet.errors import SuvError
-from immunopet.io.dicom import SameAsBefore
+from immunopet.io.dicom import SliceHeaders
 from immunopet.suv import _steps as steps
 from immunopet.suv._header import TAG_ACQ_DT as _TAG_ACQ_DT
 from immunopet.suv._header import (
@@ -475,12 +475,14 @@ _ACQUISITION_TAGS = (0x00080022, 0x00080032, 0x0008002A)  # AcquisitionDate, -Ti
 
 def _acquisitions(headers: Sequence[Dataset], log: _Log) -> list[datetime | None]:
     scanner = _scanner_offset(headers[0], log)
+    slices = SliceHeaders.of(headers)
+    changed = set(slices.changed(_ACQUISITION_TAGS))
     out: list[datetime | None] = []
-    unchanged = SameAsBefore()
-    for ds in headers:
-        if all([unchanged(ds, tag) for tag in _ACQUISITION_TAGS]) and out:  # a list: all called
+    for index in range(len(slices)):
+        if index not in changed:
             out.append(out[-1])  # stored as in the slice before: the same moment
             continue
+        ds = slices[index]
         moment = _acquisition_datetime(ds, log)
         if moment is None:
             precise = _value(ds, "AcquisitionDateTime")
