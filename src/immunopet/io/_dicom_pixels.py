@@ -139,7 +139,7 @@ def inspect_pixel_element(
     return PixelLocation(start, header_length, length, tag), None
 
 
-_OPTION_TAGS = (
+PIXEL_DESCRIPTION_TAGS = (
     0x00280002,  # SamplesPerPixel
     0x00280004,  # PhotometricInterpretation
     0x00280006,  # PlanarConfiguration
@@ -150,6 +150,7 @@ _OPTION_TAGS = (
     0x00280101,  # BitsStored
     0x00280103,  # PixelRepresentation
 )
+"""The elements that decide how pixel data is decoded (``pydicom.pixels.as_pixel_options``)."""
 
 
 class PixelReader:
@@ -169,10 +170,10 @@ class PixelReader:
         self, header: Dataset, tag: int, syntax: UID
     ) -> tuple[dict[str, Any], np.dtype | None]:
         """pydicom's decoding options, and the dtype of the plain-copy case (else None)."""
-        unchanged = [self._unchanged(header, element) for element in _OPTION_TAGS]
+        unchanged = [self._unchanged(header, element) for element in PIXEL_DESCRIPTION_TAGS]
         if self._last is not None and all(unchanged) and self._last[0] == (syntax, tag):
             return dict(self._last[1][0]), self._last[1][1]  # stored as in the file before
-        key = (syntax, tag, *(_raw_value(header, element) for element in _OPTION_TAGS))
+        key = (syntax, tag, *(_raw_value(header, element) for element in PIXEL_DESCRIPTION_TAGS))
         cached = self._options.get(key)
         if cached is None:
             options = as_pixel_options(

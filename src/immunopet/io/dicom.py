@@ -50,6 +50,7 @@ from immunopet.io._dicom_headers import (
     entry_text,
 )
 from immunopet.io._dicom_pixels import (
+    PIXEL_DESCRIPTION_TAGS,
     PixelLocation,
     PixelReader,
     PlainFrames,
@@ -815,20 +816,6 @@ class _Plan(NamedTuple):
     frames: PlainFrames | None  # of slice 0, when plain
 
 
-_PIXEL_DESCRIPTION = (
-    0x00280002,  # SamplesPerPixel
-    0x00280004,  # PhotometricInterpretation
-    0x00280006,  # PlanarConfiguration
-    0x00280008,  # NumberOfFrames
-    0x00280010,  # Rows
-    0x00280011,  # Columns
-    0x00280100,  # BitsAllocated
-    0x00280101,  # BitsStored
-    0x00280103,  # PixelRepresentation
-)
-"""The elements that decide how pixel data is decoded (``pydicom.pixels.as_pixel_options``)."""
-
-
 def _plan(series: DicomSeries) -> _Plan:
     """Each slice's rescale (a refusal is kept, raised when that slice is read) and reading.
 
@@ -851,7 +838,7 @@ def _plan(series: DicomSeries) -> _Plan:
         syntax = entry_syntax(headers.entries[0])
         frames = plain_frames(headers.scratch(0), first, syntax)
     if frames is not None and first is not None:
-        changed = headers.changed(_PIXEL_DESCRIPTION)
+        changed = headers.changed(PIXEL_DESCRIPTION_TAGS)
         alike = changed[1] if len(changed) > 1 else len(files)  # slices [0, alike) as slice 0
         for k in range(alike):
             location = locations[k]
