@@ -240,6 +240,10 @@ def plot_ki_baselines(part: TargetEngagement, path: str | Path) -> Path:
             ax.scatter([], [], marker=series_marker(s), color=series_colour(s), label=s, s=16)
             for s in series_all
         ]
+        if LESIONS in groups:  # lesion points keep the lesion colour; the marker gives the series
+            handles.append(
+                ax.scatter([], [], marker="o", color=LESION_COLOUR, label="lesions", s=16)
+            )
         handles += [
             Line2D([], [], color="black", lw=2.0, label="median"),
             Line2D([], [], color=_BASELINE_COLOUR, lw=1.2, ls="--",
