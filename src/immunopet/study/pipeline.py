@@ -51,7 +51,7 @@ from typing import Any
 
 import numpy as np
 
-from immunopet.errors import ImmunoPETWarning, InputError
+from immunopet.errors import ImmunoPETWarning, InputError, collect_warnings
 from immunopet.image import ImageVolume
 from immunopet.io.masks import read_label_map
 from immunopet.metrics import describe_voi
@@ -452,8 +452,7 @@ def process_scan(
         the field of view, two VOIs of one kind share a name, or a VOI has no kind; each
         message names the file (and the scan for VOI-name problems).
     """
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always", ImmunoPETWarning)
+    with collect_warnings() as caught:
         pet = _load_pet(ref, settings)
         check_nominal_hours(ref.nominal_hours, pet.row["hours_pi"], file=ref.scan.pet)
         vois = _load_scan_vois(ref, pet.volume)
@@ -463,17 +462,7 @@ def process_scan(
         qc = qc_images(pet.volume, {f"{voi.kind} {voi.name}": voi.mask for voi in vois})
     row_notes = [_unique(row["warnings"]) for row in rows]
     recorded = set(pet.warnings).union(*row_notes)
-    emitted = []
-    for caught_warning in caught:
-        if not issubclass(caught_warning.category, ImmunoPETWarning):
-            warnings.warn_explicit(
-                caught_warning.message,
-                caught_warning.category,
-                caught_warning.filename,
-                caught_warning.lineno,
-            )
-        elif str(caught_warning.message) not in recorded:
-            emitted.append(str(caught_warning.message))
+    emitted = [note for note in caught if note not in recorded]
     scan_notes = _unique([*pet.warnings, *emitted])
     for row, notes in zip(rows, row_notes, strict=True):
         row["warnings"] = WARNING_SEPARATOR.join(notes)
