@@ -126,7 +126,7 @@ def test_dask_run_terminated_leaves_no_process_one_line(
 ) -> None:
     results = tmp_path / "results"
     code, err = _end(_start_dask(long_study, results), "SIGTERM")
-    assert code == 143
+    assert code == 143, err
     assert "Traceback" not in err
     assert err.strip().splitlines() == ["immunopet run: terminated (SIGTERM)"], err
     _results_are_whole(results)
@@ -140,7 +140,7 @@ def test_dask_run_terminated_while_the_cluster_starts(
     # distributed's own exit hook used to print a traceback for the cluster it could not close
     results = tmp_path / "results"
     code, err = _end(_start_dask(long_study, results), "SIGTERM", settle_s=0.0)
-    assert code == 143
+    assert code == 143, err
     assert "Traceback" not in err
     assert err.strip().splitlines() == ["immunopet run: terminated (SIGTERM)"], err
     _results_are_whole(results)
