@@ -371,3 +371,25 @@ def test_match_lesions_errors() -> None:
         match_lesions(no_centroids, by="centroid")
     assert len(match_lesions(no_centroids, by="id").rows) == 1
     assert np.isnan(match_lesions(no_centroids, by="id").rows["distance_mm"]).all()
+
+
+def test_tbr_with_a_lesion_table_and_no_lesion_row_is_empty_not_a_crash() -> None:
+    # a scan with only its blood pool measured: the FDG filter got an empty list, which
+    # pandas reads as "no columns" (KeyError 'suv_peak' with a traceback from `immunopet run`)
+    blood_only = pd.DataFrame(
+        {
+            "patient": ["9"],
+            "series": ["tracer-only"],
+            "hours_pi": [72.0],
+            "nominal_hours": [72],
+            "voi": ["blood_pool"],
+            "kind": ["organ"],
+            "suv_peak": [2.2],
+        }
+    )
+    table = pd.DataFrame(
+        {"patient": ["1"], "lesion": ["1"], "fdg_positive": [True], "long_axis_mm": [30.0]}
+    )
+    (row,) = tumour_to_blood_ratio(blood_only, lesions_table=table).to_dict("records")
+    assert row["n_lesions"] == 0 and row["n_reference"] == 1
+    assert row["reference_mean"] == 2.2 and math.isnan(row["ratio"])

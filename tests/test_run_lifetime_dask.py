@@ -72,9 +72,12 @@ def _wait_for_dask_workers(run: subprocess.Popen[bytes], settle_s: float) -> set
     pytest.fail(f"the Dask run did not start its workers: {run.returncode} {err.decode()[-2000:]}")
 
 
-def _end(run: subprocess.Popen[bytes], how: str, settle_s: float = 8.0) -> tuple[int, str]:
+def _end(run: subprocess.Popen[bytes], how: str, settle_s: float = 2.0) -> tuple[int, str]:
+    # the whole run takes ~10 s on a quiet 2-core machine, ~3 s of it before the workers
+    # exist: 2 s more lets the workers take and return their first scans, well before the end
     processes = _wait_for_dask_workers(run, settle_s)
     try:
+        assert run.poll() is None, f"the run ended ({run.returncode}) before {how}: too short"
         run.send_signal(getattr(signal, how))
         _, err = run.communicate(timeout=90)
         deadline = time.monotonic() + 20

@@ -682,7 +682,7 @@ def tumour_to_blood_ratio(
             )
         )
         keys = list(zip(rows["patient"], rows["lesion"], strict=True))
-        rows = rows[[k in positive for k in keys]]
+        rows = rows[np.array([k in positive for k in keys], dtype=bool)]  # [] would pick columns
         selection.append("FDG-positive")
     if not include_excluded:
         rows = rows[~_flag(rows, "excluded")]
