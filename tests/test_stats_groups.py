@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import itertools
 import math
+import pickle
 
 import numpy as np
 import pandas as pd
@@ -252,3 +253,24 @@ def test_live_r_matches_group_tests() -> None:
     mw = mann_whitney(A, B)
     kw = kruskal_wallis(G1, G2, G3)
     assert [mw.statistic, mw.p_value, kw.statistic, kw.p_value] == pytest.approx(r, rel=1e-9)
+
+
+def test_a_test_result_pickles_whole() -> None:
+    # figure jobs carrying test results go to the drawing worker processes
+    result = TestResult(
+        test_name="Mann-Whitney U",
+        statistic=3.0,
+        p_value=0.04,
+        n=(4, 5),
+        method="exact",
+        groups=("responders", "non-responders"),
+        statistic_name="U",
+        notes=("two-sided",),
+        extra={"z": -2.1},
+    )
+    copy = pickle.loads(pickle.dumps(result))
+    for name in ("test_name", "statistic", "p_value", "n", "method", "groups", "notes"):
+        assert getattr(copy, name) == getattr(result, name)
+    assert copy.statistic_name == "U" and dict(copy.extra) == {"z": -2.1}
+    with pytest.raises(TypeError):
+        copy.extra["z"] = 0.0  # type: ignore[index]  # still read-only

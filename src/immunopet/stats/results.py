@@ -114,6 +114,24 @@ class TestResult(_Tabular):
         object.__setattr__(self, "groups", tuple(str(g) for g in self.groups))
         object.__setattr__(self, "notes", tuple(self.notes))
 
+    def __reduce__(self) -> tuple[type[TestResult], tuple[Any, ...]]:
+        """Pickle with ``extra`` as a plain dict (a read-only mapping cannot be pickled), so
+        that figures of test results can be drawn by worker processes."""
+        return (
+            TestResult,
+            (
+                self.test_name,
+                self.statistic,
+                self.p_value,
+                self.n,
+                self.method,
+                self.groups,
+                self.statistic_name,
+                self.notes,
+                dict(self.extra),
+            ),
+        )
+
     def _title(self) -> str:
         return self.test_name
 
