@@ -115,15 +115,24 @@ def _wait_for_workers(run: subprocess.Popen[bytes]) -> set[tuple[int, int]]:
     pytest.fail(f"the run did not start its workers: {run.returncode} {err.decode()[-2000:]}")
 
 
-def _end_and_check(run: subprocess.Popen[bytes], how: str) -> tuple[int, str]:
-    processes = _wait_for_workers(run)
+def signal_and_reap(
+    run: subprocess.Popen[bytes],
+    processes: set[tuple[int, int]],
+    how: str,
+    *,
+    timeout_s: float = 60,
+    grace_s: float = 10,
+) -> tuple[int, str]:
+    """Send ``how`` to the run, wait for it and for ``processes`` to end (else fail), and
+    kill whatever this test started that is still running. Returns (exit code, stderr)."""
     try:
+        assert run.poll() is None, f"the run ended ({run.returncode}) before {how}: too short"
         if how == "SIGINT":  # Ctrl-C in a terminal: the whole foreground process group
             os.killpg(run.pid, signal.SIGINT)
         else:
             run.send_signal(getattr(signal, how))
-        _, err = run.communicate(timeout=60)
-        deadline = time.monotonic() + 10
+        _, err = run.communicate(timeout=timeout_s)
+        deadline = time.monotonic() + grace_s
         while _alive(processes) and time.monotonic() < deadline:
             time.sleep(0.2)
         left = _alive(processes)
@@ -134,6 +143,10 @@ def _end_and_check(run: subprocess.Popen[bytes], how: str) -> tuple[int, str]:
                 with contextlib.suppress(ProcessLookupError):
                     os.kill(pid, signal.SIGKILL)
     return run.returncode, err.decode()
+
+
+def _end_and_check(run: subprocess.Popen[bytes], how: str) -> tuple[int, str]:
+    return signal_and_reap(run, _wait_for_workers(run), how)
 
 
 def test_kill_9_leaves_no_process(long_study: Path, tmp_path: Path) -> None:

@@ -10,7 +10,6 @@ every exported CSV/Parquet parses, and no temporary file is left in a visible na
 
 from __future__ import annotations
 
-import contextlib
 import os
 import signal
 import subprocess
@@ -21,9 +20,12 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from immunopet.study._lifeline import process_start_ticks
 from immunopet.study.store import ResultsStore
-from test_run_lifetime import _alive, _descendants, long_study  # noqa: F401  (fixture)
+from test_run_lifetime import (  # noqa: F401  (long_study is a fixture)
+    _descendants,
+    long_study,
+    signal_and_reap,
+)
 
 pytestmark = [
     pytest.mark.skipif(
@@ -76,21 +78,7 @@ def _end(run: subprocess.Popen[bytes], how: str, settle_s: float = 2.0) -> tuple
     # the whole run takes ~10 s on a quiet 2-core machine, ~3 s of it before the workers
     # exist: 2 s more lets the workers take and return their first scans, well before the end
     processes = _wait_for_dask_workers(run, settle_s)
-    try:
-        assert run.poll() is None, f"the run ended ({run.returncode}) before {how}: too short"
-        run.send_signal(getattr(signal, how))
-        _, err = run.communicate(timeout=90)
-        deadline = time.monotonic() + 20
-        while _alive(processes) and time.monotonic() < deadline:
-            time.sleep(0.2)
-        left = _alive(processes)
-        assert not left, f"still running after {how}: {sorted(left)}"
-    finally:
-        for pid, ticks in _alive(processes):  # clean up what this test started
-            if process_start_ticks(pid) == ticks:
-                with contextlib.suppress(ProcessLookupError):
-                    os.kill(pid, signal.SIGKILL)
-    return run.returncode, err.decode()
+    return signal_and_reap(run, processes, how, timeout_s=90, grace_s=20)
 
 
 def _results_are_whole(results: Path) -> None:

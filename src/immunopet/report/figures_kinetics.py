@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from dataclasses import replace
 from functools import partial
 from pathlib import Path
 from typing import Final
@@ -319,9 +318,6 @@ def kinetics_figure_jobs(analysis: StudyAnalysis, outdir: str | Path) -> list[Dr
     if part is None:
         return []
     out = Path(outdir)
-    # the figures use no test result, and a TestResult (a read-only mapping inside) cannot be
-    # pickled: without them the jobs go to the drawing workers
-    part = replace(part, tests={})
     jobs: list[tuple[str, Callable[[Path], Path]]] = []
     if part.n_fitted > 0:
         jobs.append(("patlak", partial(plot_patlak, part)))
