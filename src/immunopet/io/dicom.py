@@ -73,6 +73,7 @@ __all__ = [
     "find_one_pet",
     "find_one_series",
     "load_series_volume",
+    "load_series_volume_owned",
     "load_single_series",
     "read_ct_series",
     "read_pet_series",
@@ -770,6 +771,17 @@ def load_series_volume(series: DicomSeries, *, dtype: npt.DTypeLike = np.float32
     (whole little-endian integers), are read with one ``preadv`` each into a buffer of the
     stored type, which holds exactly what pydicom's decoder would return.
     """
+    return load_series_volume_owned(series, dtype=dtype)[0]
+
+
+def load_series_volume_owned(
+    series: DicomSeries, *, dtype: npt.DTypeLike = np.float32
+) -> tuple[ImageVolume, np.ndarray]:
+    """:func:`load_series_volume`, and the writeable array under the volume's read-only one.
+
+    Nothing else refers to that array: a caller that turns the stored values into others
+    (SUV) may write them in place rather than into a new volume's worth of fresh memory.
+    """
     out_dtype = np.dtype(dtype)
     if not np.issubdtype(out_dtype, np.floating):
         raise InputError("dtype must be floating", tag="dtype", value=str(out_dtype))
@@ -788,7 +800,7 @@ def load_series_volume(series: DicomSeries, *, dtype: npt.DTypeLike = np.float32
             done = [pool.submit(_read_slices, series, plan, chunk, out) for chunk in chunks]
             for future in done:  # in slice order: the first bad slice is the one named
                 future.result()
-    return ImageVolume.from_attributes(
+    volume = ImageVolume.from_attributes(
         array=out,
         image_position_mm=geometry.first_position_mm,
         image_orientation=geometry.orientation,
@@ -796,6 +808,7 @@ def load_series_volume(series: DicomSeries, *, dtype: npt.DTypeLike = np.float32
         slice_spacing_mm=geometry.slice_spacing_mm,
         unit=_unit(series),
     )
+    return volume, out
 
 
 _CHUNK = 32
