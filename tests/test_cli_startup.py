@@ -116,3 +116,20 @@ def test_a_closed_pipe_ends_quietly() -> None:
     )
     assert done.returncode == 141
     assert "Traceback" not in done.stderr
+
+
+def test_the_store_analysis_and_html_do_not_import_the_measuring_stack_or_matplotlib() -> None:
+    """What reads the results (``report``'s analysis and HTML, the exports) needs neither the
+    measuring pipeline (pydicom's pixel stack, highdicom, scipy.ndimage) nor matplotlib."""
+    env = dict(os.environ, PYTHONPATH=SRC + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    probe = (
+        "import sys, immunopet.study.store, immunopet.analysis.assemble, immunopet.report.html; "
+        "print(' '.join(sorted(sys.modules)))"
+    )
+    out = set(
+        subprocess.run(
+            [sys.executable, "-c", probe], capture_output=True, text=True, env=env, check=True
+        ).stdout.split()
+    )
+    unused = {"immunopet.study.pipeline", "highdicom", "matplotlib", "immunopet.report.figures"}
+    assert not out & unused, sorted(out & unused)

@@ -109,9 +109,9 @@ from immunopet.analysis.tables import adverse_event_table, baseline_summary, bas
 from immunopet.analysis.target_engagement import target_engagement
 from immunopet.errors import ImmunoPETError, InputError
 from immunopet.stats.results import SurvivalSummary, TestResult
+from immunopet.study.columns import MEASUREMENT_COLUMNS, SCAN_COLUMNS, WARNING_SEPARATOR
 from immunopet.study.manifest import load_manifest
 from immunopet.study.model import AnalysisPlan, AnalysisSettings, Study
-from immunopet.study.pipeline import MEASUREMENT_COLUMNS, SCAN_COLUMNS, WARNING_SEPARATOR
 from immunopet.study.provenance import recorded_manifest
 from immunopet.study.store import DATABASE_NAME, ResultsStore
 

@@ -17,11 +17,10 @@ import hashlib
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
-import matplotlib as mpl
-from matplotlib.backends.backend_agg import FigureCanvasAgg
-from matplotlib.figure import Figure
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 __all__ = [
     "DPI",
@@ -165,6 +164,8 @@ def organ_label(organ: str) -> str:
 @contextmanager
 def figure_style() -> Iterator[None]:
     """Apply :data:`RC_PARAMS` for the duration of a ``with`` block."""
+    import matplotlib as mpl  # here: the report's HTML uses this module's names, not matplotlib
+
     with mpl.rc_context(RC_PARAMS):
         yield
 
@@ -182,6 +183,9 @@ def new_figure(width_in: float, height_in: float) -> Figure:
     -------
     matplotlib.figure.Figure
     """
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
     figure = Figure(figsize=(width_in, height_in), dpi=DPI)
     FigureCanvasAgg(figure)
     return figure

@@ -3,8 +3,8 @@
 ``RESULTS_DIR/immunopet.duckdb`` holds the tables
 
 ======================  ======================================================================
-``scans``               one row per scan processed (:data:`~immunopet.study.pipeline.SCAN_COLUMNS`)
-``measurements``        one row per VOI per scan (:data:`~.pipeline.MEASUREMENT_COLUMNS`)
+``scans``               one row per scan processed (:data:`~immunopet.study.columns.SCAN_COLUMNS`)
+``measurements``        one row per VOI per scan (:data:`~.columns.MEASUREMENT_COLUMNS`)
 ``failures``            one row per scan that could not be processed: the error, in words
 ``provenance``          one row per run: versions, settings, manifest hash, input keys, times
 ``clinical``            the clinical sheet as read (identifying columns dropped)
@@ -55,7 +55,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import datetime
 from pathlib import Path
 from types import TracebackType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import duckdb
 import pandas as pd
@@ -64,8 +64,11 @@ import pyarrow.parquet as pq
 
 from immunopet.errors import InputError, StorageError, describe_os_error
 from immunopet.study._lifeline import deferred_interrupts
-from immunopet.study.pipeline import MEASUREMENT_COLUMNS, SCAN_COLUMNS, ScanResult
+from immunopet.study.columns import MEASUREMENT_COLUMNS, SCAN_COLUMNS
 from immunopet.study.qc import QC_DIR, qc_file_name, write_qc_images
+
+if TYPE_CHECKING:
+    from immunopet.study.pipeline import ScanResult
 
 __all__ = ["DATABASE_NAME", "EXPORTED_TABLES", "ResultsStore"]
 
