@@ -118,18 +118,43 @@ def test_a_closed_pipe_ends_quietly() -> None:
     assert "Traceback" not in done.stderr
 
 
-def test_the_store_analysis_and_html_do_not_import_the_measuring_stack_or_matplotlib() -> None:
-    """What reads the results (``report``'s analysis and HTML, the exports) needs neither the
-    measuring pipeline (pydicom's pixel stack, highdicom, scipy.ndimage) nor matplotlib."""
+@pytest.mark.parametrize(
+    "modules",
+    [
+        # what reads the results: the analysis, the HTML, the exports
+        "immunopet.study.store, immunopet.analysis.assemble, immunopet.report.html",
+        # the process of `immunopet run` with workers: it plans, stores, analyses and lists the
+        # drawings; the workers measure and draw (the fork server preloads what they need)
+        "immunopet.cli.run, immunopet.study.runner, immunopet.report.build, "
+        "immunopet.report.drawing, immunopet.analysis.kinetics",
+    ],
+)
+def test_what_reads_results_imports_neither_the_measuring_stack_nor_matplotlib(
+    modules: str,
+) -> None:
     env = dict(os.environ, PYTHONPATH=SRC + os.pathsep + os.environ.get("PYTHONPATH", ""))
-    probe = (
-        "import sys, immunopet.study.store, immunopet.analysis.assemble, immunopet.report.html; "
-        "print(' '.join(sorted(sys.modules)))"
-    )
+    probe = f"import sys, {modules}; print(' '.join(sorted(sys.modules)))"
     out = set(
         subprocess.run(
             [sys.executable, "-c", probe], capture_output=True, text=True, env=env, check=True
         ).stdout.split()
     )
-    unused = {"immunopet.study.pipeline", "highdicom", "matplotlib", "immunopet.report.figures"}
+    unused = {"immunopet.study.pipeline", "immunopet.metrics", "highdicom", "matplotlib"}
     assert not out & unused, sorted(out & unused)
+
+
+def test_the_fork_server_preloads_what_the_workers_import() -> None:
+    """The modules the run's process no longer imports are preloaded for its workers."""
+    from immunopet.report.drawing import REPORT_PRELOAD
+    from immunopet.study._tasks import WORKER_PRELOAD
+
+    env = dict(os.environ, PYTHONPATH=SRC + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    names = ", ".join(m for m in (*WORKER_PRELOAD, *REPORT_PRELOAD) if "_forkserver" not in m)
+    probe = f"import sys, {names}; print(' '.join(sorted(sys.modules)))"
+    out = set(
+        subprocess.run(
+            [sys.executable, "-c", probe], capture_output=True, text=True, env=env, check=True
+        ).stdout.split()
+    )
+    wanted = {"immunopet.study.pipeline", "immunopet.metrics", "matplotlib.figure"}
+    assert wanted <= out, sorted(wanted - out)

@@ -16,7 +16,7 @@ import pytest
 
 from immunopet.cli import run as run_cli
 from immunopet.errors import InputError, ManifestError
-from immunopet.study import runner
+from immunopet.study import pipeline, runner
 from immunopet.study.model import Scan, Study, VoiSource
 from immunopet.study.store import ResultsStore
 from test_study_pipeline import exact_trial, study_of  # noqa: F401  (exact_trial is a fixture)
@@ -115,7 +115,7 @@ def test_interrupted_run_resumes(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     study = study_of(exact_trial)
-    real = runner.pipeline.process_scan
+    real = pipeline.process_scan
     calls = []
 
     def dies_at_the_third(*args: object, **kwargs: object) -> object:
@@ -124,14 +124,14 @@ def test_interrupted_run_resumes(
             raise KeyboardInterrupt  # the run is killed while the third scan is processed
         return real(*args, **kwargs)  # type: ignore[arg-type]
 
-    monkeypatch.setattr(runner.pipeline, "process_scan", dies_at_the_third)
+    monkeypatch.setattr(pipeline, "process_scan", dies_at_the_third)
     with pytest.raises(KeyboardInterrupt):
         runner.run_study(study, tmp_path, workers=1, progress=False)
     ids = [ref.scan_id for ref in study.scans()]
     with ResultsStore(tmp_path) as store:
         assert set(store.stored_keys()) == set(ids[:2])
         assert set(store.read_table("measurements")["scan_id"]) == set(ids[:2])
-    monkeypatch.setattr(runner.pipeline, "process_scan", real)
+    monkeypatch.setattr(pipeline, "process_scan", real)
     resumed = runner.run_study(study, tmp_path, workers=1, progress=False)
     assert resumed.skipped == tuple(ids[:2])
     assert resumed.processed == tuple(ids[2:])

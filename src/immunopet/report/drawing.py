@@ -60,6 +60,11 @@ REPORT_PRELOAD: Final = (
     "immunopet.report.drawing",
     "immunopet.report.figures",
     "immunopet.report.figures_fdg",
+    "immunopet.report.figures_kinetics",
+    # the figure modules import matplotlib where they draw (the report's own process, which
+    # only lists the drawings, does not import it): the workers get it here
+    "matplotlib.figure",
+    "matplotlib.backends.backend_agg",
 )
 """Modules the fork server imports once for the workers that draw."""
 

@@ -36,13 +36,10 @@ import re
 from collections.abc import Callable, Mapping, Sequence
 from functools import partial
 from pathlib import Path
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 import numpy as np
 import pandas as pd
-from matplotlib.axes import Axes
-from matplotlib.figure import Figure
-from matplotlib.lines import Line2D
 from tqdm import tqdm
 
 from immunopet.analysis.aggregates import PatientUptake
@@ -74,6 +71,11 @@ from immunopet.report.style import (
 from immunopet.stats.results import TestResult
 from immunopet.study.model import Study
 from immunopet.study.qc import QC_DIR, QcImages, qc_file_name, qc_images, read_qc_images
+
+if TYPE_CHECKING:  # matplotlib is imported where the figures are drawn (workers), not here
+    from matplotlib.axes import Axes
+    from matplotlib.figure import Figure
+    from matplotlib.lines import Line2D
 
 __all__ = [
     "FIGURE_KEYS",
@@ -682,6 +684,8 @@ def _draw_qc_images(
             interpolation="nearest",
             aspect="equal",
         )
+        from matplotlib.lines import Line2D
+
         handles: dict[str, Line2D] = {}
         for name, projected in images.outlines.items():
             outline = np.asarray(projected, dtype=np.float32)

@@ -11,10 +11,9 @@ from __future__ import annotations
 
 from functools import partial
 from pathlib import Path
-from typing import Final
+from typing import TYPE_CHECKING, Final
 
 import numpy as np
-from matplotlib.axes import Axes
 
 from immunopet.errors import ImmunoPETError
 from immunopet.report.drawing import DrawJob
@@ -27,6 +26,9 @@ from immunopet.report.style import (
 )
 from immunopet.study.fig5 import FIG5_PREFIX, Fig5Slices, read_fig5_slices
 from immunopet.study.qc import QC_DIR
+
+if TYPE_CHECKING:
+    from matplotlib.axes import Axes
 
 __all__ = ["FIG5_KEY_PREFIX", "draw_fig5_pair", "fig5_page_jobs", "fig5_pages"]
 

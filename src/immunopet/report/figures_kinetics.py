@@ -23,12 +23,10 @@ import math
 from collections.abc import Callable
 from functools import partial
 from pathlib import Path
-from typing import Final
+from typing import TYPE_CHECKING, Final
 
 import numpy as np
 import pandas as pd
-from matplotlib.artist import Artist
-from matplotlib.lines import Line2D
 
 from immunopet.analysis.results import StudyAnalysis
 from immunopet.analysis.target_engagement import LESIONS, TargetEngagement
@@ -43,6 +41,9 @@ from immunopet.report.style import (
     series_colour,
     series_marker,
 )
+
+if TYPE_CHECKING:
+    from matplotlib.artist import Artist
 
 __all__ = [
     "KINETICS_FIGURE_KEYS",
@@ -235,6 +236,8 @@ def plot_ki_baselines(part: TargetEngagement, path: str | Path) -> Path:
         ax.set_yscale("log")
         ax.set_xticks(range(len(groups)), [_label(g) for g in groups], rotation=20)
         ax.set_ylabel("Ki (µL·g⁻¹·h⁻¹, log scale)")
+        from matplotlib.lines import Line2D
+
         handles: list[Artist] = [
             ax.scatter([], [], marker=series_marker(s), color=series_colour(s), label=s, s=16)
             for s in series_all

@@ -64,7 +64,12 @@ TaskKind = Literal["scan", "fdg", "fig5", "draw"]
 WORKER_CRASH = "WorkerCrash"
 """``error_type`` of a task whose worker process died."""
 
-WORKER_PRELOAD: tuple[str, ...] = ("immunopet.study._forkserver_exit", "immunopet.study.runner")
+WORKER_PRELOAD: tuple[str, ...] = (
+    "immunopet.study._forkserver_exit",
+    "immunopet.study.runner",
+    # what the jobs import where they run (the run's own process does not need them)
+    "immunopet.study.pipeline",
+)
 """Modules the ``forkserver`` imports once, before it forks the workers of a study run."""
 
 _LOG = logging.getLogger(__name__)

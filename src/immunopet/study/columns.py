@@ -1,13 +1,19 @@
-"""The columns of the results store's ``measurements`` and ``scans`` tables, and how a cell
-joins several warnings.
+"""The rows one scan contributes to the results store: the columns of the ``measurements``
+and ``scans`` tables, how a cell joins several warnings, and :class:`ScanResult`.
 
-Their own module (no imports) so that what reads or writes the store does not import the
-measuring pipeline that fills them (:mod:`immunopet.study.pipeline` re-exports them).
+Their own module so that what reads or writes the store (the run's own process, the analysis,
+the report) does not import the measuring pipeline that fills them
+(:mod:`immunopet.study.pipeline` re-exports them).
 """
 
 from __future__ import annotations
 
-__all__ = ["MEASUREMENT_COLUMNS", "SCAN_COLUMNS", "WARNING_SEPARATOR"]
+from dataclasses import dataclass, field
+from typing import Any
+
+from immunopet.study.qc import QcImages
+
+__all__ = ["MEASUREMENT_COLUMNS", "SCAN_COLUMNS", "WARNING_SEPARATOR", "ScanResult"]
 
 MEASUREMENT_COLUMNS = (
     "patient",
@@ -76,3 +82,29 @@ NIfTI); ``suv_bw_factor`` turns stored values into SUVbw at injection."""
 
 WARNING_SEPARATOR = " | "
 """Joins several warning texts in one table cell."""
+
+
+@dataclass(frozen=True)
+class ScanResult:
+    """The rows one scan contributes to the results store.
+
+    Attributes
+    ----------
+    scan_id : str
+        ``"P01/tracer-only/120h"`` (see :attr:`~immunopet.study.model.ScanRef.scan_id`).
+    scan : dict
+        One row of the ``scans`` table, keys :data:`SCAN_COLUMNS`.
+    measurements : tuple of dict
+        One row per VOI, keys :data:`MEASUREMENT_COLUMNS`, in source order.
+    warnings : tuple of str
+        Every warning of the scan and its VOIs.
+    qc : QcImages, optional
+        The small 2-D images of the scan's QC page (SUV projection and VOI outlines), which
+        the results store keeps beside the tables (:mod:`immunopet.study.qc`).
+    """
+
+    scan_id: str
+    scan: dict[str, Any]
+    measurements: tuple[dict[str, Any], ...] = ()
+    warnings: tuple[str, ...] = field(default=())
+    qc: QcImages | None = None

@@ -30,14 +30,11 @@ import pandas as pd
 
 from immunopet import __version__
 from immunopet.errors import ImmunoPETError, InputError, collect_warnings
-from immunopet.metrics import describe_voi
 from immunopet.study.model import AnalysisSettings, Injection, Scan, ScanRef, Study, VoiSource
 from immunopet.study.privacy import PathRedactor
 from immunopet.study.provenance import _plain, scan_inputs
 from immunopet.suv.nuclides import NUCLIDES
 from immunopet.suv.record import SuvDerivation
-from immunopet.suv.volume import read_suv_volume
-from immunopet.voi.sources import load_vois
 
 __all__ = [
     "FDG_MEASUREMENT_COLUMNS",
@@ -195,6 +192,11 @@ def _measure_fdg_scan(
     patient: str, scan: Scan, settings: AnalysisSettings, root: Path, rows: list[dict[str, Any]]
 ) -> str:
     """Append one row per lesion of ``scan`` to ``rows``; the note of a problem, else ""."""
+    # imported here, in the worker that measures: the run's own process reads these rows only
+    from immunopet.metrics import describe_voi
+    from immunopet.suv.volume import read_suv_volume
+    from immunopet.voi.sources import load_vois
+
     try:
         suv = read_suv_volume(
             _absolute(scan.pet, root),

@@ -37,12 +37,9 @@ import pandas as pd
 from immunopet.errors import ImmunoPETError, ImmunoPETWarning, InputError
 from immunopet.image import ImageVolume
 from immunopet.study.model import Scan, ScanRef, Study, VoiSource
-from immunopet.study.pipeline import merged_overrides
 from immunopet.study.privacy import PathRedactor
 from immunopet.study.qc import QC_DIR, _axis_roles, qc_file_name, save_npz_atomically
 from immunopet.suv.record import Normalisation
-from immunopet.suv.volume import read_suv_volume
-from immunopet.voi.sources import load_vois
 
 __all__ = [
     "CROP_MM",
@@ -260,6 +257,8 @@ def fig5_slices(
 def _lesion_mask(
     sources: Sequence[VoiSource], root: Path, reference: ImageVolume, name: str
 ) -> np.ndarray:
+    from immunopet.voi.sources import load_vois  # in the worker cutting the pair (see below)
+
     for source in sources:
         if source.kind == "organ":
             continue
@@ -365,6 +364,10 @@ def make_fig5_pair(request: Fig5Request) -> Fig5Slices:
     ImmunoPETError
         When a scan cannot be read or the lesion's VOI is missing or empty.
     """
+    # imported here, in the worker: the run's own process only plans and stores the pairs
+    from immunopet.study.pipeline import merged_overrides
+    from immunopet.suv.volume import read_suv_volume
+
     ref, scan = request.zirconium, request.fdg
     with warnings.catch_warnings():
         # the scan's and the FDG job's own readings record these warnings; shown from a

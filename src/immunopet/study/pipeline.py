@@ -46,7 +46,7 @@ from __future__ import annotations
 import math
 import warnings
 from collections.abc import Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -55,9 +55,14 @@ from immunopet.errors import ImmunoPETWarning, InputError, collect_warnings
 from immunopet.image import ImageVolume
 from immunopet.io.masks import read_label_map
 from immunopet.metrics import describe_voi
-from immunopet.study.columns import MEASUREMENT_COLUMNS, SCAN_COLUMNS, WARNING_SEPARATOR
+from immunopet.study.columns import (
+    MEASUREMENT_COLUMNS,
+    SCAN_COLUMNS,
+    WARNING_SEPARATOR,
+    ScanResult,
+)
 from immunopet.study.model import AnalysisSettings, Exclusion, ScanRef
-from immunopet.study.qc import QcImages, qc_images
+from immunopet.study.qc import qc_images
 from immunopet.study.timepoints import check_nominal_hours
 from immunopet.suv.record import SuvOverrides
 from immunopet.suv.volume import read_suv_volume
@@ -77,32 +82,6 @@ __all__ = [
     "merged_overrides",
     "process_scan",
 ]
-
-
-@dataclass(frozen=True)
-class ScanResult:
-    """The rows one scan contributes to the results store.
-
-    Attributes
-    ----------
-    scan_id : str
-        ``"P01/tracer-only/120h"`` (see :attr:`~immunopet.study.model.ScanRef.scan_id`).
-    scan : dict
-        One row of the ``scans`` table, keys :data:`SCAN_COLUMNS`.
-    measurements : tuple of dict
-        One row per VOI, keys :data:`MEASUREMENT_COLUMNS`, in source order.
-    warnings : tuple of str
-        Every warning of the scan and its VOIs.
-    qc : QcImages, optional
-        The small 2-D images of the scan's QC page (SUV projection and VOI outlines), which
-        the results store keeps beside the tables (:mod:`immunopet.study.qc`).
-    """
-
-    scan_id: str
-    scan: dict[str, Any]
-    measurements: tuple[dict[str, Any], ...] = ()
-    warnings: tuple[str, ...] = field(default=())
-    qc: QcImages | None = None
 
 
 @dataclass(frozen=True)

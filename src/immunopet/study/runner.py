@@ -68,8 +68,8 @@ from tqdm import tqdm
 
 from immunopet import __version__
 from immunopet.errors import InputError, ManifestError
-from immunopet.study import pipeline
 from immunopet.study._tasks import Outcome, Task, in_process, local_pool, on_dask
+from immunopet.study.columns import ScanResult
 from immunopet.study.fdg import (
     FdgResult,
     fdg_inputs,
@@ -90,7 +90,6 @@ from immunopet.study.fig5 import (
     write_fig5_slices,
 )
 from immunopet.study.model import AnalysisSettings, Exclusion, ScanRef, Study, VoiSource
-from immunopet.study.pipeline import ScanResult
 from immunopet.study.privacy import PathRedactor
 from immunopet.study.provenance import (
     fingerprint_inputs,
@@ -203,6 +202,8 @@ def _scan_job(
     ref: ScanRef, settings: AnalysisSettings, exclusions: Sequence[Exclusion]
 ) -> ScanResult:
     """One scan's job (in a worker): :func:`~immunopet.study.pipeline.process_scan`."""
+    from immunopet.study import pipeline  # the workers' (preloaded), not the run's own process
+
     return pipeline.process_scan(ref, settings, exclusions=exclusions)
 
 

@@ -55,7 +55,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import datetime
 from pathlib import Path
 from types import TracebackType
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import duckdb
 import pandas as pd
@@ -64,11 +64,8 @@ import pyarrow.parquet as pq
 
 from immunopet.errors import InputError, StorageError, describe_os_error
 from immunopet.study._lifeline import deferred_interrupts
-from immunopet.study.columns import MEASUREMENT_COLUMNS, SCAN_COLUMNS
+from immunopet.study.columns import MEASUREMENT_COLUMNS, SCAN_COLUMNS, ScanResult
 from immunopet.study.qc import QC_DIR, qc_file_name, write_qc_images
-
-if TYPE_CHECKING:
-    from immunopet.study.pipeline import ScanResult
 
 __all__ = ["DATABASE_NAME", "EXPORTED_TABLES", "ResultsStore"]
 
