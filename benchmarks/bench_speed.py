@@ -201,16 +201,17 @@ def row_series(scratch: Path, shape: tuple[int, int, int], repeats: int, rows: s
             flush=True,
         )
         threads = dicom_module._READ_THREADS
-        try:  # what the reading threads bring, measured in the same run
-            dicom_module._READ_THREADS = 1
-            one, _ = alternate(
+        other_threads = 2 if threads == 1 else 1
+        try:  # what another number of reading threads would bring, measured in the same run
+            dicom_module._READ_THREADS = other_threads
+            other, _ = alternate(
                 lambda: read_ours(series), lambda: read_floor(files, n_pixels), max(repeats, 3)
             )
         finally:
             dicom_module._READ_THREADS = threads
         print(
-            f"  (the same with 1 pixel-reading thread instead of {threads}: {one:.3f} s; "
-            f"with {threads}: {ours:.3f} s)",
+            f"  (the same with {other_threads} pixel-reading thread(s) instead of {threads}: "
+            f"{other:.3f} s; with {threads}: {ours:.3f} s)",
             flush=True,
         )
 

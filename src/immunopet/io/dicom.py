@@ -814,8 +814,10 @@ def load_series_volume_owned(
 _CHUNK = 32
 """Slices read by one task of :func:`load_series_volume`."""
 
-_READ_THREADS = 2
-"""Threads reading a series' pixel data (measured: ``benchmarks/bench_speed.py`` row 3)."""
+_READ_THREADS = 1
+"""Threads reading a series' pixel data. Measured on 2 cores (``benchmarks/bench_speed.py``
+row 3 prints both): 2 threads read no faster than 1, and a study run's workers, which read
+series side by side, were slower with 2 (A/B of whole runs, 2026-11-29)."""
 
 
 _Rescale = tuple[float, float] | None | DicomInputError
