@@ -814,10 +814,11 @@ def load_series_volume_owned(
 _CHUNK = 32
 """Slices read by one task of :func:`load_series_volume`."""
 
-_READ_THREADS = 1
-"""Threads reading a series' pixel data. Measured on 2 cores (``benchmarks/bench_speed.py``
-row 3 prints both): 2 threads read no faster than 1, and a study run's workers, which read
-series side by side, were slower with 2 (A/B of whole runs, 2026-11-29)."""
+_READ_THREADS = 2
+"""Threads reading a series' pixel data. Measured on 2 cores (2026-11-29): in a fresh process
+the page faults of the new volume are served on both cores (``immunopet suv`` of the bench
+series 0.43 s with 1 thread, 0.35 s with 2); in a long-lived process (``bench_speed.py`` row 3
+prints both) and in a study run's workers, 1 and 2 threads are within noise."""
 
 
 _Rescale = tuple[float, float] | None | DicomInputError
