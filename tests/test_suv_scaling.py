@@ -66,3 +66,11 @@ def test_the_owned_array_is_the_one_under_the_volume(tmp_path: Path) -> None:
     assert owned.flags.writeable and not loaded.array.flags.writeable
     owned[0, 0, 0] = -1.0
     assert loaded.array[0, 0, 0] == -1.0
+
+
+def test_an_out_array_of_another_type_or_shape_is_refused() -> None:
+    activity = np.ones((3, 2, 2), dtype=np.float32)
+    with pytest.raises(ValueError, match="float32"):
+        scaled_float32(activity, 2.0, out=np.empty((3, 2, 2), dtype=np.float64))
+    with pytest.raises(ValueError, match="shape"):
+        scaled_float32(activity, 2.0, out=np.empty((3, 2, 1), dtype=np.float32))

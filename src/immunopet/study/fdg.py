@@ -192,7 +192,8 @@ def _measure_fdg_scan(
     patient: str, scan: Scan, settings: AnalysisSettings, root: Path, rows: list[dict[str, Any]]
 ) -> str:
     """Append one row per lesion of ``scan`` to ``rows``; the note of a problem, else ""."""
-    # imported here, in the worker that measures: the run's own process reads these rows only
+    # imported where a scan is measured (a worker; with one worker, here): a run's own
+    # process that only plans and stores the rows does not import the measuring stack
     from immunopet.metrics import describe_voi
     from immunopet.suv.volume import read_suv_volume
     from immunopet.voi.sources import load_vois

@@ -257,7 +257,7 @@ def fig5_slices(
 def _lesion_mask(
     sources: Sequence[VoiSource], root: Path, reference: ImageVolume, name: str
 ) -> np.ndarray:
-    from immunopet.voi.sources import load_vois  # in the worker cutting the pair (see below)
+    from immunopet.voi.sources import load_vois  # where the pair is cut (see make_fig5_pair)
 
     for source in sources:
         if source.kind == "organ":
@@ -364,7 +364,8 @@ def make_fig5_pair(request: Fig5Request) -> Fig5Slices:
     ImmunoPETError
         When a scan cannot be read or the lesion's VOI is missing or empty.
     """
-    # imported here, in the worker: the run's own process only plans and stores the pairs
+    # imported where the pair is cut (a worker; with one worker, here): a run's own process
+    # that only plans and stores the pairs does not import the measuring stack
     from immunopet.study.pipeline import merged_overrides
     from immunopet.suv.volume import read_suv_volume
 

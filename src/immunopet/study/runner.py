@@ -202,7 +202,7 @@ def _scan_job(
     ref: ScanRef, settings: AnalysisSettings, exclusions: Sequence[Exclusion]
 ) -> ScanResult:
     """One scan's job (in a worker): :func:`~immunopet.study.pipeline.process_scan`."""
-    from immunopet.study import pipeline  # the workers' (preloaded), not the run's own process
+    from immunopet.study import pipeline  # where scans are measured (the workers preload it)
 
     return pipeline.process_scan(ref, settings, exclusions=exclusions)
 

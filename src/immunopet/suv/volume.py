@@ -123,6 +123,10 @@ def scaled_float32(
     """
     if out is None:
         out = np.empty(np.shape(array), dtype=np.float32)
+    elif out.dtype != np.float32 or out.shape != np.shape(array):
+        raise ValueError(
+            f"out must be float32 of shape {np.shape(array)}, not {out.dtype} {out.shape}"
+        )
     buffer = np.empty((min(_SLAB, len(out)), *out.shape[1:]), dtype=np.float64)  # reused
     for start in range(0, len(out), _SLAB):
         stop = min(start + _SLAB, len(out))
