@@ -243,3 +243,21 @@ def test_p_values_in_titles_have_three_decimals() -> None:
         "p < 0.001",
         "p = 0.004",
     )
+
+
+def test_the_same_figure_gives_the_same_svg_bytes(tmp_path: Path) -> None:
+    """No random element ids and no date in the SVG copy: reruns of a study give equal files."""
+    from immunopet.report.style import figure_style, new_figure
+
+    def draw(folder: Path) -> bytes:
+        with figure_style():
+            figure = new_figure(3.0, 2.0)
+            ax = figure.add_subplot()
+            ax.plot([1, 2, 3], [2, 1, 3], label="a")
+            ax.legend()
+        save_figure(figure, folder / "f.png")  # outside the style, as the Fig 5 panels are
+        return (folder / "f.svg").read_bytes()
+
+    first, second = draw(tmp_path / "a"), draw(tmp_path / "b")
+    assert b"clip-path" in first and b"<dc:date>" not in first
+    assert first == second

@@ -204,7 +204,8 @@ def save_figure(figure: Figure, path: str | Path, *, copies: bool = True) -> Pat
     path : path-like
         The PNG shown in the report; its folder is created.
     copies : bool
-        Also write ``<stem>.svg`` (vector) and ``<stem>_300dpi.png`` (print) next to it.
+        Also write ``<stem>.svg`` (vector; byte for byte the same for the same figure) and
+        ``<stem>_300dpi.png`` (print) next to it.
 
     Returns
     -------
@@ -215,6 +216,10 @@ def save_figure(figure: Figure, path: str | Path, *, copies: bool = True) -> Pat
     target.parent.mkdir(parents=True, exist_ok=True)
     figure.savefig(target, dpi=DPI, format="png")
     if copies:
-        figure.savefig(target.with_suffix(".svg"), format="svg")
+        import matplotlib as mpl
+
+        # fixed element ids and no date: the same figure gives the same SVG on every run
+        with mpl.rc_context({"svg.hashsalt": "immunopet"}):
+            figure.savefig(target.with_suffix(".svg"), format="svg", metadata={"Date": None})
         figure.savefig(target.with_name(f"{target.stem}_300dpi.png"), dpi=PRINT_DPI, format="png")
     return target
