@@ -10,6 +10,7 @@ import logging
 import math
 import os
 import shutil
+import threading
 from collections import deque
 from functools import partial
 from pathlib import Path
@@ -20,7 +21,7 @@ from immunopet.cli.main import main
 from immunopet.report import figures
 from immunopet.report.drawing import DrawJob, FigureDrawer
 from immunopet.study import runner
-from immunopet.study._tasks import Outcome, Task, in_process, local_pool
+from immunopet.study._tasks import Outcome, Task, in_process, isolated, local_pool
 from immunopet.study.manifest import load_manifest
 from immunopet.study.qc import QC_DIR, qc_file_name
 from immunopet.study.store import ResultsStore
@@ -125,6 +126,22 @@ def test_executors_run_tasks_added_while_they_run() -> None:
                 pending.appendleft(Task("draw", "sqrt 16", math.sqrt, (16.0,)))
         assert sorted(outcome.result for outcome in seen) == [2.0, 3.0, 4.0]
         assert all(outcome.ok and outcome.seconds >= 0 for outcome in seen)
+
+
+def test_a_result_that_cannot_come_back_from_its_worker_fails_that_task_only() -> None:
+    # a lock cannot be pickled: the worker cannot send it back (it ended the whole run before)
+    for run in (lambda pending: local_pool(pending, 2), isolated):
+        tasks = [
+            Task("scan", "sqrt 4", math.sqrt, (4.0,)),
+            Task("scan", "a lock", threading.Lock, ()),
+            Task("scan", "sqrt 9", math.sqrt, (9.0,)),
+        ]
+        outcomes = {o.label: o for o in run(deque(tasks))}
+        assert outcomes["sqrt 4"].result == 2.0 and outcomes["sqrt 9"].result == 3.0
+        failed = outcomes["a lock"]
+        assert not failed.ok and failed.error_type == "TypeError", failed
+        assert failed.message.startswith("unexpected error (TypeError): cannot pickle")
+        assert "Traceback" in failed.detail
 
 
 def test_a_task_that_raises_is_an_outcome_not_an_exception() -> None:

@@ -57,6 +57,7 @@ __all__ = [
     "on_dask",
     "run_task",
     "start_fork_server",
+    "unexpected",
 ]
 
 TaskKind = Literal["scan", "fdg", "fig5", "draw"]
@@ -152,16 +153,25 @@ def run_task(task: Task) -> Outcome:
             seconds=time.perf_counter() - start,
         )
     except Exception as exc:  # a bug: recorded with its traceback, the run goes on
-        return Outcome(
-            task.kind,
-            task.label,
-            None,
-            type(exc).__name__,
-            f"unexpected error ({type(exc).__name__}): {exc}",
-            traceback.format_exc(),
-            time.perf_counter() - start,
-        )
+        return unexpected(task, exc, seconds=time.perf_counter() - start)
     return Outcome(task.kind, task.label, result, seconds=time.perf_counter() - start)
+
+
+def unexpected(task: Task, exc: BaseException, *, seconds: float = math.nan) -> Outcome:
+    """The outcome of a task that failed for an unexpected reason (a bug), with its traceback.
+
+    Also for a task whose result could not come back from its worker (a result that cannot
+    be pickled): the task fails, the run goes on.
+    """
+    return Outcome(
+        task.kind,
+        task.label,
+        None,
+        type(exc).__name__,
+        f"unexpected error ({type(exc).__name__}): {exc}",
+        "".join(traceback.format_exception(exc)),
+        seconds,
+    )
 
 
 def crashed(task: Task, what: str) -> Outcome:
@@ -229,6 +239,8 @@ def isolated(
                 outcome = crashed(task, "it failed again when run alone")
                 pool.shutdown(wait=True, cancel_futures=True)
                 pool = None
+            except Exception as exc:  # the result could not come back: see `unexpected`
+                outcome = unexpected(task, exc)
             yield outcome
     except BaseException:  # interrupted (Ctrl-C, SIGTERM) or closed early: stop now
         if pool is not None:
@@ -329,6 +341,8 @@ def local_pool(
                     except BrokenProcessPool:
                         suspects.append(task)
                         continue
+                    except Exception as exc:  # the result could not come back: see `unexpected`
+                        outcome = unexpected(task, exc)
                     yield outcome
                 if suspects and not in_flight:
                     break
