@@ -76,28 +76,23 @@ def long_study(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return root
 
 
-def _start(root: Path, tmp_path: Path) -> subprocess.Popen[bytes]:
+def start_run(root: Path, results: Path, *options: str) -> subprocess.Popen[bytes]:
+    """``immunopet run long.toml -o RESULTS --workers 2 --no-report --quiet OPTIONS`` in its own
+    session (so that a Ctrl-C reaches its whole process group), output captured."""
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).parents[1] / "src")}
+    argv = ["run", "long.toml", "-o", str(results), "--workers", "2", "--no-report", "--quiet"]
     return subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "immunopet.cli.main",
-            "run",
-            "long.toml",
-            "-o",
-            str(tmp_path / "results"),
-            "--workers",
-            "2",
-            "--no-report",
-            "--quiet",
-        ],
+        [sys.executable, "-m", "immunopet.cli.main", *argv, *options],
         cwd=root,
         env=env,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         start_new_session=True,
     )
+
+
+def _start(root: Path, tmp_path: Path) -> subprocess.Popen[bytes]:
+    return start_run(root, tmp_path / "results")
 
 
 def _wait_for_workers(run: subprocess.Popen[bytes]) -> set[tuple[int, int]]:

@@ -10,7 +10,6 @@ every exported CSV/Parquet parses, and no temporary file is left in a visible na
 
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
 import sys
@@ -25,6 +24,7 @@ from test_run_lifetime import (  # noqa: F401  (long_study is a fixture)
     _descendants,
     long_study,
     signal_and_reap,
+    start_run,
 )
 
 pytestmark = [
@@ -36,28 +36,7 @@ pytestmark = [
 
 
 def _start_dask(root: Path, results: Path) -> subprocess.Popen[bytes]:
-    env = {**os.environ, "PYTHONPATH": str(Path(__file__).parents[1] / "src")}
-    return subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "immunopet.cli.main",
-            "run",
-            "long.toml",
-            "-o",
-            str(results),
-            "--dask",
-            "--workers",
-            "2",
-            "--no-report",
-            "--quiet",
-        ],
-        cwd=root,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        start_new_session=True,
-    )
+    return start_run(root, results, "--dask")
 
 
 def _wait_for_dask_workers(run: subprocess.Popen[bytes], settle_s: float) -> set[tuple[int, int]]:
