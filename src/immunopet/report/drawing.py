@@ -57,6 +57,7 @@ __all__ = ["REPORT_PRELOAD", "DrawJob", "FigureDrawer", "draw_job"]
 
 REPORT_PRELOAD: Final = (
     "immunopet.study._forkserver_exit",  # the server ends at once with the report's process
+    "immunopet.study._forkserver_gc",  # no collections of what it imports, in it or the workers
     "immunopet.report.drawing",
     "immunopet.report.figures",
     "immunopet.report.figures_fdg",

@@ -20,7 +20,7 @@ import sys
 from typing import Final
 
 
-def _imported_by_fork_server() -> bool:
+def imported_by_fork_server() -> bool:
     """Whether the import comes from ``multiprocessing.forkserver.main`` (its preload)."""
     server = sys.modules.get("multiprocessing.forkserver")
     if server is None:
@@ -34,6 +34,6 @@ def _imported_by_fork_server() -> bool:
 
 
 #: Whether this process is the fork server and ends with ``os._exit(0)``.
-ENDS_AT_EXIT: Final = _imported_by_fork_server()
+ENDS_AT_EXIT: Final = imported_by_fork_server()
 if ENDS_AT_EXIT:
     atexit.register(os._exit, 0)  # registered first in the server, so it runs after its others

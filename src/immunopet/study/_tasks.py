@@ -67,6 +67,7 @@ WORKER_CRASH = "WorkerCrash"
 
 WORKER_PRELOAD: tuple[str, ...] = (
     "immunopet.study._forkserver_exit",
+    "immunopet.study._forkserver_gc",  # before the others: they are imported without collections
     "immunopet.study.runner",
     # what the jobs import where they run (the run's own process does not need them)
     "immunopet.study.pipeline",
