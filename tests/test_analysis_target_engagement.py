@@ -12,7 +12,8 @@ import pandas as pd
 import pytest
 from scipy import stats
 
-from immunopet.analysis.kinetics import PlasmaInput, fit_patlak
+from immunopet.analysis.dosimetry import RESIDENCE_COLUMNS, TIA_COLUMNS
+from immunopet.analysis.kinetics import KINETICS_COLUMNS, PlasmaInput, fit_patlak
 from immunopet.analysis.results import StudyAnalysis
 from immunopet.analysis.target_engagement import (
     JAUW_NONSPECIFIC_KI,
@@ -273,6 +274,9 @@ def test_tables_are_machine_readable() -> None:
     ki |= {(f"P{i}", "predose"): v / 3 for i, v in enumerate(tracer)}
     tables = kinetics_tables(_analysis(_study(ki)).target_engagement)
     assert set(tables) == {
+        "kinetics",
+        "time_integrated_activity",
+        "residence_times",
         "kinetics_summary",
         "kinetics_paired",
         "kinetics_flagged",
@@ -283,6 +287,9 @@ def test_tables_are_machine_readable() -> None:
     assert list(tables["patlak_points"].columns) == [
         "patient", "series", "voi", "kind", "hours_pi", "x_h", "y", "y_fit",
     ]  # fmt: skip
+    assert tuple(tables["kinetics"].columns) == KINETICS_COLUMNS
+    assert tuple(tables["time_integrated_activity"].columns) == TIA_COLUMNS
+    assert tuple(tables["residence_times"].columns) == RESIDENCE_COLUMNS
     assert kinetics_tables(None) == {}
     assert set(JAUW_NONSPECIFIC_KI) == {"kidney", "liver", "lung", "spleen"}
 

@@ -11,6 +11,7 @@ were 9.1 % and 10.7 %.
 from __future__ import annotations
 
 import dataclasses
+import json
 from pathlib import Path
 
 import numpy as np
@@ -18,7 +19,8 @@ import pandas as pd
 import pytest
 
 from immunopet.analysis.blood import blood_activity, read_blood_samples, read_counter_calibration
-from immunopet.analysis.kinetics import KineticsSettings, kinetics_step, patlak_table
+from immunopet.analysis.kinetics import KineticsSettings, patlak_table
+from immunopet.analysis.write import write_analysis
 from immunopet.study.manifest import load_manifest
 from immunopet.study.runner import run_study
 from immunopet.study.store import ResultsStore
@@ -81,11 +83,29 @@ def test_organ_ki_against_truth(trial: Path, mode: str, limit: float) -> None:
 
 
 @pytest.mark.slow
-def test_run_step_writes_the_tables(trial: Path) -> None:
+def test_the_analysis_writes_the_only_patlak_fits(trial: Path) -> None:
     study = load_manifest(trial / "study.toml")
-    assert kinetics_step(trial / "results", study) == []
-    table = pd.read_csv(trial / "results" / "analysis" / "kinetics.csv", dtype={"voi": str})
+    written = write_analysis(trial / "results", study)
+    folder = trial / "results" / "analysis"
+    table = pd.read_csv(folder / "kinetics.csv", dtype={"voi": str, "patient": str})
     organs = table[table["kind"] == "organ"]
     assert set(organs["input"]) == {"sampled"}
     assert set(organs["plasma_method"]) == {"biexponential"}
     assert (organs["n_points"] == 4).all()
+    # the fits of the file are those the report shows (one analysis) and those of the
+    # stored measurements and the study's sheets fitted here, to full precision
+    expected = _organ_errors(trial, "sampled")
+    merged = organs.merge(expected, on=KEYS, suffixes=("", "_here"))
+    assert len(merged) == len(expected) == 3 * 2 * 6
+    np.testing.assert_allclose(
+        merged["ki_ul_per_g_per_h"], merged["ki_ul_per_g_per_h_here"], rtol=1e-12
+    )
+    shown = written.analysis.target_engagement
+    assert shown is not None
+    assert len(shown.fits) == len(table)
+    np.testing.assert_allclose(
+        pd.to_numeric(shown.fits["ki_ul_per_g_per_h"]), table["ki_ul_per_g_per_h"], rtol=1e-12
+    )
+    for name in ("kinetics", "time_integrated_activity", "residence_times"):
+        assert len(pd.read_csv(folder / f"{name}.csv")) > 0
+        assert len(json.loads((folder / "analysis.json").read_text())[name]) > 0

@@ -23,14 +23,11 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from immunopet.errors import InputError
-from immunopet.io.atomic import atomic_path
-from immunopet.study.store import ResultsStore
 from immunopet.suv.decay import integrate_physical_activity
 from immunopet.suv.nuclides import find_nuclide
 from immunopet.suv.samples import suv_bw_to_fraction_ia_per_ml
@@ -43,8 +40,6 @@ __all__ = [
     "integrate_activity",
     "residence_times",
     "time_integrated_activity",
-    "write_analysis_csv",
-    "write_dosimetry",
 ]
 
 ICRP89_ADULT_MALE_MASS_G: Mapping[str, float] = {
@@ -275,32 +270,3 @@ def residence_times(
             }
         )
     return pd.DataFrame(rows, columns=list(RESIDENCE_COLUMNS))
-
-
-def write_analysis_csv(table: pd.DataFrame, target: Path) -> Path:
-    """Write ``table`` as CSV to ``target`` atomically (:func:`immunopet.io.atomic.atomic_path`)."""
-    with atomic_path(target) as temporary:
-        table.to_csv(temporary, index=False, lineterminator="\n", float_format="%.6g")
-    return target
-
-
-def write_dosimetry(
-    results_dir: str | Path, settings: DosimetrySettings = DosimetrySettings()
-) -> tuple[Path, Path]:
-    """Write ``RESULTS_DIR/analysis/time_integrated_activity.csv`` and ``residence_times.csv``.
-
-    Raises
-    ------
-    InputError
-        When the results store lacks measurements or scans.
-    """
-    folder = Path(results_dir)
-    with ResultsStore(folder) as store:
-        measurements = store.read_table("measurements")
-        scans = store.read_table("scans")
-    tia = time_integrated_activity(measurements, scans, settings)
-    first = write_analysis_csv(tia, folder / "analysis" / "time_integrated_activity.csv")
-    second = write_analysis_csv(
-        residence_times(tia, settings), folder / "analysis" / "residence_times.csv"
-    )
-    return first, second

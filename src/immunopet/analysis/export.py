@@ -5,33 +5,36 @@ tables with stable names and columns; :func:`write_analysis_tables` writes each 
 of them once more in one JSON file (``analysis.json``: table name -> list of rows) so that a
 statistician can check every number of the report without reading HTML.
 
-=====================  ==================================================================
-table                  key columns
-=====================  ==================================================================
-lesion_uptake          patient, series, lesion, nominal_hours, value, long_axis_mm,
-                       included, reason (+ metric, hours_pi, rule, suggested_exclusion:
-                       the pipeline's suggested but unapplied exclusion, "" when none)
-patient_uptake         patient, uptake, n_lesions, metric, aggregate (+ series,
-                       nominal_hours, fallback, median, mean, geometric_mean, maximum)
-tests                  analysis, test, statistic, p_value, n, groups, group_medians
-                       (+ statistic_name, unit, method, p_exact)
-survival               endpoint, group, n, events, median, ci_lower, ci_upper,
-                       restricted_mean, threshold (+ threshold_rule, time_unit, logrank_p,
-                       hazard_ratio, hr_lower, hr_upper)
-biodistribution        organ, series, nominal_hours, n, mean, sd, cohort (+ median,
-                       minimum, maximum, hours_pi_mean)
-biomarkers             candidate, endpoint, tumour_type, n, auc_or_c, ci_lower, ci_upper,
-                       p_vs_pet (+ n_positive, ci_method, separation, reference), when
-                       computed
-heterogeneity          level, variance, share, icc, n (variance components of log lesion
-                       uptake), when computed
-kinetics_summary,      Patlak target engagement and residence times, when computed
-kinetics_paired,       (:func:`~immunopet.analysis.target_engagement.kinetics_tables`)
+==========================  ==============================================================
+table                       key columns
+==========================  ==============================================================
+lesion_uptake               patient, series, lesion, nominal_hours, value, long_axis_mm,
+                            included, reason (+ metric, hours_pi, rule, suggested_exclusion:
+                            the pipeline's suggested but unapplied exclusion, "" when none)
+patient_uptake              patient, uptake, n_lesions, metric, aggregate (+ series,
+                            nominal_hours, fallback, median, mean, geometric_mean, maximum)
+tests                       analysis, test, statistic, p_value, n, groups, group_medians
+                            (+ statistic_name, unit, method, p_exact)
+survival                    endpoint, group, n, events, median, ci_lower, ci_upper,
+                            restricted_mean, threshold (+ threshold_rule, time_unit, logrank_p,
+                            hazard_ratio, hr_lower, hr_upper)
+biodistribution             organ, series, nominal_hours, n, mean, sd, cohort (+ median,
+                            minimum, maximum, hours_pi_mean)
+biomarkers                  candidate, endpoint, tumour_type, n, auc_or_c, ci_lower, ci_upper,
+                            p_vs_pet (+ n_positive, ci_method, separation, reference), when
+                            computed
+heterogeneity               level, variance, share, icc, n (variance components of log lesion
+                            uptake), when computed
+kinetics,                   Patlak target engagement and time-integrated activity, when
+time_integrated_activity,   computed: every fit and integral, their summaries and the
+residence_times,            Patlak plots' points (:func:`~immunopet.analysis.
+kinetics_summary,           target_engagement.kinetics_tables`)
+kinetics_paired,
 kinetics_flagged,
 kinetics_flag_summary,
 patlak_points,
 residence_time_summary
-=====================  ==================================================================
+==========================  ==============================================================
 
 The Mann-Whitney ``statistic`` is the smaller of U1 and U2, as SPSS prints it. Survival times
 are in months (days / 30.4375).

@@ -42,7 +42,6 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, fields
-from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
@@ -50,11 +49,7 @@ import pandas as pd
 from scipy.optimize import least_squares
 from scipy.stats import linregress
 
-from immunopet.analysis.blood import blood_activity, read_blood_samples, read_counter_calibration
-from immunopet.analysis.dosimetry import write_analysis_csv, write_dosimetry
-from immunopet.errors import ImmunoPETError, InputError
-from immunopet.study.model import Study
-from immunopet.study.store import ResultsStore
+from immunopet.errors import InputError
 from immunopet.suv.samples import percent_ia_per_l_to_suv_bw
 
 __all__ = [
@@ -65,11 +60,9 @@ __all__ = [
     "PlasmaInput",
     "fit_patlak",
     "image_plasma_input",
-    "kinetics_step",
     "patlak_fits",
     "patlak_table",
     "sampled_plasma_input",
-    "write_kinetics",
 ]
 
 KINETICS_COLUMNS = (
@@ -665,88 +658,3 @@ def patlak_fits(
     plot = pd.DataFrame(points, columns=list(POINT_COLUMNS))
     plot = plot.sort_values([*keys, "hours_pi"], kind="stable").reset_index(drop=True)
     return out, plot
-
-
-# ---------------------------------------------------------------------------- the run
-def _study_path(study: Study, path: Path | None) -> Path | None:
-    if path is None:
-        return None
-    return path if path.is_absolute() else Path(study.root) / path
-
-
-def write_kinetics(
-    results_dir: str | Path,
-    study: Study,
-    settings: KineticsSettings = KineticsSettings(),
-) -> tuple[Path, list[str]]:
-    """Patlak table of a measured study, written to ``RESULTS_DIR/analysis/kinetics.csv``.
-
-    Parameters
-    ----------
-    results_dir : path-like
-        The results folder of :func:`immunopet.study.runner.run_study`.
-    study : Study
-        Its manifest (blood samples and counter calibration, when it names them).
-    settings : KineticsSettings
-
-    Returns
-    -------
-    (path, notes)
-        The CSV written and notes (blood samples not usable -> image-derived input).
-
-    Raises
-    ------
-    InputError
-        When the results folder has no measurements.
-    """
-    folder = Path(results_dir)
-    with ResultsStore(folder) as store:
-        measurements = store.read_table("measurements")
-        scans = store.read_table("scans") if "scans" in store.tables() else None
-    notes: list[str] = []
-    blood = None
-    samples_path = _study_path(study, study.inputs.blood_samples)
-    calibration_path = _study_path(study, study.inputs.counter_calibration)
-    if samples_path is not None and calibration_path is not None:
-        try:
-            blood = blood_activity(
-                read_blood_samples(samples_path), read_counter_calibration(calibration_path)
-            )
-        except InputError as exc:
-            notes.append(f"kinetics: blood samples not used ({exc}); image-derived input")
-    elif samples_path is not None:
-        notes.append("kinetics: no counter calibration for the blood samples; image-derived input")
-    table = patlak_table(measurements, blood=blood, scans=scans, settings=settings)
-    target = folder / "analysis" / "kinetics.csv"
-    target.parent.mkdir(parents=True, exist_ok=True)
-    write_analysis_csv(table, target)
-    return target, notes
-
-
-def kinetics_step(results_dir: str | Path, study: Study) -> list[str]:
-    """The kinetics step of ``immunopet run``, never raising.
-
-    Writes ``RESULTS_DIR/analysis/kinetics.csv`` (:func:`write_kinetics`) and the
-    time-integrated activities ``time_integrated_activity.csv`` and ``residence_times.csv``
-    (:func:`immunopet.analysis.dosimetry.write_dosimetry`).
-
-    Returns
-    -------
-    list of str
-        Notes for the user (including why the table could not be written).
-    """
-    notes: list[str] = []
-    try:
-        notes.extend(write_kinetics(results_dir, study)[1])
-    except ImmunoPETError as exc:
-        notes.append(f"kinetics: not computed ({_first_line(exc)})")
-    try:
-        write_dosimetry(results_dir)
-    except ImmunoPETError as exc:
-        notes.append(f"time-integrated activity: not computed ({_first_line(exc)})")
-    return notes
-
-
-def _first_line(exc: Exception) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__

@@ -5,27 +5,32 @@
 time-integrated activity" shows, and the tables of ``RESULTS_DIR/analysis/``
 (:func:`kinetics_tables`):
 
-=======================  =================================================================
-table                    what
-=======================  =================================================================
-kinetics_summary         Ki (µL·g⁻¹·h⁻¹) and VT (mL/g) per organ (lesions pooled as
-                         ``lesions``) and series: VOIs, fitted, n with r below the limit,
-                         median, quartiles (linear interpolation, as numpy/R type 7),
-                         range; the non-specific baseline of Jauw et al. and the median's
-                         ratio to it
-kinetics_paired          per organ: the patients with a fitted Ki in both series, their
-                         medians and median difference, and the Wilcoxon signed-rank test
-                         when there are enough pairs (else why not)
-kinetics_flagged         the VOIs without a Ki (and why) or with a flag (r below the limit,
-                         a fallback plasma input)
-kinetics_flag_summary    those reasons counted per kind of VOI
-patlak_points            every point of every Patlak plot with its fitted line
-residence_time_summary   residence time (h) and cumulated activity (MBq·h) per organ and
-                         series: n, median, range
-=======================  =================================================================
+=========================  ===============================================================
+table                      what
+=========================  ===============================================================
+kinetics                   every Patlak fit: Ki (µL·g⁻¹·h⁻¹), VT (mL/g), r, points, plasma
+                           input and flag per patient, series and VOI
+time_integrated_activity   the time-integrated activity coefficient per mL and cumulated
+                           activity per patient, series and VOI
+residence_times            residence time (h) and cumulated activity per organ, patient and
+                           series (for a dosimetry program)
+kinetics_summary           Ki (µL·g⁻¹·h⁻¹) and VT (mL/g) per organ (lesions pooled as
+                           ``lesions``) and series: VOIs, fitted, n with r below the limit,
+                           median, quartiles (linear interpolation, as numpy/R type 7),
+                           range; the non-specific baseline of Jauw et al. and the median's
+                           ratio to it
+kinetics_paired            per organ: the patients with a fitted Ki in both series, their
+                           medians and median difference, and the Wilcoxon signed-rank test
+                           when there are enough pairs (else why not)
+kinetics_flagged           the VOIs without a Ki (and why) or with a flag (r below the limit,
+                           a fallback plasma input)
+kinetics_flag_summary      those reasons counted per kind of VOI
+patlak_points              every point of every Patlak plot with its fitted line
+residence_time_summary     residence time (h) and cumulated activity (MBq·h) per organ and
+                           series: n, median, range
+=========================  ===============================================================
 
-The per-VOI tables themselves are ``kinetics.csv``, ``time_integrated_activity.csv`` and
-``residence_times.csv`` (:func:`immunopet.analysis.kinetics.kinetics_step`).
+These are the only Patlak fits and integrals of a run: the report shows the same numbers.
 
 Jauw et al. (J Nucl Med 2019;60:1825) report Ki of non-specific (not target-mediated) uptake
 around 0.7 (kidney), 1.1 (liver), 0.2 (lung) and 0.5 (spleen) µL·g⁻¹·h⁻¹
@@ -561,6 +566,9 @@ def kinetics_tables(part: TargetEngagement | None) -> dict[str, pd.DataFrame]:
     if part is None:
         return {}
     return {
+        "kinetics": part.fits.reset_index(drop=True),
+        "time_integrated_activity": part.tia.reset_index(drop=True),
+        "residence_times": part.residence.reset_index(drop=True),
         "kinetics_summary": part.summary.reset_index(drop=True),
         "kinetics_paired": part.paired.reset_index(drop=True),
         "kinetics_flagged": part.flagged.reset_index(drop=True),

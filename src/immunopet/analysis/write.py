@@ -2,9 +2,8 @@
 
 The analysis owns the numbers and the report only arranges them, so ``immunopet run
 --no-report`` still writes everything a statistician checks: ``RESULTS_DIR/analysis/``
-(``kinetics.csv``, ``time_integrated_activity.csv``, ``residence_times.csv`` from
-:func:`~immunopet.analysis.kinetics.kinetics_step`; the tables of
-:mod:`immunopet.analysis.export` and ``analysis.json``). With a report,
+(the tables of :mod:`immunopet.analysis.export`, ``kinetics.csv`` and the time-integrated
+activity included, and ``analysis.json``). With a report,
 :func:`immunopet.report.build.build_report` writes the same tables from the same analysis.
 """
 
@@ -15,7 +14,6 @@ from pathlib import Path
 
 from immunopet.analysis.assemble import assemble_analysis
 from immunopet.analysis.export import write_analysis_tables
-from immunopet.analysis.kinetics import kinetics_step
 from immunopet.analysis.results import StudyAnalysis
 from immunopet.study.model import Study
 
@@ -32,7 +30,8 @@ class WrittenAnalysis:
         ``RESULTS_DIR/analysis``.
     analysis : StudyAnalysis
     notes : tuple of str
-        Why a table was not computed (from the kinetics step).
+        What the reader of the tables must know (the analysis's notes: a part not
+        computed and why, cautions), printed since no report carries them.
     """
 
     folder: Path
@@ -61,11 +60,8 @@ def write_analysis(
     Raises
     ------
     ImmunoPETError
-        As :func:`~immunopet.analysis.assemble.assemble_analysis` (the kinetics step never
-        raises: its problems become notes).
+        As :func:`~immunopet.analysis.assemble.assemble_analysis`.
     """
-    results_dir = Path(results_dir)
-    notes = kinetics_step(results_dir, study)
     analysis = assemble_analysis(results_dir, study=study, progress=progress)
     folder = write_analysis_tables(analysis, results_dir)
-    return WrittenAnalysis(folder=folder, analysis=analysis, notes=tuple(notes))
+    return WrittenAnalysis(folder=folder, analysis=analysis, notes=tuple(analysis.notes))

@@ -91,10 +91,6 @@ def run(args: argparse.Namespace) -> int:
     for failure in summary.failures:
         print(f"failed {failure.scan_id}: {failure.message}", file=sys.stderr)
     _say(progress, "3/3 analysing the study and writing the report")
-    from immunopet.analysis.kinetics import kinetics_step
-
-    for note in kinetics_step(outdir / "results", study):  # results/analysis/kinetics.csv
-        print(note, file=sys.stderr)
     built = build_report(
         outdir / "results",
         outdir / "report",
@@ -103,8 +99,6 @@ def run(args: argparse.Namespace) -> int:
         progress=progress,
         workers=workers,
     )
-    for note in built.notes:
-        print(note, file=sys.stderr)
     print(_closing_summary(outdir, built, summary.n_scans, time.perf_counter() - started))
     return 0 if summary.ok else 2
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -71,7 +70,5 @@ def run(args: argparse.Namespace) -> int:
     built = build_report(
         args.results, args.output, study=study, qc=not args.no_qc, workers=args.workers
     )
-    for note in built.notes:
-        print(note, file=sys.stderr)
     print(f"report written to {built.index}")
     return 0

@@ -108,7 +108,6 @@ def _drawing_workers(args: argparse.Namespace) -> int:
 def _import_report() -> None:
     """Import what the analysis and the report need (``run_study``'s ``meanwhile``: while the
     first workers start, rather than when the QC pages of the last scans are due)."""
-    import immunopet.analysis.kinetics
     import immunopet.report.build  # noqa: F401
 
 
@@ -189,7 +188,6 @@ def run(args: argparse.Namespace) -> int:
             for note in write_analysis(output, study, progress=not args.quiet).notes:
                 print(note, file=sys.stderr)
         else:
-            from immunopet.analysis.kinetics import kinetics_step
             from immunopet.report.build import build_report
 
             built = build_report(
@@ -198,13 +196,8 @@ def run(args: argparse.Namespace) -> int:
                 study=study,
                 qc=not args.no_qc,
                 progress=not args.quiet,
-                # RESULTS_DIR/analysis/kinetics.csv (the report does not read it): done while
-                # the workers start drawing
-                alongside=lambda: kinetics_step(output, study),
                 drawer=drawer,
             )
-            for note in built.notes:
-                print(note, file=sys.stderr)
             if not args.quiet:
                 print(f"report: {built.index}")
     return 0 if summary.ok else 2

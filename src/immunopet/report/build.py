@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -38,15 +37,12 @@ class BuiltReport:
     analysis : StudyAnalysis
         The analysis the report shows (for a closing summary or further use).
     n_figures, n_qc_pages : int
-    notes : tuple of str
-        Why something was left out (e.g. no manifest for the QC pages).
     """
 
     index: Path
     analysis: StudyAnalysis
     n_figures: int
     n_qc_pages: int
-    notes: tuple[str, ...] = ()
 
 
 def build_report(
@@ -57,7 +53,6 @@ def build_report(
     qc: bool = True,
     progress: bool = False,
     workers: int | None = None,
-    alongside: Callable[[], Sequence[str]] | None = None,
     drawer: FigureDrawer | None = None,
 ) -> BuiltReport:
     """Assemble the analysis of ``results_dir`` and write the report folder ``outdir``.
@@ -81,10 +76,6 @@ def build_report(
         process, after the analysis). With more, the QC pages and Fig 5 panels are drawn
         while this process assembles the analysis, then the study figures
         (:class:`~immunopet.report.drawing.FigureDrawer`); the files are the same.
-    alongside : callable, optional
-        Other work of the caller, independent of the report (``immunopet run``: the
-        kinetics step), done here while the workers start drawing, before the analysis is
-        assembled; the lines it returns open :attr:`BuiltReport.notes`.
     drawer : FigureDrawer, optional
         The caller's drawer (``workers`` is then its own), which may hold jobs already
         (``immunopet run``: the QC pages of the scans measured so far, drawn while the last
@@ -103,7 +94,6 @@ def build_report(
         drawer.add(fig5_jobs)
         qc_jobs = qc_page_jobs(results_dir, study, figures_dir) if qc and study else []
         drawer.add(qc_jobs, fill=True)
-        notes = list(alongside()) if alongside is not None else []
         analysis = assemble_analysis(results_dir, study=study, progress=progress)
         write_analysis_tables(analysis, results_dir)
         if qc and study is None:  # the study only orders the QC pages
@@ -124,7 +114,6 @@ def build_report(
         analysis=analysis,
         n_figures=n_figures,
         n_qc_pages=len(qc_figures),
-        notes=tuple(notes),
     )
 
 
