@@ -621,3 +621,27 @@ def test_every_table_is_downloadable_as_csv(report: Path) -> None:
     survival = [link for link in links if "survival" in link]
     first = (report.parent / survival[0]).read_text(encoding="utf-8")
     assert first.startswith("Endpoint,n,Events,Median (CI),Restricted mean")
+
+
+def test_an_interrupted_render_leaves_the_previous_report_whole(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    out = tmp_path / "report"
+    figures = hand_built_figures(tmp_path / "drawn")
+    before = render_report(hand_built_analysis(), out, figures=figures).read_bytes()
+    tables = {p.name: p.read_bytes() for p in (out / "tables").iterdir()}
+    real_write_text = Path.write_text
+    written: list[str] = []
+
+    def interrupted(path: Path, text: str, *args: object, **kwargs: object) -> int:
+        written.append(path.name)
+        real_write_text(path, text[: len(text) // 2], encoding="utf-8")  # half, then Ctrl-C
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(Path, "write_text", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        render_report(hand_built_analysis(), out, figures=figures)
+    assert written and written[0].startswith(".")  # the half went to a temporary file
+    assert (out / "index.html").read_bytes() == before
+    assert {p.name: p.read_bytes() for p in (out / "tables").iterdir()} == tables
+    assert not [p.name for p in out.rglob(".*")]  # no temporary file left behind

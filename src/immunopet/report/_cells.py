@@ -23,6 +23,7 @@ import pandas as pd
 
 from immunopet.analysis.biodistribution import SERIES_ORDER
 from immunopet.analysis.clinical import IDENTIFYING_COLUMNS
+from immunopet.io.atomic import atomic_path
 from immunopet.study.model import AnalysisPlan
 
 DASH: Final = "\u2014"
@@ -342,11 +343,14 @@ def _file_part(text: str) -> str:
 
 
 def _table_csv(table: Table, path: Path) -> None:
-    """Write a table view as CSV: its headers and the cells as the report prints them."""
+    """Write a table view as CSV (atomically): its headers and the cells as the report prints
+    them."""
     import csv
 
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("w", encoding="utf-8", newline="") as handle:
+    with (
+        atomic_path(path) as temporary,
+        temporary.open("w", encoding="utf-8", newline="") as handle,
+    ):
         writer = csv.writer(handle)
         if any(table.headers):
             writer.writerow(table.headers)

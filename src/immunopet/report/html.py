@@ -44,6 +44,7 @@ from immunopet import __version__
 from immunopet.analysis.biodistribution import ORGAN_ORDER
 from immunopet.analysis.results import SplitSurvival, StudyAnalysis
 from immunopet.errors import InputError
+from immunopet.io.atomic import write_text_atomically
 from immunopet.report._cells import (
     DASH,
     Cell,
@@ -974,7 +975,6 @@ def render_report(
         version=__version__,
     )
     css = files("immunopet.report").joinpath("templates", "report.css").read_text("utf-8")
-    (out / "report.css").write_text(css, encoding="utf-8")
-    index = out / "index.html"
-    index.write_text(html, encoding="utf-8")
-    return index
+    write_text_atomically(out / "report.css", css)
+    # last, and whole or not at all: an interrupted render leaves the previous index.html
+    return write_text_atomically(out / "index.html", html)
