@@ -381,3 +381,32 @@ def test_blood_summary_over_the_cohort_by_sampling_time() -> None:
     everyone = blood_summary(blood, {"s1": ["A", "B", "C"]}, plan)
     # by time, not by label: B's sample "2" (71 h) pools with the 72 h samples
     assert everyone["mean"].tolist() == pytest.approx([24.0, 17.5, 17.0 / 3])
+
+
+def test_a_table_this_analysis_does_not_have_is_not_left_from_an_earlier_one(
+    hand: StudyAnalysis,  # noqa: F811
+    tmp_path: Path,
+) -> None:
+    from immunopet.analysis.export import OPTIONAL_TABLES
+
+    folder = tmp_path / "analysis"
+    folder.mkdir()
+    # an earlier analysis of another plan wrote every optional table; a file of the user's
+    for name in OPTIONAL_TABLES:
+        (folder / f"{name}.csv").write_text("candidate,auc_or_c\nuptake,0.9\n")
+    (folder / "my_notes.csv").write_text("mine\n")
+    lacking = set(OPTIONAL_TABLES) - set(analysis_tables(hand))
+    assert lacking == {"fdg_lesions"}  # the hand-built results have no FDG scans
+    write_analysis_tables(hand, tmp_path)
+    written = set(json.loads((folder / "analysis.json").read_text())) - {"plan"}
+    assert {p.stem for p in folder.glob("*.csv")} == written | {"my_notes"}
+    assert not lacking & written
+
+
+def test_optional_tables_name_every_table_written_only_when_computed(
+    trial_analysis: StudyAnalysis,  # noqa: F811
+) -> None:
+    from immunopet.analysis.export import OPTIONAL_TABLES
+
+    names = set(analysis_tables(trial_analysis))
+    assert names == set(TABLE_COLUMNS) | set(OPTIONAL_TABLES)  # a study that has every part

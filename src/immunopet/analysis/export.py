@@ -58,6 +58,7 @@ from immunopet.stats.results import TestResult
 
 __all__ = [
     "ANALYSIS_FOLDER",
+    "OPTIONAL_TABLES",
     "TABLE_COLUMNS",
     "analysis_tables",
     "write_analysis_tables",
@@ -65,6 +66,23 @@ __all__ = [
 
 ANALYSIS_FOLDER: Final = "analysis"
 """The folder of the tables inside the results folder."""
+
+OPTIONAL_TABLES: Final = (
+    "biomarkers",
+    "heterogeneity",
+    "fdg_lesions",
+    "kinetics",
+    "time_integrated_activity",
+    "residence_times",
+    "kinetics_summary",
+    "kinetics_paired",
+    "kinetics_flagged",
+    "kinetics_flag_summary",
+    "patlak_points",
+    "residence_time_summary",
+)
+"""The tables written only when their part of the analysis is computed. When it is not, the
+file an earlier analysis left is removed: it holds another analysis's numbers."""
 
 TABLE_COLUMNS: Final = {
     "lesion_uptake": (
@@ -404,6 +422,9 @@ def write_analysis_tables(analysis: StudyAnalysis, results_dir: str | Path) -> P
         The results folder; ``analysis/`` is created in it (files of the same name replaced).
         Each file is written to a temporary name, flushed and renamed into place
         (:func:`~immunopet.io.atomic.atomic_path`): a crash leaves the previous file whole.
+        The CSV of an :data:`OPTIONAL_TABLES` table this analysis does not have is removed
+        (an earlier analysis's, e.g. before the plan dropped the biomarkers); other files
+        are left alone.
 
     Returns
     -------
@@ -424,6 +445,9 @@ def write_analysis_tables(analysis: StudyAnalysis, results_dir: str | Path) -> P
     payload["plan"] = _plan_json(analysis)
     text = json.dumps(payload, indent=1, ensure_ascii=False, default=str)
     write_text_atomically(folder / "analysis.json", text + "\n")
+    for name in OPTIONAL_TABLES:
+        if name not in tables:
+            (folder / f"{name}.csv").unlink(missing_ok=True)
     return folder
 
 
