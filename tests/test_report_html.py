@@ -644,4 +644,52 @@ def test_an_interrupted_render_leaves_the_previous_report_whole(
     assert written and written[0].startswith(".")  # the half went to a temporary file
     assert (out / "index.html").read_bytes() == before
     assert {p.name: p.read_bytes() for p in (out / "tables").iterdir()} == tables
-    assert not [p.name for p in out.rglob(".*")]  # no temporary file left behind
+    assert not [p.name for p in out.rglob(".*.tmp*")]  # no temporary file left behind
+
+
+def test_images_and_tables_the_last_report_wrote_are_removed_when_not_shown(
+    tmp_path: Path,
+) -> None:
+    out = tmp_path / "report"
+    figures = hand_built_figures(tmp_path / "drawn")
+    render_report(hand_built_analysis(), out, figures=figures)
+    # the last report also showed a figure (with its SVG and print copies) and a table that
+    # this one has not: another analysis's numbers
+    gone = [out / "figures" / f"roc{end}" for end in (".png", ".svg", "_300dpi.png")]
+    for path in gone:
+        write_png(path)
+    record = out / ".immunopet-report-files.json"
+    written = json.loads(record.read_text())
+    assert "figures/extra_plot.png" in written and "tables/overview-1.csv" in written
+    (out / "tables" / "biomarkers-1.csv").write_text("old numbers")
+    (tmp_path / "outside.csv").write_text("not the report's")
+    earlier = ["figures/roc.png", "figures/roc.svg", "figures/roc_300dpi.png"]
+    record.write_text(
+        json.dumps([*written, *earlier, "tables/biomarkers-1.csv", "tables/../../outside.csv"])
+    )
+    # files the reports did not write stay, whatever they are
+    mine = [out / "figures" / "my_plot.png", out / "tables" / "my_table.csv"]
+    for path in mine:
+        path.write_text("mine")
+    index = render_report(hand_built_analysis(), out, figures=figures)
+    assert not [path.name for path in gone if path.exists()]
+    assert not (out / "tables" / "biomarkers-1.csv").exists()
+    assert all(path.exists() for path in mine) and (tmp_path / "outside.csv").exists()
+    assert json.loads(record.read_text()) == written
+    linked = re.findall(r'(?:src|href)="((?:figures|tables)/[^"]+)"', index.read_text())
+    assert linked and all((out / unquote(link)).is_file() for link in linked)
+    # reusing the images already there (no figures given) keeps every one of them
+    before = sorted(p.name for p in (out / "figures").iterdir())
+    render_report(hand_built_analysis(), out)
+    assert sorted(p.name for p in (out / "figures").iterdir()) == before
+
+
+def test_a_figure_the_next_report_does_not_draw_is_removed(tmp_path: Path) -> None:
+    out = tmp_path / "report"
+    figures = hand_built_figures(tmp_path / "drawn")
+    render_report(hand_built_analysis(), out, figures=figures)
+    assert (out / "figures" / "extra_plot.png").is_file()
+    del figures["extra_plot"]
+    render_report(hand_built_analysis(), out, figures=figures)
+    assert not (out / "figures" / "extra_plot.png").exists()
+    assert (out / "figures" / "biodistribution.png").is_file()

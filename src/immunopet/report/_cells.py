@@ -358,8 +358,10 @@ def _table_csv(table: Table, path: Path) -> None:
             writer.writerow([c.text for c in row])
 
 
-def attach_csv(sections: Sequence[Section], out: Path) -> None:
-    """Give every table of every section a CSV copy under ``tables/`` and link it."""
+def attach_csv(sections: Sequence[Section], out: Path) -> list[str]:
+    """Give every table of every section a CSV copy under ``tables/`` and link it; the CSVs
+    written (``tables/<section>-<n>.csv``)."""
+    written: list[str] = []
     for section in sections:
         count = 0
 
@@ -369,6 +371,7 @@ def attach_csv(sections: Sequence[Section], out: Path) -> None:
                 count += 1
                 name = f"tables/{_file_part(section_id)}-{count}.csv"
                 _table_csv(value, out / name)
+                written.append(name)
                 return dataclasses.replace(value, csv=name)
             if isinstance(value, dict):
                 for key in list(value):
@@ -379,6 +382,7 @@ def attach_csv(sections: Sequence[Section], out: Path) -> None:
             return value
 
         visit(section.body)
+    return written
 
 
 def plan_rows(plan: AnalysisPlan) -> list[tuple[str, str]]:

@@ -27,15 +27,16 @@ is never rendered; the table says which column was left out.
 from __future__ import annotations
 
 import dataclasses
+import json
 import math
 import re
 import shutil
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import datetime
 from importlib.resources import files
 from pathlib import Path
 from typing import Any, Final
-from urllib.parse import quote
+from urllib.parse import quote, unquote
 
 import jinja2
 import pandas as pd
@@ -934,8 +935,10 @@ def render_report(
     analysis : StudyAnalysis
         Everything the report shows (:func:`immunopet.analysis.assemble.assemble_analysis`).
     outdir : str or Path
-        The report folder; created if needed. Receives ``index.html``, ``report.css`` and
-        ``figures/`` (files of the same name are overwritten, others are left alone).
+        The report folder; created if needed. Receives ``index.html``, ``report.css``,
+        ``figures/`` and ``tables/`` (files of the same name are replaced; the images and
+        CSVs the last report wrote there that this one does not show are removed, as
+        recorded in ``.immunopet-report-files.json``; other files are left alone).
     figures : mapping of str to Path, optional
         Figure name (``"biodistribution"``, ``"km_pfs"``, ``"qc/<scan>"`` ...) to image
         file, as :func:`immunopet.report.figures.draw_all` returns it. Each file is copied
@@ -964,7 +967,7 @@ def render_report(
     placed = _copy_figures(sources, out)
     generated = datetime.now().strftime("%Y-%m-%d %H:%M")
     sections = _build_sections(analysis, placed, generated)
-    attach_csv(sections, out)
+    tables = attach_csv(sections, out)
     template = _environment().get_template("index.html.j2")
     html = template.render(
         title=f"{analysis.name} \u2014 immuno-PET report" if analysis.name else "immuno-PET report",
@@ -977,4 +980,39 @@ def render_report(
     css = files("immunopet.report").joinpath("templates", "report.css").read_text("utf-8")
     write_text_atomically(out / "report.css", css)
     # last, and whole or not at all: an interrupted render leaves the previous index.html
-    return write_text_atomically(out / "index.html", html)
+    index = write_text_atomically(out / "index.html", html)
+    _forget_earlier_files(out, _shown_files(out, placed.values(), tables))
+    return index
+
+
+_FILES_WRITTEN: Final = ".immunopet-report-files.json"
+"""The images and CSVs the last report put in its folder (relative paths, JSON)."""
+
+
+def _shown_files(out: Path, placed: Iterable[Figure], tables: Iterable[str]) -> set[str]:
+    """The images and table CSVs of this report, relative to ``out`` (with each figure's SVG
+    and print copy when they exist)."""
+    shown = set(tables)
+    for figure in placed:
+        path = Path(unquote(figure.src))
+        for copy in (path, path.with_suffix(".svg"), path.with_name(f"{path.stem}_300dpi.png")):
+            if (out / copy).is_file():
+                shown.add(copy.as_posix())
+    return shown
+
+
+def _forget_earlier_files(out: Path, shown: set[str]) -> None:
+    """Remove the images and CSVs the last report wrote that this one does not show (they
+    were another analysis's), then record this report's. Only files a report recorded are
+    ever removed."""
+    record = out / _FILES_WRITTEN
+    try:
+        earlier = json.loads(record.read_text(encoding="utf-8"))
+    except (OSError, ValueError):  # none yet, or not ours
+        earlier = []
+    for name in earlier if isinstance(earlier, list) else []:
+        if not isinstance(name, str) or name in shown or ".." in Path(name).parts:
+            continue
+        if name.startswith(("figures/", "tables/")):
+            (out / name).unlink(missing_ok=True)
+    write_text_atomically(record, json.dumps(sorted(shown), indent=0) + "\n")
