@@ -533,8 +533,8 @@ uptake_metric = "suv_max"
 patient_aggregate = "geometric_mean"
 split = 2.5
 fallback_hours = [72, 168]
-reference_series = "baseline"
-comparison_series = "on-treatment"
+reference_series = "predose"
+comparison_series = "tracer-only"
 biomarkers = ["uptake", "rnaseq_score"]
 
 [analysis.response]
@@ -571,7 +571,7 @@ def test_analysis_plan_is_read_and_round_trips(data: Path) -> None:
     plan = study.plan
     assert plan.uptake_metric == "suv_max" and plan.patient_aggregate == "geometric_mean"
     assert plan.split == 2.5 and plan.fallback_hours == (72.0, 168.0)
-    assert (plan.reference_series, plan.comparison_series) == ("baseline", "on-treatment")
+    assert (plan.reference_series, plan.comparison_series) == ("predose", "tracer-only")
     assert plan.response.column == "response_12wk" and plan.response.ne_rule == "exclude"
     assert [(m.column, m.label, m.cutoffs) for m in plan.ihc] == [("pd1_percent", "PD-1", (1, 10))]
     written = write_manifest(study, data / "plan_copy.toml")
@@ -631,6 +631,48 @@ def test_analysis_plan_problems(data: Path, text: str, key: str, message: str) -
     assert problems[0].message.startswith(message)
     assert problems[0].line is not None and problems[0].line > 4
     assert str(problems[0]).startswith(f"{path}:{problems[0].line}: {key}")
+
+
+@pytest.mark.parametrize(
+    ("roles", "key", "message"),
+    [
+        (
+            'comparison_series = "pre-dose"',
+            "analysis.comparison_series",
+            "no injection of the study is in this series; did you mean 'predose'? "
+            "(found 'pre-dose'; expected one of predose, tracer-only)",
+        ),
+        (
+            'reference_series = "baseline"',
+            "analysis.reference_series",
+            "no injection of the study is in this series (found 'baseline'",
+        ),
+        (
+            'reference_series = "predose"\ncomparison_series = "predose"',
+            "analysis.comparison_series",
+            "the same series as reference_series",
+        ),
+    ],
+)
+def test_analysis_series_roles_name_series_of_the_study(
+    data: Path, roles: str, key: str, message: str
+) -> None:
+    # a misspelt series left every comparison of the report empty ("too few pairs")
+    path = _write(data, GOOD + f"\n[analysis]\n{roles}\n", "roles.toml")
+    problems = validate_manifest(path)
+    assert [p.key for p in problems] == [key]
+    assert f"{key}: {message}" in str(problems[0])
+    assert problems[0].line is not None and problems[0].line > GOOD.count("\n")
+
+
+def test_analysis_series_roles_need_not_exist_by_default(data: Path) -> None:
+    # a study of one series (P02's predose injection left out): the default comparison
+    # series is absent, which is not a mistake; naming the one series as reference is fine
+    one_series = GOOD.replace('series = "predose"', 'series = "tracer-only"')
+    for text in (one_series, one_series + '\n[analysis]\nreference_series = "tracer-only"\n'):
+        study = load_manifest(_write(data, text, "one_series.toml"))
+        assert {i.series for p in study.patients for i in p.injections} == {"tracer-only"}
+        assert study.plan.comparison_series == "predose"
 
 
 def test_analysis_peak_sets_the_settings(data: Path) -> None:

@@ -99,7 +99,9 @@ Validation collects every problem before reporting (:func:`validate_manifest`): 
 misspelled keys (an error, never silently dropped), missing required keys, wrong types,
 values out of range or not among the choices, missing files and folders, PET folders without
 DICOM files (checked cheaply: the first files' preamble and (0008,0060) Modality), duplicate
-patients, series labels or scans, and exclusions naming unknown patients. Each problem reads
+patients, series labels or scans, exclusions naming unknown patients, and ``[analysis]``
+series roles (``reference_series``, ``comparison_series``, when given) naming no series of the
+study or both the same. Each problem reads
 ``file:line: dotted.key: message (found X; expected Y)``.
 
 Modules
@@ -123,6 +125,7 @@ its table's header (the longest recorded prefix of its dotted key).
 
 from __future__ import annotations
 
+import difflib
 import os
 import re
 import tomllib
@@ -248,6 +251,7 @@ def _build(c: Checker, data: dict[str, Any]) -> Study | None:
             )
         settings = replace(settings, peak=cast(PeakMethod, peak))
     patients = _build_patients(c, data)
+    _check_series_roles(c, data.get("analysis"), patients)
     exclusions = _build_exclusions(c, data, {p.pseudonym for p in patients})
     if "patients" in data and not patients and not c.problems:
         c.add(("patients",), "no patients", expected="at least one [[patients]] table")
@@ -264,6 +268,37 @@ def _build(c: Checker, data: dict[str, Any]) -> Study | None:
         show_paths=show_paths,
         plan=plan,
     )
+
+
+def _check_series_roles(c: Checker, analysis: Any, patients: Sequence[Patient]) -> None:
+    """``[analysis]`` names its series roles among the study's series (a misspelt series
+    would leave every comparison empty, "too few pairs"); the defaults need not exist (a
+    study of one series has no predose series)."""
+    series = sorted({injection.series for patient in patients for injection in patient.injections})
+    if not isinstance(analysis, dict) or not series:
+        return
+    roles = {
+        name: analysis[name]
+        for name in ("reference_series", "comparison_series")
+        if isinstance(analysis.get(name), str) and analysis[name].strip()
+    }
+    for name, value in roles.items():
+        if value not in series:
+            close = difflib.get_close_matches(value, series, n=1)
+            hint = f"; did you mean {close[0]!r}?" if close else ""
+            c.add(
+                ("analysis", name),
+                "no injection of the study is in this series" + hint,
+                value,
+                "one of " + ", ".join(series),
+            )
+    if len(roles) == 2 and roles["reference_series"] == roles["comparison_series"]:
+        c.add(
+            ("analysis", "comparison_series"),
+            "the same series as reference_series",
+            roles["comparison_series"],
+            "another series of the study, or leave it out",
+        )
 
 
 def _build_inputs(c: Checker, data: Any) -> StudyInputs:
