@@ -90,6 +90,27 @@ def test_valid_sheets_have_no_problems(tmp_path: Path) -> None:
     assert sheet_problems(study) == []
 
 
+def test_clinical_columns_the_plan_names_must_be_in_the_sheet(tmp_path: Path) -> None:
+    from dataclasses import replace
+
+    from immunopet.study.model import AnalysisPlan, IhcMarker, ResponsePlan
+
+    study = _study(tmp_path, clinical=VALID_CLINICAL)
+    assert sheet_problems(study) == []  # the default plan's columns are there
+    plan = AnalysisPlan(
+        biomarkers=("uptake", "tps_precent", "cps_percent"),
+        ihc=(IhcMarker("pd1_percent", "PD-1", (1.0, 10.0)),),
+        response=ResponsePlan(column="bor_12wk"),
+    )
+    problems = sheet_problems(replace(study, plan=plan))
+    assert [p.split(" (")[0] for p in problems] == [
+        "clinical.csv: column 'tps_precent': not in the sheet; did you mean 'tps_percent'?",
+        "clinical.csv: column 'pd1_percent': not in the sheet",
+        "clinical.csv: column 'bor_12wk': not in the sheet",
+    ]
+    assert "named by the manifest's analysis.biomarkers; expected one of patient," in problems[0]
+
+
 @pytest.fixture
 def study_folder(tmp_path: Path) -> Path:
     root = _make_data(tmp_path / "study")

@@ -6,11 +6,14 @@ before it was drawn, an adverse event of a patient not in the study. :func:`shee
 reads the clinical sheet, the adverse-event list, the blood samples, the well-counter
 calibration and the baseline lesion table of a study and returns every problem, each naming
 the file (relative to the manifest's folder), the row (the header is row 1, as a spreadsheet
-numbers them), the column, the value found and what was expected.
+numbers them), the column, the value found and what was expected. A column of the clinical
+sheet that the manifest's ``[analysis]`` names (a biomarker, an IHC marker, the response
+column) must be in it: a misspelt name only left that part out, with a note in the report.
 """
 
 from __future__ import annotations
 
+import difflib
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -20,7 +23,7 @@ from immunopet.analysis.blood import blood_sample_problems, read_counter_calibra
 from immunopet.analysis.clinical import adverse_event_problems, clinical_problems
 from immunopet.analysis.lesions import _lesion_table
 from immunopet.errors import ImmunoPETError
-from immunopet.study.model import Study
+from immunopet.study.model import AnalysisPlan, Study
 
 __all__ = ["sheet_problems"]
 
@@ -60,6 +63,39 @@ def _patients_of(path: Path) -> list[str] | None:
     return [str(p).strip() for p in frame["patient"] if str(p).strip()]
 
 
+def _named_columns(plan: AnalysisPlan) -> list[tuple[str, str]]:
+    """``(manifest key, column)`` of the clinical columns the plan names where it differs from
+    the defaults (a study may lack the default TPS/CPS or BOR columns: those parts are then
+    left out with a note)."""
+    default = AnalysisPlan()
+    named: list[tuple[str, str]] = []
+    if plan.biomarkers != default.biomarkers:
+        named += [("analysis.biomarkers", c) for c in plan.biomarkers if c != "uptake"]
+    if plan.ihc != default.ihc:
+        named += [("analysis.ihc.column", marker.column) for marker in plan.ihc]
+    if plan.response.column != default.response.column:
+        named.append(("analysis.response.column", plan.response.column))
+    return named
+
+
+def _plan_column_problems(plan: AnalysisPlan, clinical: Path, root: Path) -> list[str]:
+    try:
+        columns = [str(c) for c in pd.read_csv(clinical, nrows=0).columns]
+    except (OSError, ValueError, pd.errors.ParserError):
+        return []  # the sheet's own problems are reported by its check
+    found = []
+    for key, column in dict.fromkeys(_named_columns(plan)):
+        if column in columns:
+            continue
+        close = difflib.get_close_matches(column, columns, n=1, cutoff=0.85)
+        hint = f"; did you mean {close[0]!r}?" if close else ""
+        found.append(
+            f"{_shown(clinical, root)}: column {column!r}: not in the sheet{hint} (named by "
+            f"the manifest's {key}; expected one of {', '.join(columns)})"
+        )
+    return found
+
+
 def sheet_problems(study: Study) -> list[str]:
     """Every problem of the sheets the study's ``[inputs]`` name (empty when all are valid).
 
@@ -88,6 +124,7 @@ def sheet_problems(study: Study) -> list[str]:
     known = None
     if clinical is not None:
         found += _relative(clinical_problems(clinical), clinical, root)
+        found += _plan_column_problems(study.plan, clinical, root)
         known = _patients_of(clinical)
     events = where(inputs.adverse_events)
     if events is not None:
