@@ -410,3 +410,33 @@ def test_optional_tables_name_every_table_written_only_when_computed(
 
     names = set(analysis_tables(trial_analysis))
     assert names == set(TABLE_COLUMNS) | set(OPTIONAL_TABLES)  # a study that has every part
+
+
+def test_the_blood_pool_is_the_organ_the_settings_name(report_trial: Path, tmp_path: Path) -> None:  # noqa: F811
+    """A study whose blood-pool VOI is called "aorta" (``[settings] reference_organ``) gets
+    the same numbers as one calling it "blood_pool": tumour-to-blood ratios, visibility, the
+    image-derived plasma input and the blood comparison used "blood_pool" whatever the
+    settings said (the Patlak fits then took the aorta for a tissue)."""
+    from dataclasses import replace
+
+    from immunopet.study.manifest import load_manifest
+
+    study = load_manifest(report_trial / "study.toml")
+    renamed = tmp_path / "results"
+    renamed.mkdir()
+    for file in (report_trial / "results").glob("*.parquet"):
+        frame = pd.read_parquet(file)
+        if "voi" in frame.columns:
+            frame["voi"] = frame["voi"].replace("blood_pool", "aorta")
+        frame.to_parquet(renamed / file.name)
+    aorta = replace(study, settings=replace(study.settings, reference_organ="aorta"))
+    expected = analysis_tables(assemble_analysis(report_trial / "results", study=study))
+    found = analysis_tables(assemble_analysis(renamed, study=aorta))
+    assert set(found) == set(expected)
+    assert "kinetics" in found and "tests" in found
+    for name, table in expected.items():
+        other = found[name].replace("aorta", "blood_pool")
+        columns = list(table.columns)
+        left = table.astype(str).sort_values(columns).reset_index(drop=True)
+        right = other.astype(str).sort_values(columns).reset_index(drop=True)
+        pd.testing.assert_frame_equal(left, right, obj=name)

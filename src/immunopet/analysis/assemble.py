@@ -99,6 +99,7 @@ from immunopet.analysis.cohorts import (
 from immunopet.analysis.export import analysis_tables
 from immunopet.analysis.fdg import fdg_positivity
 from immunopet.analysis.heterogeneity import uptake_heterogeneity
+from immunopet.analysis.kinetics import KineticsSettings
 from immunopet.analysis.lesions import (
     lesion_visibility,
     recommend_time_point,
@@ -537,7 +538,7 @@ def assemble_analysis(
         if blood is not None:
             blood_vs_image = steps.run(
                 "blood samples vs image blood pool",
-                lambda: compare_with_image(blood, measurements),
+                lambda: compare_with_image(blood, measurements, voi=settings.reference_organ),
             )
             blood_means = steps.run("blood summary", lambda: blood_summary(blood, cohorts, plan))
 
@@ -549,6 +550,7 @@ def assemble_analysis(
                 blood=blood,
                 reference_series=plan.reference_series,
                 comparison_series=plan.comparison_series,
+                settings=KineticsSettings(blood_voi=settings.reference_organ),
             ),
         )
         if engagement is not None:
@@ -562,6 +564,7 @@ def assemble_analysis(
                     measurements,
                     lesions,
                     rule="reader",
+                    reference=settings.reference_organ,
                     min_long_axis_mm=settings.min_long_axis_mm,
                     denominator="scanned",
                     unknown_lesions="fdg-negative",
@@ -579,7 +582,13 @@ def assemble_analysis(
 
         tbr = steps.run(
             "tumour-to-blood ratio",
-            lambda: tumour_to_blood(measurements, lesions, plan, settings.min_long_axis_mm),
+            lambda: tumour_to_blood(
+                measurements,
+                lesions,
+                plan,
+                settings.min_long_axis_mm,
+                reference=settings.reference_organ,
+            ),
         )
         series = steps.run("analysis series", lambda: _analysis_series(measurements, plan))
         time_point = None

@@ -245,8 +245,11 @@ def tumour_to_blood(
     lesions: pd.DataFrame | None,
     plan: AnalysisPlan,
     min_long_axis_mm: float,
+    *,
+    reference: str = "blood_pool",
 ) -> pd.DataFrame:
-    """The tumour-to-blood ratio over the plan's lesion set.
+    """The tumour-to-blood ratio over the plan's lesion set, against the organ VOI
+    ``reference`` (the study's ``settings.reference_organ``).
 
     ``"quantitative"``: FDG-positive lesions with a baseline long axis >= the limit, not
     excluded (the lesions of the quantitative analysis; without a lesion table every lesion
@@ -274,6 +277,7 @@ def tumour_to_blood(
     out = tumour_to_blood_ratio(
         rows,
         lesions_table=lesions if plan.tumour_to_blood_lesions != "all" else None,
+        reference=reference,
         metric=plan.uptake_metric,
         reference_metric=plan.uptake_metric,
     )
