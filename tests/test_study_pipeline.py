@@ -280,8 +280,22 @@ def test_spill_in_warning_by_distance(exact_trial: Path, tmp_path: Path) -> None
         assert not rows.loc["near", "excluded"]
         assert "spill-in" not in rows.loc["far", "warnings"]
         assert rows.loc["far", "suggested_exclusion"] is None
-    # no blood_pool VOI in this scan: no ratio
+    # no blood_pool VOI in this scan: no ratio, and the scan says so
     assert math.isnan(rows.loc["near", "ratio_to_reference"])
+    assert any(
+        f"{ref.scan_id}: no organ VOI named 'blood_pool' (settings.reference_organ; organs: "
+        "spleen): the lesions have no ratio_to_reference" in w
+        for w in result.warnings
+    )
+    assert not any("spill-in not checked" in w for w in result.warnings)
+    # a spill-in organ the scan does not have: the check cannot be made, and the scan says so
+    result = process_scan(grown, AnalysisSettings(spill_in_organ="pancreas"))
+    assert frame(result)["distance_to_spill_in_organ_mm"].isna().all()
+    assert any(
+        f"{ref.scan_id}: spill-in not checked: no organ VOI or organ-mask label named "
+        "'pancreas' (settings.spill_in_organ)" in w
+        for w in result.warnings
+    )
 
 
 def test_exclusions_mark_lesion_rows(exact_trial: Path) -> None:

@@ -263,6 +263,21 @@ def _relate(
     lesions = [(voi, row, box) for voi, row, box in zip(vois, rows, boxes, strict=True)]
     lesions = [item for item in lesions if item[0].kind == "lesion"]
     organ = _spill_in_organ(ref, volume, organs, settings) if lesions else None
+    if lesions and reference is None:
+        warnings.warn(
+            f"{ref.scan_id}: no organ VOI named {settings.reference_organ!r} "
+            f"(settings.reference_organ; organs: {', '.join(sorted(organs)) or 'none'}): the "
+            "lesions have no ratio_to_reference",
+            ImmunoPETWarning,
+            stacklevel=2,
+        )
+    if lesions and organ is None:
+        warnings.warn(
+            f"{ref.scan_id}: spill-in not checked: no organ VOI or organ-mask label named "
+            f"{settings.spill_in_organ!r} (settings.spill_in_organ)",
+            ImmunoPETWarning,
+            stacklevel=2,
+        )
     excluded = {e.lesion: e.reason for e in exclusions if e.patient == ref.patient}
     for voi, row, box in lesions:
         if reference is not None:
