@@ -440,3 +440,35 @@ def test_the_blood_pool_is_the_organ_the_settings_name(report_trial: Path, tmp_p
         left = table.astype(str).sort_values(columns).reset_index(drop=True)
         right = other.astype(str).sort_values(columns).reset_index(drop=True)
         pd.testing.assert_frame_equal(left, right, obj=name)
+
+
+def test_parts_not_computed_for_a_wrong_input_are_shown_by_the_command(
+    report_trial: Path,  # noqa: F811
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """A lesion table naming lesions the run did not measure ("L1" for VOI "1"): the report
+    says per-patient uptake was not computed, and so does the command's output now."""
+    from immunopet.cli.main import main
+
+    results = tmp_path / "results"
+    results.mkdir()
+    for file in (report_trial / "results").glob("*.parquet"):
+        shutil.copy(file, results / file.name)
+    table = pd.read_csv(report_trial / "lesions.csv", dtype=str)
+    table["lesion"] = "L" + table["lesion"]
+    table.to_csv(report_trial / "lesions_renamed.csv", index=False)
+    text = (report_trial / "study.toml").read_text(encoding="utf-8")
+    assert 'lesions = "lesions.csv"' in text
+    manifest = report_trial / "study_renamed_lesions.toml"  # beside the data
+    manifest.write_text(text.replace('lesions = "lesions.csv"', 'lesions = "lesions_renamed.csv"'))
+    argv = ["report", str(results), "-o", str(tmp_path / "out"), "--no-qc"]
+    assert main([*argv, "--manifest", str(manifest)]) == 0
+    err = capsys.readouterr().err
+    assert (
+        "immunopet report: warning: analysis: per-patient uptake: not computed (lesions_table: "
+        "lesion: measured lesion missing from the lesion table (found 'P01/1'"
+    ) in err
+    assert str(report_trial) not in err  # the study's paths stay out of the output
+    assert main([*argv, "--manifest", str(report_trial / "study.toml")]) == 0
+    assert "warning: analysis" not in capsys.readouterr().err  # the right table: nothing to say

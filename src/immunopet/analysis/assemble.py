@@ -173,10 +173,12 @@ _NotApplicableError = NotApplicableError
 # ---------------------------------------------------------------------------- guarded steps
 @dataclass
 class _Steps:
-    """Runs the analysis steps; a failing step leaves its part ``None`` and writes a note."""
+    """Runs the analysis steps; a failing step leaves its part ``None`` and writes a note
+    (and, when an input is wrong rather than the part not applicable, a problem)."""
 
     progress: bool
     notes: list[str] = field(default_factory=list)
+    problems: list[str] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         self._bar = tqdm(desc="analysis", unit="step", disable=not self.progress)
@@ -191,7 +193,10 @@ class _Steps:
             result: _T | None = compute()
         except ImmunoPETError as exc:
             _LOG.debug("analysis step %r skipped", what, exc_info=True)
-            self.notes.append(f"{what}: not computed ({_error_text(exc)})")
+            note = f"{what}: not computed ({_error_text(exc)})"
+            self.notes.append(note)
+            if not isinstance(exc, NotApplicableError):  # an input is wrong, not absent
+                self.problems.append(note)
             result = None
         self._bar.update(1)
         return result
@@ -754,6 +759,7 @@ def assemble_analysis(
         warnings=_collect_warnings(tables, provenance, uptake),
         provenance=provenance,
         notes=list(dict.fromkeys(notes)),
+        problems=list(dict.fromkeys(steps.problems)),
     )
     return replace(analysis, tables=analysis_tables(analysis))
 

@@ -141,6 +141,10 @@ class StudyAnalysis:
         Package version, parameters, input hashes (from the store).
     notes : list of str
         Why a section is absent or how a choice was made (shown in the report).
+    problems : list of str
+        The notes of parts not computed because an input is wrong (a lesion table whose
+        lesions are not the measured ones, say), not merely absent: the command line shows
+        them too.
     """
 
     name: str
@@ -180,3 +184,4 @@ class StudyAnalysis:
     warnings: list[str] = field(default_factory=list)
     provenance: dict[str, Any] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
+    problems: list[str] = field(default_factory=list)

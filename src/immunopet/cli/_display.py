@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import sys
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, ClassVar, TextIO
 
 from immunopet.errors import ImmunoPETWarning
@@ -22,7 +22,7 @@ from immunopet.errors import ImmunoPETWarning
 if TYPE_CHECKING:
     from immunopet.study.model import Study
 
-__all__ = ["install", "redact_study", "redact_with"]
+__all__ = ["install", "redact_study", "redact_with", "warn_analysis_problems"]
 
 
 class _State:
@@ -80,3 +80,11 @@ def install(command: str) -> Callable[[], None]:
         _State.redactor = None
 
     return restore
+
+
+def warn_analysis_problems(problems: Sequence[str]) -> None:
+    """Show the parts of the analysis not computed because an input is wrong
+    (:attr:`~immunopet.analysis.results.StudyAnalysis.problems`) as warnings: the report
+    says so too, but the command's output should not look like a complete analysis."""
+    for problem in problems:
+        warnings.warn(f"analysis: {problem}", ImmunoPETWarning, stacklevel=2)

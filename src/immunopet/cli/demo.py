@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from immunopet import __version__
+from immunopet.cli._display import warn_analysis_problems
 from immunopet.errors import InputError
 
 __all__ = ["register", "run"]
@@ -99,6 +100,7 @@ def run(args: argparse.Namespace) -> int:
         progress=progress,
         workers=workers,
     )
+    warn_analysis_problems(built.analysis.problems)
     print(_closing_summary(outdir, built, summary.n_scans, time.perf_counter() - started))
     return 0 if summary.ok else 2
 

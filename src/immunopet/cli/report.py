@@ -6,7 +6,7 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from immunopet.cli._display import redact_study
+from immunopet.cli._display import redact_study, warn_analysis_problems
 from immunopet.study.manifest import load_manifest
 
 __all__ = ["register", "run"]
@@ -70,5 +70,6 @@ def run(args: argparse.Namespace) -> int:
     built = build_report(
         args.results, args.output, study=study, qc=not args.no_qc, workers=args.workers
     )
+    warn_analysis_problems(built.analysis.problems)
     print(f"report written to {built.index}")
     return 0

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from immunopet.report.drawing import FigureDrawer
 
-from immunopet.cli._display import redact_study
+from immunopet.cli._display import redact_study, warn_analysis_problems
 
 __all__ = ["register", "run"]
 
@@ -198,6 +198,7 @@ def run(args: argparse.Namespace) -> int:
                 progress=not args.quiet,
                 drawer=drawer,
             )
+            warn_analysis_problems(built.analysis.problems)
             if not args.quiet:
                 print(f"report: {built.index}")
     return 0 if summary.ok else 2
