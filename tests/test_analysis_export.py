@@ -472,3 +472,25 @@ def test_parts_not_computed_for_a_wrong_input_are_shown_by_the_command(
     assert str(report_trial) not in err  # the study's paths stay out of the output
     assert main([*argv, "--manifest", str(report_trial / "study.toml")]) == 0
     assert "warning: analysis" not in capsys.readouterr().err  # the right table: nothing to say
+
+
+def test_measured_patients_without_a_clinical_row_are_a_problem_not_only_a_note(
+    report_trial: Path,  # noqa: F811
+) -> None:
+    """The response tests then run on fewer patients than were measured: the command shows it
+    (``StudyAnalysis.problems``), the report notes it."""
+    from dataclasses import replace
+
+    from immunopet.study.manifest import load_manifest
+
+    study = load_manifest(report_trial / "study.toml")
+    clinical = pd.read_csv(report_trial / "clinical.csv", dtype=str)
+    first = str(clinical["patient"].iloc[0])
+    clinical.iloc[1:].to_csv(report_trial / "clinical_short.csv", index=False)
+    short = replace(study, inputs=replace(study.inputs, clinical=Path("clinical_short.csv")))
+    analysis = assemble_analysis(report_trial / "results", study=short)
+    note = (
+        f"lesions of patient(s) without a clinical row left out of the response analyses: {first}"
+    )
+    assert note in analysis.notes and note in analysis.problems
+    assert assemble_analysis(report_trial / "results", study=study).problems == []

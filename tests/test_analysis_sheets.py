@@ -111,6 +111,25 @@ def test_clinical_columns_the_plan_names_must_be_in_the_sheet(tmp_path: Path) ->
     assert "named by the manifest's analysis.biomarkers; expected one of patient," in problems[0]
 
 
+def test_a_patient_written_differently_from_the_manifest_is_named(tmp_path: Path) -> None:
+    from dataclasses import replace
+
+    from immunopet.study.model import Patient
+
+    clinical = VALID_CLINICAL.replace("\nP01,", "\nP1,").replace("\nP02,", "\np-02,")
+    clinical += "P99,61,F,Adenocarcinoma,5,5,3,PD,PD,40,1,200,1\n"  # enrolled, not scanned
+    patients = tuple(Patient(pseudonym=name) for name in ("P01", "P02"))
+    study = replace(_study(tmp_path, clinical=clinical), patients=patients)
+    assert sheet_problems(study) == [
+        "clinical.csv: row 2, column patient: not a patient of the manifest; did you mean "
+        "'P01'? (found 'P1'; expected the manifest's ids, written as there)",
+        "clinical.csv: row 3, column patient: not a patient of the manifest; did you mean "
+        "'P02'? (found 'p-02'; expected the manifest's ids, written as there)",
+    ]
+    exact = replace(_study(tmp_path, clinical=VALID_CLINICAL), patients=patients)
+    assert sheet_problems(exact) == []
+
+
 @pytest.fixture
 def study_folder(tmp_path: Path) -> Path:
     root = _make_data(tmp_path / "study")

@@ -663,7 +663,7 @@ def assemble_analysis(
             if uptake is not None:
                 lesion_table = steps.run(
                     "lesion uptake with response",
-                    lambda: response.lesion_response(uptake, clinical, plan, notes),
+                    lambda: response.lesion_response(uptake, clinical, plan, notes, steps.problems),
                 )
                 patients = steps.run(
                     "patient uptake with clinical data",

@@ -115,17 +115,27 @@ def _with_medians(result: TestResult, groups: dict[str, pd.Series], *, lesions: 
 
 
 def lesion_response(
-    uptake: PatientUptake, clinical: pd.DataFrame, plan: AnalysisPlan, notes: list[str]
+    uptake: PatientUptake,
+    clinical: pd.DataFrame,
+    plan: AnalysisPlan,
+    notes: list[str],
+    problems: list[str] | None = None,
 ) -> pd.DataFrame:
-    """Lesions of the analysis joined with the clinical columns and ``progression``."""
+    """Lesions of the analysis joined with the clinical columns and ``progression``.
+
+    Patients without a clinical row are left out, with a note (in ``notes``, and in
+    ``problems``: the tests then run on fewer patients than were measured)."""
     known = set(clinical["patient"].astype(str))
     lesions = uptake.lesions
     missing = sorted(set(lesions["patient"].astype(str)) - known)
     if missing:
-        notes.append(
+        note = (
             "lesions of patient(s) without a clinical row left out of the response analyses: "
             + ", ".join(missing)
         )
+        notes.append(note)
+        if problems is not None:
+            problems.append(note)
     kept = lesions[lesions["patient"].astype(str).isin(known)].reset_index(drop=True)
     joined = join_clinical(kept, clinical)
     flag = progression_at_landmark(clinical, plan.response)

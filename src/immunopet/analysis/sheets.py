@@ -9,11 +9,15 @@ the file (relative to the manifest's folder), the row (the header is row 1, as a
 numbers them), the column, the value found and what was expected. A column of the clinical
 sheet that the manifest's ``[analysis]`` names (a biomarker, an IHC marker, the response
 column) must be in it: a misspelt name only left that part out, with a note in the report.
+A patient of the clinical sheet written differently from a patient of the manifest (``P1``
+for ``P01``, ``p01``, ``P-01``) is a problem too: the patients' lesions were left out of the
+response analyses, which then ran on the others.
 """
 
 from __future__ import annotations
 
 import difflib
+import re
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -96,6 +100,35 @@ def _plan_column_problems(plan: AnalysisPlan, clinical: Path, root: Path) -> lis
     return found
 
 
+def _id_key(patient: str) -> str:
+    """A patient id as a comparison key: case, separators and leading zeros ignored."""
+    text = re.sub(r"[\s_\-.]", "", patient.casefold())
+    return re.sub(r"\d+", lambda number: str(int(number.group())), text)
+
+
+def _patient_id_problems(study: Study, clinical: Path, root: Path) -> list[str]:
+    """Clinical-sheet patients that are a manifest patient written differently."""
+    try:
+        frame = pd.read_csv(clinical, dtype=str, keep_default_na=False)
+    except (OSError, ValueError, pd.errors.ParserError):
+        return []  # the sheet's own problems are reported by its check
+    if "patient" not in frame.columns:
+        return []
+    rows = [str(p).strip() for p in frame["patient"]]
+    manifest = {patient.pseudonym for patient in study.patients}
+    by_key = {_id_key(patient): patient for patient in manifest}
+    found = []
+    for row, patient in enumerate(rows, start=2):  # the header is row 1
+        meant = by_key.get(_id_key(patient)) if patient else None
+        if patient not in manifest and meant is not None and meant not in rows:
+            found.append(
+                f"{_shown(clinical, root)}: row {row}, column patient: not a patient of the "
+                f"manifest; did you mean {meant!r}? (found {patient!r}; expected the "
+                f"manifest's ids, written as there)"
+            )
+    return found
+
+
 def sheet_problems(study: Study) -> list[str]:
     """Every problem of the sheets the study's ``[inputs]`` name (empty when all are valid).
 
@@ -125,6 +158,7 @@ def sheet_problems(study: Study) -> list[str]:
     if clinical is not None:
         found += _relative(clinical_problems(clinical), clinical, root)
         found += _plan_column_problems(study.plan, clinical, root)
+        found += _patient_id_problems(study, clinical, root)
         known = _patients_of(clinical)
     events = where(inputs.adverse_events)
     if events is not None:
