@@ -130,6 +130,30 @@ def test_a_patient_written_differently_from_the_manifest_is_named(tmp_path: Path
     assert sheet_problems(exact) == []
 
 
+def test_a_blood_sample_of_a_series_the_patient_was_not_injected_in_is_named(
+    tmp_path: Path,
+) -> None:
+    from dataclasses import replace
+
+    from immunopet.study.model import Injection, Patient
+
+    sample = (
+        "P01,{series},5min,2018-04-09T09:36:00,2018-04-09T09:41:00,2018-04-20T10:00:00,"
+        "37000000,1200,1500\n"
+    )
+    blood = BLOOD_HEADER + sample.format(series="tracer only") + sample.format(series="predose")
+    blood += sample.format(series="tracer-only").replace("P01,", "P07,")  # not in the manifest
+    patient = Patient(pseudonym="P01", injections=(Injection(series="tracer-only"),))
+    study = replace(_study(tmp_path, blood_samples=blood), patients=(patient,))
+    problems = [p for p in sheet_problems(study) if "column series" in p]
+    assert problems == [
+        "blood_samples.csv: row 2, column series: not a series of P01's injections; did you "
+        "mean 'tracer-only'? (found 'tracer only'; expected one of tracer-only)",
+        "blood_samples.csv: row 3, column series: not a series of P01's injections "
+        "(found 'predose'; expected one of tracer-only)",
+    ]
+
+
 @pytest.fixture
 def study_folder(tmp_path: Path) -> Path:
     root = _make_data(tmp_path / "study")

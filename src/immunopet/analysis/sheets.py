@@ -11,7 +11,9 @@ sheet that the manifest's ``[analysis]`` names (a biomarker, an IHC marker, the 
 column) must be in it: a misspelt name only left that part out, with a note in the report.
 A patient of the clinical sheet written differently from a patient of the manifest (``P1``
 for ``P01``, ``p01``, ``P-01``) is a problem too: the patients' lesions were left out of the
-response analyses, which then ran on the others.
+response analyses, which then ran on the others. So is a blood sample of a manifest patient
+naming a series the patient has no injection of (``tracer only`` for ``tracer-only``): the
+Patlak fits of that series quietly fell back to the image-derived input.
 """
 
 from __future__ import annotations
@@ -129,6 +131,31 @@ def _patient_id_problems(study: Study, clinical: Path, root: Path) -> list[str]:
     return found
 
 
+def _blood_series_problems(study: Study, samples: Path, root: Path) -> list[str]:
+    """Blood samples of a manifest patient naming a series that patient has no injection of."""
+    try:
+        frame = pd.read_csv(samples, dtype=str, keep_default_na=False)
+    except (OSError, ValueError, pd.errors.ParserError):
+        return []  # the sheet's own problems are reported by its check
+    if not {"patient", "series"} <= set(frame.columns):
+        return []
+    series = {p.pseudonym: sorted({i.series for i in p.injections}) for p in study.patients}
+    found = []
+    pairs = zip(frame["patient"], frame["series"], strict=True)
+    for row, (patient, name) in enumerate(pairs, start=2):  # the header is row 1
+        patient, name = str(patient).strip(), str(name).strip()
+        known = series.get(patient)
+        if not known or name in known:
+            continue
+        close = difflib.get_close_matches(name, known, n=1)
+        hint = f"; did you mean {close[0]!r}?" if close else ""
+        found.append(
+            f"{_shown(samples, root)}: row {row}, column series: not a series of {patient}'s "
+            f"injections{hint} (found {name!r}; expected one of {', '.join(known)})"
+        )
+    return found
+
+
 def sheet_problems(study: Study) -> list[str]:
     """Every problem of the sheets the study's ``[inputs]`` name (empty when all are valid).
 
@@ -166,6 +193,7 @@ def sheet_problems(study: Study) -> list[str]:
     blood = where(inputs.blood_samples)
     if blood is not None:
         found += _relative(blood_sample_problems(blood), blood, root)
+        found += _blood_series_problems(study, blood, root)
     calibration = where(inputs.counter_calibration)
     if calibration is not None:
         found += _relative(_one(lambda: read_counter_calibration(calibration)), calibration, root)
