@@ -128,6 +128,16 @@ def test_a_patient_written_differently_from_the_manifest_is_named(tmp_path: Path
     ]
     exact = replace(_study(tmp_path, clinical=VALID_CLINICAL), patients=patients)
     assert sheet_problems(exact) == []
+    # the lesion table likewise, each wrong id once (at its first row)
+    lesions = (
+        "patient,lesion,site,long_axis_mm,fdg_positive\n"
+        "P01,1,lung,30,True\nP2,1,liver,25,True\nP2,2,liver,22,True\n"
+    )
+    table = replace(_study(tmp_path, lesions=lesions), patients=patients)
+    assert [p for p in sheet_problems(table) if "column patient" in p] == [
+        "lesions.csv: row 3, column patient: not a patient of the manifest; did you mean "
+        "'P02'? (found 'P2'; expected the manifest's ids, written as there)",
+    ]
 
 
 def test_a_blood_sample_of_a_series_the_patient_was_not_injected_in_is_named(

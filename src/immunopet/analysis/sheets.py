@@ -9,9 +9,9 @@ the file (relative to the manifest's folder), the row (the header is row 1, as a
 numbers them), the column, the value found and what was expected. A column of the clinical
 sheet that the manifest's ``[analysis]`` names (a biomarker, an IHC marker, the response
 column) must be in it: a misspelt name only left that part out, with a note in the report.
-A patient of the clinical sheet written differently from a patient of the manifest (``P1``
-for ``P01``, ``p01``, ``P-01``) is a problem too: the patients' lesions were left out of the
-response analyses, which then ran on the others. So is a blood sample of a manifest patient
+A patient of the clinical sheet or the lesion table written differently from a patient of the
+manifest (``P1`` for ``P01``, ``p01``, ``P-01``) is a problem too: the patients' lesions were
+left out of the response analyses, which then ran on the others. So is a blood sample of a manifest patient
 naming a series the patient has no injection of (``tracer only`` for ``tracer-only``): the
 Patlak fits of that series quietly fell back to the image-derived input.
 """
@@ -108,10 +108,11 @@ def _id_key(patient: str) -> str:
     return re.sub(r"\d+", lambda number: str(int(number.group())), text)
 
 
-def _patient_id_problems(study: Study, clinical: Path, root: Path) -> list[str]:
-    """Clinical-sheet patients that are a manifest patient written differently."""
+def _patient_id_problems(study: Study, sheet: Path, root: Path) -> list[str]:
+    """Patients of a sheet (clinical, lesion table) that are a manifest patient written
+    differently; each once, at its first row."""
     try:
-        frame = pd.read_csv(clinical, dtype=str, keep_default_na=False)
+        frame = pd.read_csv(sheet, dtype=str, keep_default_na=False)
     except (OSError, ValueError, pd.errors.ParserError):
         return []  # the sheet's own problems are reported by its check
     if "patient" not in frame.columns:
@@ -120,14 +121,17 @@ def _patient_id_problems(study: Study, clinical: Path, root: Path) -> list[str]:
     manifest = {patient.pseudonym for patient in study.patients}
     by_key = {_id_key(patient): patient for patient in manifest}
     found = []
+    named: set[str] = set()
     for row, patient in enumerate(rows, start=2):  # the header is row 1
         meant = by_key.get(_id_key(patient)) if patient else None
-        if patient not in manifest and meant is not None and meant not in rows:
-            found.append(
-                f"{_shown(clinical, root)}: row {row}, column patient: not a patient of the "
-                f"manifest; did you mean {meant!r}? (found {patient!r}; expected the "
-                f"manifest's ids, written as there)"
-            )
+        if patient in manifest or patient in named or meant is None or meant in rows:
+            continue
+        named.add(patient)
+        found.append(
+            f"{_shown(sheet, root)}: row {row}, column patient: not a patient of the "
+            f"manifest; did you mean {meant!r}? (found {patient!r}; expected the "
+            f"manifest's ids, written as there)"
+        )
     return found
 
 
@@ -205,4 +209,5 @@ def sheet_problems(study: Study) -> list[str]:
             found.append(f"{_shown(lesions, root)}: not a readable CSV table ({exc})")
         else:
             found += _relative(_one(lambda: _lesion_table(table)), lesions, root)
+            found += _patient_id_problems(study, lesions, root)
     return found
