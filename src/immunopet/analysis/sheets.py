@@ -11,9 +11,9 @@ sheet that the manifest's ``[analysis]`` names (a biomarker, an IHC marker, the 
 column) must be in it: a misspelt name only left that part out, with a note in the report.
 A patient of the clinical sheet or the lesion table written differently from a patient of the
 manifest (``P1`` for ``P01``, ``p01``, ``P-01``) is a problem too: the patients' lesions were
-left out of the response analyses, which then ran on the others. So is a blood sample of a manifest patient
-naming a series the patient has no injection of (``tracer only`` for ``tracer-only``): the
-Patlak fits of that series quietly fell back to the image-derived input.
+left out of the response analyses, which then ran on the others. So is a blood sample of a
+manifest patient naming a series the patient has no injection of (``tracer only`` for
+``tracer-only``): the Patlak fits of that series quietly fell back to the image-derived input.
 """
 
 from __future__ import annotations
