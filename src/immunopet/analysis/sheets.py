@@ -59,12 +59,19 @@ def _one(check: Callable[[], object]) -> list[ImmunoPETError]:
     return []
 
 
-def _patients_of(path: Path) -> list[str] | None:
+def _text_table(path: Path, columns: Sequence[str]) -> pd.DataFrame | None:
+    """The sheet as text cells; None when it cannot be read or lacks one of ``columns`` (the
+    sheet's own check reports that)."""
     try:
         frame = pd.read_csv(path, dtype=str, keep_default_na=False)
     except (OSError, ValueError, pd.errors.ParserError):
         return None
-    if "patient" not in frame.columns:
+    return frame if set(columns) <= set(frame.columns) else None
+
+
+def _patients_of(path: Path) -> list[str] | None:
+    frame = _text_table(path, ("patient",))
+    if frame is None:
         return None
     return [str(p).strip() for p in frame["patient"] if str(p).strip()]
 
@@ -111,11 +118,8 @@ def _id_key(patient: str) -> str:
 def _patient_id_problems(study: Study, sheet: Path, root: Path) -> list[str]:
     """Patients of a sheet (clinical, lesion table) that are a manifest patient written
     differently; each once, at its first row."""
-    try:
-        frame = pd.read_csv(sheet, dtype=str, keep_default_na=False)
-    except (OSError, ValueError, pd.errors.ParserError):
-        return []  # the sheet's own problems are reported by its check
-    if "patient" not in frame.columns:
+    frame = _text_table(sheet, ("patient",))
+    if frame is None:
         return []
     rows = [str(p).strip() for p in frame["patient"]]
     manifest = {patient.pseudonym for patient in study.patients}
@@ -137,11 +141,8 @@ def _patient_id_problems(study: Study, sheet: Path, root: Path) -> list[str]:
 
 def _blood_series_problems(study: Study, samples: Path, root: Path) -> list[str]:
     """Blood samples of a manifest patient naming a series that patient has no injection of."""
-    try:
-        frame = pd.read_csv(samples, dtype=str, keep_default_na=False)
-    except (OSError, ValueError, pd.errors.ParserError):
-        return []  # the sheet's own problems are reported by its check
-    if not {"patient", "series"} <= set(frame.columns):
+    frame = _text_table(samples, ("patient", "series"))
+    if frame is None:
         return []
     series = {p.pseudonym: sorted({i.series for i in p.injections}) for p in study.patients}
     found = []
