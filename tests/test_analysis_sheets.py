@@ -153,10 +153,13 @@ def test_a_blood_sample_of_a_series_the_patient_was_not_injected_in_is_named(
     )
     blood = BLOOD_HEADER + sample.format(series="tracer only") + sample.format(series="predose")
     blood += sample.format(series="tracer-only").replace("P01,", "P07,")  # not in the manifest
+    blood += sample.format(series="tracer-only").replace("P01,", "p-1,")  # P01 written otherwise
     patient = Patient(pseudonym="P01", injections=(Injection(series="tracer-only"),))
     study = replace(_study(tmp_path, blood_samples=blood), patients=(patient,))
-    problems = [p for p in sheet_problems(study) if "column series" in p]
+    problems = [p for p in sheet_problems(study) if "column series" in p or "column patient" in p]
     assert problems == [
+        "blood_samples.csv: row 5, column patient: not a patient of the manifest; did you mean "
+        "'P01'? (found 'p-1'; expected the manifest's ids, written as there)",
         "blood_samples.csv: row 2, column series: not a series of P01's injections; did you "
         "mean 'tracer-only'? (found 'tracer only'; expected one of tracer-only)",
         "blood_samples.csv: row 3, column series: not a series of P01's injections "

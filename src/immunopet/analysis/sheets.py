@@ -9,11 +9,12 @@ the file (relative to the manifest's folder), the row (the header is row 1, as a
 numbers them), the column, the value found and what was expected. A column of the clinical
 sheet that the manifest's ``[analysis]`` names (a biomarker, an IHC marker, the response
 column) must be in it: a misspelt name only left that part out, with a note in the report.
-A patient of the clinical sheet or the lesion table written differently from a patient of the
-manifest (``P1`` for ``P01``, ``p01``, ``P-01``) is a problem too: the patients' lesions were
-left out of the response analyses, which then ran on the others. So is a blood sample of a
-manifest patient naming a series the patient has no injection of (``tracer only`` for
-``tracer-only``): the Patlak fits of that series quietly fell back to the image-derived input.
+A patient of the clinical sheet, the lesion table or the blood samples written differently from
+a patient of the manifest (``P1`` for ``P01``, ``p01``, ``P-01``) is a problem too: the
+patient's lesions were left out of the response analyses, which then ran on the others (and
+the samples out of the Patlak fits' sampled input). So is a blood sample of a manifest patient
+naming a series the patient has no injection of (``tracer only`` for ``tracer-only``): the
+Patlak fits of that series quietly fell back to the image-derived input.
 """
 
 from __future__ import annotations
@@ -116,8 +117,8 @@ def _id_key(patient: str) -> str:
 
 
 def _patient_id_problems(study: Study, sheet: Path, root: Path) -> list[str]:
-    """Patients of a sheet (clinical, lesion table) that are a manifest patient written
-    differently; each once, at its first row."""
+    """Patients of a sheet (clinical, lesion table, blood samples) that are a manifest patient
+    written differently; each once, at its first row."""
     frame = _text_table(sheet, ("patient",))
     if frame is None:
         return []
@@ -128,7 +129,7 @@ def _patient_id_problems(study: Study, sheet: Path, root: Path) -> list[str]:
     named: set[str] = set()
     for row, patient in enumerate(rows, start=2):  # the header is row 1
         meant = by_key.get(_id_key(patient)) if patient else None
-        if patient in manifest or patient in named or meant is None or meant in rows:
+        if patient in manifest or patient in named or meant is None:
             continue
         named.add(patient)
         found.append(
@@ -198,6 +199,7 @@ def sheet_problems(study: Study) -> list[str]:
     blood = where(inputs.blood_samples)
     if blood is not None:
         found += _relative(blood_sample_problems(blood), blood, root)
+        found += _patient_id_problems(study, blood, root)
         found += _blood_series_problems(study, blood, root)
     calibration = where(inputs.counter_calibration)
     if calibration is not None:
