@@ -60,19 +60,17 @@ def _one(check: Callable[[], object]) -> list[ImmunoPETError]:
     return []
 
 
-def _text_table(path: Path, columns: Sequence[str]) -> pd.DataFrame | None:
-    """The sheet as text cells; None when it cannot be read or lacks one of ``columns`` (the
-    sheet's own check reports that)."""
+def _text_table(path: Path) -> pd.DataFrame | None:
+    """The sheet as text cells, read once for the checks below; None when it cannot be read
+    (the sheet's own check reports that)."""
     try:
-        frame = pd.read_csv(path, dtype=str, keep_default_na=False)
+        return pd.read_csv(path, dtype=str, keep_default_na=False)
     except (OSError, ValueError, pd.errors.ParserError):
         return None
-    return frame if set(columns) <= set(frame.columns) else None
 
 
-def _patients_of(path: Path) -> list[str] | None:
-    frame = _text_table(path, ("patient",))
-    if frame is None:
+def _patients_of(frame: pd.DataFrame | None) -> list[str] | None:
+    if frame is None or "patient" not in frame.columns:
         return None
     return [str(p).strip() for p in frame["patient"] if str(p).strip()]
 
@@ -92,11 +90,10 @@ def _named_columns(plan: AnalysisPlan) -> list[tuple[str, str]]:
     return named
 
 
-def _plan_column_problems(plan: AnalysisPlan, clinical: Path, root: Path) -> list[str]:
-    try:
-        columns = [str(c) for c in pd.read_csv(clinical, nrows=0).columns]
-    except (OSError, ValueError, pd.errors.ParserError):
-        return []  # the sheet's own problems are reported by its check
+def _plan_column_problems(plan: AnalysisPlan, frame: pd.DataFrame | None, shown: str) -> list[str]:
+    if frame is None:
+        return []
+    columns = [str(c) for c in frame.columns]
     found = []
     for key, column in dict.fromkeys(_named_columns(plan)):
         if column in columns:
@@ -104,7 +101,7 @@ def _plan_column_problems(plan: AnalysisPlan, clinical: Path, root: Path) -> lis
         close = difflib.get_close_matches(column, columns, n=1, cutoff=0.85)
         hint = f"; did you mean {close[0]!r}?" if close else ""
         found.append(
-            f"{_shown(clinical, root)}: column {column!r}: not in the sheet{hint} (named by "
+            f"{shown}: column {column!r}: not in the sheet{hint} (named by "
             f"the manifest's {key}; expected one of {', '.join(columns)})"
         )
     return found
@@ -116,11 +113,10 @@ def _id_key(patient: str) -> str:
     return re.sub(r"\d+", lambda number: str(int(number.group())), text)
 
 
-def _patient_id_problems(study: Study, sheet: Path, root: Path) -> list[str]:
+def _patient_id_problems(study: Study, frame: pd.DataFrame | None, shown: str) -> list[str]:
     """Patients of a sheet (clinical, lesion table, blood samples) that are a manifest patient
     written differently; each once, at its first row."""
-    frame = _text_table(sheet, ("patient",))
-    if frame is None:
+    if frame is None or "patient" not in frame.columns:
         return []
     rows = [str(p).strip() for p in frame["patient"]]
     manifest = {patient.pseudonym for patient in study.patients}
@@ -133,17 +129,16 @@ def _patient_id_problems(study: Study, sheet: Path, root: Path) -> list[str]:
             continue
         named.add(patient)
         found.append(
-            f"{_shown(sheet, root)}: row {row}, column patient: not a patient of the "
+            f"{shown}: row {row}, column patient: not a patient of the "
             f"manifest; did you mean {meant!r}? (found {patient!r}; expected the "
             f"manifest's ids, written as there)"
         )
     return found
 
 
-def _blood_series_problems(study: Study, samples: Path, root: Path) -> list[str]:
+def _blood_series_problems(study: Study, frame: pd.DataFrame | None, shown: str) -> list[str]:
     """Blood samples of a manifest patient naming a series that patient has no injection of."""
-    frame = _text_table(samples, ("patient", "series"))
-    if frame is None:
+    if frame is None or not {"patient", "series"} <= set(frame.columns):
         return []
     series = {p.pseudonym: sorted({i.series for i in p.injections}) for p in study.patients}
     found = []
@@ -156,7 +151,7 @@ def _blood_series_problems(study: Study, samples: Path, root: Path) -> list[str]
         close = difflib.get_close_matches(name, known, n=1)
         hint = f"; did you mean {close[0]!r}?" if close else ""
         found.append(
-            f"{_shown(samples, root)}: row {row}, column series: not a series of {patient}'s "
+            f"{shown}: row {row}, column series: not a series of {patient}'s "
             f"injections{hint} (found {name!r}; expected one of {', '.join(known)})"
         )
     return found
@@ -189,18 +184,20 @@ def sheet_problems(study: Study) -> list[str]:
     clinical = where(inputs.clinical)
     known = None
     if clinical is not None:
+        text = _text_table(clinical)
         found += _relative(clinical_problems(clinical), clinical, root)
-        found += _plan_column_problems(study.plan, clinical, root)
-        found += _patient_id_problems(study, clinical, root)
-        known = _patients_of(clinical)
+        found += _plan_column_problems(study.plan, text, _shown(clinical, root))
+        found += _patient_id_problems(study, text, _shown(clinical, root))
+        known = _patients_of(text)
     events = where(inputs.adverse_events)
     if events is not None:
         found += _relative(adverse_event_problems(events, known_patients=known), events, root)
     blood = where(inputs.blood_samples)
     if blood is not None:
+        text = _text_table(blood)
         found += _relative(blood_sample_problems(blood), blood, root)
-        found += _patient_id_problems(study, blood, root)
-        found += _blood_series_problems(study, blood, root)
+        found += _patient_id_problems(study, text, _shown(blood, root))
+        found += _blood_series_problems(study, text, _shown(blood, root))
     calibration = where(inputs.counter_calibration)
     if calibration is not None:
         found += _relative(_one(lambda: read_counter_calibration(calibration)), calibration, root)
@@ -212,5 +209,5 @@ def sheet_problems(study: Study) -> list[str]:
             found.append(f"{_shown(lesions, root)}: not a readable CSV table ({exc})")
         else:
             found += _relative(_one(lambda: _lesion_table(table)), lesions, root)
-            found += _patient_id_problems(study, lesions, root)
+            found += _patient_id_problems(study, _text_table(lesions), _shown(lesions, root))
     return found
